@@ -1,0 +1,85 @@
+//! The HTTP API: routes, the admin-token guard, and the invoke route.
+//!
+//! Handlers are thin: they parse and check input, call a service, and map
+//! the result to JSON or to an [`ApiError`]. No business rule lives here.
+
+mod admin;
+mod error;
+mod invoke;
+
+pub use error::ApiError;
+
+use crate::functions::Functions;
+use crate::metrics::Metrics;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use std::sync::Arc;
+
+/// Shared state of every handler.
+pub struct AppState {
+    /// The functions service.
+    pub functions: Functions,
+    /// Process metrics.
+    pub metrics: Arc<Metrics>,
+    /// The admin token (compared in constant time).
+    pub admin_token: String,
+}
+
+/// The OpenAPI document of the REST API.
+const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+/// Builds the router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let admin = admin::routes()
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    Router::new()
+        .route("/fn/{name}", any(invoke::invoke))
+        .route("/fn/{name}/{*path}", any(invoke::invoke))
+        .route(
+            "/api/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/api/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .merge(admin)
+        .fallback(|| async { ApiError::route_not_found() })
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// Rejects requests without `Authorization: Bearer <admin token>`.
+async fn require_admin(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) => {
+            next.run(request).await
+        }
+        _ => ApiError::unauthorized().into_response(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

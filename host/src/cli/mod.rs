@@ -1,0 +1,335 @@
+//! The `aura` command line: `serve`, and the client commands that talk to a
+//! running server over its admin API (`deploy`, `functions …`, `logs`).
+
+mod client;
+
+use crate::runtime::Limits;
+use crate::server::{self, ServeOptions};
+use clap::{Args, Parser, Subcommand};
+use client::Client;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Aura: deploy WebAssembly components and invoke them over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "aura", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// How client commands reach the server.
+#[derive(Debug, Args)]
+struct Connection {
+    /// Server URL [default: http://127.0.0.1:8090]
+    #[arg(long, env = "AURA_URL", global = true)]
+    url: Option<String>,
+    /// Admin token [default: read from DATA_DIR/admin.token]
+    #[arg(long, env = "AURA_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// Data directory (for `serve`, and to find the admin token)
+    #[arg(
+        long,
+        env = "AURA_DATA_DIR",
+        global = true,
+        default_value = "./aura-data"
+    )]
+    data_dir: PathBuf,
+    /// Print the server's JSON answers as they are
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the Aura server
+    Serve {
+        /// Address to listen on (port 0 picks a free one)
+        #[arg(long, env = "AURA_ADDR", default_value = "127.0.0.1:8090")]
+        addr: String,
+    },
+    /// Deploy a component as a new version of a function and activate it
+    Deploy {
+        /// The component file (`.wasm`, built for wasm32-wasip2)
+        file: PathBuf,
+        /// Function name [default: the file name without extension]
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// List and manage deployed functions
+    Functions {
+        #[command(subcommand)]
+        command: FunctionsCommand,
+    },
+    /// Show recent invocations of a function with their stdout/stderr
+    Logs {
+        /// Function name
+        name: String,
+        /// Keep printing new invocations as they happen
+        #[arg(long, short)]
+        follow: bool,
+        /// How many recent invocations to show first
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FunctionsCommand {
+    /// List functions
+    List,
+    /// Show one function
+    Show { name: String },
+    /// List a function's versions
+    Versions { name: String },
+    /// Re-activate the previous version (or --to VERSION)
+    Rollback {
+        name: String,
+        #[arg(long)]
+        to: Option<i64>,
+    },
+    /// Delete a function with all its versions and logs
+    Delete { name: String },
+}
+
+/// Per-version limits; unset ones take the server's defaults.
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Memory limit in MiB
+    #[arg(long)]
+    memory_mb: Option<u64>,
+    /// CPU-time limit per invocation in milliseconds
+    #[arg(long)]
+    cpu_ms: Option<u64>,
+    /// Wall-clock limit per invocation in milliseconds
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Largest request body in bytes
+    #[arg(long)]
+    max_request_bytes: Option<u64>,
+    /// Largest response body in bytes
+    #[arg(long)]
+    max_response_bytes: Option<u64>,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        let defaults = Limits::default();
+        Limits {
+            memory_mb: self.memory_mb.unwrap_or(defaults.memory_mb),
+            cpu_ms: self.cpu_ms.unwrap_or(defaults.cpu_ms),
+            timeout_ms: self.timeout_ms.unwrap_or(defaults.timeout_ms),
+            max_request_bytes: self.max_request_bytes.unwrap_or(defaults.max_request_bytes),
+            max_response_bytes: self
+                .max_response_bytes
+                .unwrap_or(defaults.max_response_bytes),
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let connection = cli.connection;
+    if let Command::Serve { addr } = cli.command {
+        init_tracing();
+        return server::serve(ServeOptions {
+            addr,
+            data_dir: connection.data_dir,
+        })
+        .await;
+    }
+    let client = Client::new(
+        connection.url.as_deref(),
+        connection.token,
+        &connection.data_dir,
+    )?;
+    let json = connection.json;
+    match cli.command {
+        Command::Serve { .. } => unreachable!("handled above"),
+        Command::Deploy { file, name, limits } => {
+            let name = match name {
+                Some(name) => name,
+                None => file
+                    .file_stem()
+                    .and_then(|stem| stem.to_str())
+                    .map(|stem| stem.replace('_', "-"))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("cannot derive a name from {}; pass --name", file.display())
+                    })?,
+            };
+            let wasm = std::fs::read(&file)
+                .map_err(|err| anyhow::anyhow!("reading {}: {err}", file.display()))?;
+            let version = client.deploy(&name, wasm, &limits.limits()).await?;
+            print(json, &version, |v| {
+                format!(
+                    "deployed {} version {} (sha256 {}, {} bytes); call it at {}/fn/{}",
+                    v["function"].as_str().unwrap_or(&name),
+                    v["version"],
+                    v["hash"].as_str().map_or("", |h| &h[..12.min(h.len())]),
+                    v["size"],
+                    client.base(),
+                    name
+                )
+            });
+        }
+        Command::Functions { command } => match command {
+            FunctionsCommand::List => {
+                let answer = client.get("/api/admin/functions").await?;
+                print(json, &answer, |a| {
+                    let mut out = format!(
+                        "{:<24} {:>7} {:>9}  {}\n",
+                        "NAME", "ACTIVE", "VERSIONS", "UPDATED"
+                    );
+                    for f in a["functions"].as_array().into_iter().flatten() {
+                        out += &format!(
+                            "{:<24} {:>7} {:>9}  {}\n",
+                            text(&f["name"]),
+                            f["active_version"],
+                            f["versions"],
+                            text(&f["updated_at"])
+                        );
+                    }
+                    out.trim_end().to_owned()
+                });
+            }
+            FunctionsCommand::Show { name } => {
+                let answer = client.get(&format!("/api/admin/functions/{name}")).await?;
+                print(json, &answer, |f| {
+                    format!(
+                        "{}: active version {} of {}, created {}, updated {}",
+                        text(&f["name"]),
+                        f["active_version"],
+                        f["versions"],
+                        text(&f["created_at"]),
+                        text(&f["updated_at"])
+                    )
+                });
+            }
+            FunctionsCommand::Versions { name } => {
+                let answer = client
+                    .get(&format!("/api/admin/functions/{name}/versions"))
+                    .await?;
+                print(json, &answer, |a| {
+                    let mut out = format!(
+                        "{:>7}  {:<6} {:<12} {:>10}  {}\n",
+                        "VERSION", "ACTIVE", "SHA256", "BYTES", "CREATED"
+                    );
+                    for v in a["versions"].as_array().into_iter().flatten() {
+                        let hash = text(&v["hash"]);
+                        out += &format!(
+                            "{:>7}  {:<6} {:<12} {:>10}  {}\n",
+                            v["version"],
+                            if v["active"] == true { "*" } else { "" },
+                            &hash[..12.min(hash.len())],
+                            v["size"],
+                            text(&v["created_at"])
+                        );
+                    }
+                    out.trim_end().to_owned()
+                });
+            }
+            FunctionsCommand::Rollback { name, to } => {
+                let body = to.map_or(
+                    Value::Null,
+                    |version| serde_json::json!({ "version": version }),
+                );
+                let answer = client
+                    .post_json(&format!("/api/admin/functions/{name}/rollback"), &body)
+                    .await?;
+                print(json, &answer, |v| {
+                    format!("{name}: active version is now {}", v["version"])
+                });
+            }
+            FunctionsCommand::Delete { name } => {
+                client
+                    .delete(&format!("/api/admin/functions/{name}"))
+                    .await?;
+                if !json {
+                    println!("deleted {name}");
+                }
+            }
+        },
+        Command::Logs {
+            name,
+            follow,
+            limit,
+        } => {
+            let logs = format!("/api/admin/functions/{name}/logs");
+            let answer = client.get(&format!("{logs}?limit={limit}")).await?;
+            let mut after = print_invocations(json, &answer);
+            if follow {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let since = after.unwrap_or(0);
+                    let answer = client
+                        .get(&format!("{logs}?after={since}&limit=1000"))
+                        .await?;
+                    after = print_invocations(json, &answer).or(after);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints invocation records; returns the last `seq` printed.
+fn print_invocations(json: bool, answer: &Value) -> Option<i64> {
+    let records = answer["invocations"].as_array()?;
+    for r in records {
+        if json {
+            println!("{r}");
+            continue;
+        }
+        let status = r["status"]
+            .as_i64()
+            .map_or("-".to_owned(), |s| s.to_string());
+        println!(
+            "{} {} v{} {} {} {} -> {} {} ({:.1} ms)",
+            text(&r["started_at"]),
+            text(&r["id"]),
+            r["version"],
+            text(&r["function"]),
+            text(&r["method"]),
+            text(&r["path"]),
+            status,
+            text(&r["outcome"]),
+            r["duration_ms"].as_f64().unwrap_or(0.0)
+        );
+        if let Some(error) = r["error"].as_str() {
+            println!("  error: {error}");
+        }
+        for (stream, key) in [("stdout", "stdout"), ("stderr", "stderr")] {
+            for line in text(&r[key]).lines() {
+                println!("  {stream}| {line}");
+            }
+        }
+    }
+    records.last().and_then(|r| r["seq"].as_i64())
+}
+
+fn print(json: bool, value: &Value, human: impl FnOnce(&Value) -> String) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{}", human(value));
+    }
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or("")
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AURA_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,wasmtime_cranelift=warn,cranelift=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,533 @@
+//! The functions service: deploying components as immutable versions,
+//! activating and rolling back versions, and invoking the active version.
+//!
+//! It owns the `functions` and `function_versions` tables, the component
+//! blobs under `DATA/components/`, and the in-memory table of active,
+//! pre-linked versions. The admin API and the invoke route are thin doors
+//! onto it; it knows nothing of axum.
+
+pub mod logs;
+
+use crate::metrics::Metrics;
+use crate::runtime::{
+    CacheOutcome, Failure, InvalidComponent, Invocation, Limits, Monitor, Prepared, Runtime,
+};
+use bytes::Bytes;
+use chrono::{SecondsFormat, Utc};
+use http_body::Body;
+use logs::{InvocationLog, InvocationRecord};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{Row, SqlitePool};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+/// A function's version that is ready to serve.
+pub struct ActiveVersion {
+    /// Version number.
+    pub version: i64,
+    /// Its limits.
+    pub limits: Limits,
+    prepared: Prepared,
+}
+
+/// A deployed function, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionInfo {
+    /// Name, used in `/fn/{name}`.
+    pub name: String,
+    /// The version requests go to.
+    pub active_version: i64,
+    /// How many versions exist.
+    pub versions: i64,
+    /// First deploy (RFC 3339).
+    pub created_at: String,
+    /// Last deploy, rollback (RFC 3339).
+    pub updated_at: String,
+}
+
+/// One immutable version of a function.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionInfo {
+    /// Function name.
+    pub function: String,
+    /// Version number, from 1.
+    pub version: i64,
+    /// SHA-256 of the component bytes (hex).
+    pub hash: String,
+    /// Component size in bytes.
+    pub size: i64,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Whether this is the active version.
+    pub active: bool,
+    /// When it was deployed (RFC 3339).
+    pub created_at: String,
+}
+
+/// Errors of the functions service; the API maps each to a stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    /// The name is not a valid function name.
+    #[error(
+        "invalid function name `{0}`: use 1-63 characters a-z, 0-9, `-` or `_`, starting with a letter or digit"
+    )]
+    InvalidName(String),
+    /// The limits are out of range.
+    #[error("{0}")]
+    InvalidLimits(String),
+    /// The component was refused.
+    #[error(transparent)]
+    InvalidComponent(#[from] InvalidComponent),
+    /// No such function.
+    #[error("no function named `{0}` is deployed")]
+    NotFound(String),
+    /// No such version.
+    #[error("function `{0}` has no version {1}")]
+    VersionNotFound(String, i64),
+    /// Rollback asked for with nothing to roll back to.
+    #[error("function `{0}` has no version before version {1}")]
+    NoPreviousVersion(String, i64),
+    /// Anything else (database, disk); logged, never shown verbatim.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for FunctionError {
+    fn from(err: sqlx::Error) -> Self {
+        FunctionError::Internal(err.into())
+    }
+}
+
+/// The functions service.
+pub struct Functions {
+    db: SqlitePool,
+    runtime: Arc<Runtime>,
+    blobs: PathBuf,
+    active: RwLock<HashMap<String, Arc<ActiveVersion>>>,
+    /// Serialises deploy, rollback and delete so versions activate in order.
+    admin: tokio::sync::Mutex<()>,
+    /// Invocation logs.
+    pub logs: InvocationLog,
+    metrics: Arc<Metrics>,
+}
+
+impl Functions {
+    /// Opens the service and loads every function's active version
+    /// (from the compiled cache when possible).
+    pub async fn load(
+        db: SqlitePool,
+        runtime: Arc<Runtime>,
+        blobs: PathBuf,
+        logs: InvocationLog,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        tokio::fs::create_dir_all(&blobs).await?;
+        let service = Self {
+            db,
+            runtime,
+            blobs,
+            active: RwLock::default(),
+            admin: tokio::sync::Mutex::default(),
+            logs,
+            metrics,
+        };
+        let rows = sqlx::query(
+            "SELECT f.name, v.version, v.hash, v.limits FROM functions f \
+             JOIN function_versions v ON v.function = f.name AND v.version = f.active_version",
+        )
+        .fetch_all(&service.db)
+        .await?;
+        for row in rows {
+            let name: String = row.try_get("name")?;
+            let version: i64 = row.try_get("version")?;
+            let hash: String = row.try_get("hash")?;
+            let limits: Limits = serde_json::from_str(row.try_get("limits")?)?;
+            match service.prepare_stored(&hash).await {
+                Ok((prepared, outcome)) => {
+                    tracing::info!(function = %name, version, cache = ?outcome, "loaded function");
+                    service.activate(&name, version, limits, prepared);
+                }
+                Err(err) => {
+                    tracing::error!(function = %name, version, error = %err, "cannot load function")
+                }
+            }
+        }
+        Ok(service)
+    }
+
+    /// Deploys `wasm` as a new version of `name` and makes it active.
+    pub async fn deploy(
+        &self,
+        name: &str,
+        wasm: Bytes,
+        limits: Limits,
+    ) -> Result<VersionInfo, FunctionError> {
+        validate_name(name)?;
+        limits.validate().map_err(FunctionError::InvalidLimits)?;
+        let hash = hex::encode(Sha256::digest(&wasm));
+        let (prepared, _) = self.prepare(wasm.clone(), hash.clone()).await?;
+        self.store_blob(&hash, &wasm).await?;
+
+        let _guard = self.admin.lock().await;
+        let now = now();
+        let limits_json = serde_json::to_string(&limits).map_err(anyhow::Error::from)?;
+        let mut tx = self.db.begin().await?;
+        let version: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM function_versions WHERE function = ?",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO functions (name, active_version, created_at, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT(name) DO UPDATE SET active_version = excluded.active_version, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO function_versions (function, version, hash, size, limits, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(&hash)
+        .bind(wasm.len() as i64)
+        .bind(&limits_json)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.activate(name, version, limits, prepared);
+        tracing::info!(function = name, version, hash, "deployed");
+        Ok(VersionInfo {
+            function: name.to_owned(),
+            version,
+            hash,
+            size: wasm.len() as i64,
+            limits,
+            active: true,
+            created_at: now,
+        })
+    }
+
+    /// Re-activates `to`, or the version before the active one.
+    pub async fn rollback(
+        &self,
+        name: &str,
+        to: Option<i64>,
+    ) -> Result<VersionInfo, FunctionError> {
+        let _guard = self.admin.lock().await;
+        let active = self.info(name).await?.active_version;
+        let target = match to {
+            Some(version) => version,
+            None => sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT MAX(version) FROM function_versions WHERE function = ? AND version < ?",
+            )
+            .bind(name)
+            .bind(active)
+            .fetch_one(&self.db)
+            .await?
+            .ok_or_else(|| FunctionError::NoPreviousVersion(name.to_owned(), active))?,
+        };
+        let mut version = self
+            .versions(name)
+            .await?
+            .into_iter()
+            .find(|v| v.version == target)
+            .ok_or_else(|| FunctionError::VersionNotFound(name.to_owned(), target))?;
+        let (prepared, _) = self.prepare_stored(&version.hash).await?;
+        sqlx::query("UPDATE functions SET active_version = ?, updated_at = ? WHERE name = ?")
+            .bind(target)
+            .bind(now())
+            .bind(name)
+            .execute(&self.db)
+            .await?;
+        self.activate(name, target, version.limits, prepared);
+        tracing::info!(function = name, from = active, to = target, "rolled back");
+        version.active = true;
+        Ok(version)
+    }
+
+    /// Removes a function, its versions, its logs and blobs no other version uses.
+    pub async fn delete(&self, name: &str) -> Result<(), FunctionError> {
+        let _guard = self.admin.lock().await;
+        let versions = self.versions(name).await?;
+        self.active
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        sqlx::query("DELETE FROM functions WHERE name = ?")
+            .bind(name)
+            .execute(&self.db)
+            .await?;
+        for version in versions {
+            let still_used: bool =
+                sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM function_versions WHERE hash = ?)")
+                    .bind(&version.hash)
+                    .fetch_one(&self.db)
+                    .await?;
+            if !still_used {
+                let _ = tokio::fs::remove_file(self.blob_path(&version.hash)).await;
+            }
+        }
+        self.logs.delete_function(name).await?;
+        tracing::info!(function = name, "deleted");
+        Ok(())
+    }
+
+    /// All functions, by name.
+    pub async fn list(&self) -> Result<Vec<FunctionInfo>, FunctionError> {
+        let rows = sqlx::query(
+            "SELECT f.name, f.active_version, f.created_at, f.updated_at, \
+             (SELECT COUNT(*) FROM function_versions v WHERE v.function = f.name) AS versions \
+             FROM functions f ORDER BY f.name",
+        )
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(function_from_row).collect()
+    }
+
+    /// One function.
+    pub async fn info(&self, name: &str) -> Result<FunctionInfo, FunctionError> {
+        let row = sqlx::query(
+            "SELECT f.name, f.active_version, f.created_at, f.updated_at, \
+             (SELECT COUNT(*) FROM function_versions v WHERE v.function = f.name) AS versions \
+             FROM functions f WHERE f.name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.db)
+        .await?
+        .ok_or_else(|| FunctionError::NotFound(name.to_owned()))?;
+        function_from_row(&row)
+    }
+
+    /// A function's versions, newest first.
+    pub async fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, FunctionError> {
+        let active = self.info(name).await?.active_version;
+        let rows = sqlx::query(
+            "SELECT version, hash, size, limits, created_at FROM function_versions \
+             WHERE function = ? ORDER BY version DESC",
+        )
+        .bind(name)
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let version: i64 = row.try_get("version")?;
+                Ok(VersionInfo {
+                    function: name.to_owned(),
+                    version,
+                    hash: row.try_get("hash")?,
+                    size: row.try_get("size")?,
+                    limits: serde_json::from_str(row.try_get("limits")?)
+                        .map_err(anyhow::Error::from)?,
+                    active: version == active,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The active version of `name`, if deployed.
+    pub fn active(&self, name: &str) -> Option<Arc<ActiveVersion>> {
+        self.active
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Invokes `function` with `request` (whose URI is the path after
+    /// `/fn/{name}`), recording the invocation in the log when it finishes.
+    pub async fn invoke<B>(
+        &self,
+        function: &str,
+        active: &ActiveVersion,
+        id: String,
+        request: http::Request<B>,
+    ) -> Invocation
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let started = Instant::now();
+        let started_at = now();
+        let method = request.method().to_string();
+        let path = request.uri().path().to_owned();
+        let monitor = Arc::new(Monitor::default());
+        let Invocation { response, finished } = self
+            .runtime
+            .invoke(&active.prepared, &active.limits, request, monitor.clone())
+            .await;
+        let status = response
+            .as_ref()
+            .ok()
+            .map(|r| i64::from(r.status().as_u16()));
+        let logs = self.logs.clone();
+        let metrics = self.metrics.clone();
+        let mut record = InvocationRecord {
+            seq: 0,
+            id,
+            function: function.to_owned(),
+            version: active.version,
+            method,
+            path,
+            status,
+            outcome: String::new(),
+            error: None,
+            duration_ms: 0.0,
+            started_at,
+            stdout: String::new(),
+            stderr: String::new(),
+        };
+        let finished = futures::FutureExt::shared(finished);
+        let logged = finished.clone();
+        tokio::spawn(async move {
+            let failure = logged.await;
+            record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            record.outcome = failure.as_ref().map_or("ok", Failure::label).to_owned();
+            record.error = failure.as_ref().map(Failure::to_string);
+            record.stdout = monitor.stdout.text();
+            record.stderr = monitor.stderr.text();
+            Metrics::inc(if failure.is_some() {
+                &metrics.invocations_failed
+            } else {
+                &metrics.invocations_ok
+            });
+            logs.record(record);
+        });
+        Invocation {
+            response,
+            finished: futures::FutureExt::boxed(finished),
+        }
+    }
+
+    /// Records an invocation refused before it ran (e.g. body too large).
+    pub fn record_refused(
+        &self,
+        function: &str,
+        version: i64,
+        id: String,
+        request: &http::request::Parts,
+        failure: &Failure,
+        status: u16,
+    ) {
+        Metrics::inc(&self.metrics.invocations_failed);
+        self.logs.record(InvocationRecord {
+            seq: 0,
+            id,
+            function: function.to_owned(),
+            version,
+            method: request.method.to_string(),
+            path: request.uri.path().to_owned(),
+            status: Some(i64::from(status)),
+            outcome: failure.label().to_owned(),
+            error: Some(failure.to_string()),
+            duration_ms: 0.0,
+            started_at: now(),
+            stdout: String::new(),
+            stderr: String::new(),
+        });
+    }
+
+    fn activate(&self, name: &str, version: i64, limits: Limits, prepared: Prepared) {
+        let active = Arc::new(ActiveVersion {
+            version,
+            limits,
+            prepared,
+        });
+        self.active
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), active);
+    }
+
+    async fn prepare(
+        &self,
+        wasm: Bytes,
+        hash: String,
+    ) -> Result<(Prepared, CacheOutcome), FunctionError> {
+        let runtime = self.runtime.clone();
+        let (prepared, outcome) =
+            tokio::task::spawn_blocking(move || runtime.prepare(&wasm, &hash))
+                .await
+                .map_err(anyhow::Error::from)??;
+        Metrics::inc(match outcome {
+            CacheOutcome::Hit => &self.metrics.component_cache_hits,
+            CacheOutcome::Compiled => &self.metrics.components_compiled,
+        });
+        Ok((prepared, outcome))
+    }
+
+    async fn prepare_stored(&self, hash: &str) -> Result<(Prepared, CacheOutcome), FunctionError> {
+        let wasm = tokio::fs::read(self.blob_path(hash))
+            .await
+            .map_err(|err| anyhow::anyhow!("reading component {hash}: {err}"))?;
+        self.prepare(wasm.into(), hash.to_owned()).await
+    }
+
+    async fn store_blob(&self, hash: &str, wasm: &[u8]) -> anyhow::Result<()> {
+        let path = self.blob_path(hash);
+        if tokio::fs::try_exists(&path).await? {
+            return Ok(());
+        }
+        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::now_v7()));
+        tokio::fs::write(&tmp, wasm).await?;
+        tokio::fs::rename(&tmp, &path).await?;
+        Ok(())
+    }
+
+    fn blob_path(&self, hash: &str) -> PathBuf {
+        self.blobs.join(format!("{hash}.wasm"))
+    }
+}
+
+fn function_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<FunctionInfo, FunctionError> {
+    Ok(FunctionInfo {
+        name: row.try_get("name")?,
+        active_version: row.try_get("active_version")?,
+        versions: row.try_get("versions")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Function names: 1-63 of `a-z 0-9 - _`, starting with a letter or digit.
+pub fn validate_name(name: &str) -> Result<(), FunctionError> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if valid {
+        Ok(())
+    } else {
+        Err(FunctionError::InvalidName(name.to_owned()))
+    }
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_name;
+
+    #[test]
+    fn function_names_are_validated() {
+        for good in ["hello", "a", "my-fn_2", "9lives"] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Hello", "-x", "a/b", "a b", &"x".repeat(64)] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Aura: a self-hostable backend-as-a-service whose user code runs as
+//! sandboxed WebAssembly components.
+//!
+//! The crate is both the `aura` server and its CLI. Modules follow the
+//! product's nouns: [`functions`] (the service), [`runtime`] (wasmtime),
+//! [`api`] (HTTP doors onto the services), [`store`] (databases), [`cli`].
+
+pub mod api;
+pub mod cli;
+pub mod functions;
+pub mod metrics;
+pub mod runtime;
+pub mod server;
+pub mod store;

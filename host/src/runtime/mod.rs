@@ -1,0 +1,204 @@
+//! The WebAssembly runtime: one wasmtime [`Engine`] for the process, the
+//! linker assembled from the capabilities Aura offers, compilation with an
+//! on-disk cache of compiled artifacts, and per-request invocation.
+//!
+//! This module knows nothing of function names, versions or HTTP routes; the
+//! `functions` service decides *what* runs and this module runs it.
+
+mod capabilities;
+mod invoke;
+mod limits;
+mod output;
+mod state;
+
+pub use invoke::{Failure, Invocation};
+pub use limits::{Limits, MAX_MEMORY_MB};
+pub use state::{LimitHit, Monitor};
+
+use anyhow::Context as _;
+use state::InvocationState;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+/// How often the epoch advances; the granularity of CPU-time limits.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Instances that may be alive at once (the pooling allocator's slot count).
+pub const MAX_CONCURRENT_INSTANCES: u32 = 1000;
+
+/// Why a component was refused at deploy. The message is for the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidComponent {
+    /// What is wrong with the component.
+    pub message: String,
+    /// Imports the host does not provide, by name (empty if not the reason).
+    pub unknown_imports: Vec<String>,
+}
+
+impl InvalidComponent {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            unknown_imports: Vec::new(),
+        }
+    }
+}
+
+/// Whether a component came from the compiled-artifact cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Loaded from a previously compiled artifact.
+    Hit,
+    /// Compiled now (and written to the cache).
+    Compiled,
+}
+
+/// A component compiled, validated and pre-linked: ready to instantiate.
+pub struct Prepared {
+    pre: ProxyPre<InvocationState>,
+}
+
+/// The process-wide runtime.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<InvocationState>,
+    cache_dir: PathBuf,
+    pooling: bool,
+}
+
+impl Runtime {
+    /// Builds the engine (pooling allocator when the address space allows it,
+    /// epoch interruption), the linker, and starts the epoch ticker thread.
+    pub fn new(cache_dir: &Path) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(cache_dir)
+            .with_context(|| format!("creating {}", cache_dir.display()))?;
+        let (engine, pooling) = match Engine::new(&engine_config(true)) {
+            Ok(engine) => (engine, true),
+            Err(err) => {
+                tracing::warn!(error = %err, "pooling allocator unavailable; using on-demand allocation");
+                (Engine::new(&engine_config(false))?, false)
+            }
+        };
+        let linker = capabilities::linker(&engine)?;
+        start_epoch_ticker(&engine);
+        Ok(Arc::new(Self {
+            engine,
+            linker,
+            cache_dir: cache_dir.to_owned(),
+            pooling,
+        }))
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// Compiles (or loads from the cache) and validates a component whose
+    /// bytes hash to `hash`. CPU-heavy: call from a blocking thread.
+    pub fn prepare(
+        &self,
+        wasm: &[u8],
+        hash: &str,
+    ) -> Result<(Prepared, CacheOutcome), InvalidComponent> {
+        capabilities::check_format(wasm)?;
+        let cached = self.cached_artifact(hash);
+        let (component, outcome) = match self.load_cached(&cached) {
+            Some(component) => (component, CacheOutcome::Hit),
+            None => {
+                let started = Instant::now();
+                let component = Component::new(&self.engine, wasm).map_err(|err| {
+                    InvalidComponent::new(format!("the component does not compile: {err:#}"))
+                })?;
+                tracing::info!(hash, elapsed = ?started.elapsed(), "compiled component");
+                self.store_artifact(&component, &cached);
+                (component, CacheOutcome::Compiled)
+            }
+        };
+        let pre = capabilities::pre_link(&self.engine, &self.linker, &component)?;
+        Ok((Prepared { pre }, outcome))
+    }
+
+    fn cached_artifact(&self, hash: &str) -> PathBuf {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        self.cache_dir
+            .join(format!("{hash}-{:016x}.cwasm", hasher.finish()))
+    }
+
+    fn load_cached(&self, path: &Path) -> Option<Component> {
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: the file was written by `store_artifact` from
+        // `Component::serialize` of this same engine configuration (its name
+        // carries the engine's compatibility hash) inside Aura's own data
+        // directory; wasmtime re-checks compatibility and we fall back to
+        // compiling if it refuses.
+        match unsafe { Component::deserialize_file(&self.engine, path) } {
+            Ok(component) => Some(component),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), error = %err, "ignoring unusable compiled artifact");
+                None
+            }
+        }
+    }
+
+    fn store_artifact(&self, component: &Component, path: &Path) {
+        let result = component
+            .serialize()
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, bytes)?;
+                std::fs::rename(&tmp, path)?;
+                Ok(())
+            });
+        if let Err(err) = result {
+            tracing::warn!(path = %path.display(), error = %err, "could not cache compiled component");
+        }
+    }
+}
+
+fn engine_config(pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(MAX_CONCURRENT_INSTANCES)
+            .total_core_instances(MAX_CONCURRENT_INSTANCES * 4)
+            .total_memories(MAX_CONCURRENT_INSTANCES)
+            .total_tables(MAX_CONCURRENT_INSTANCES * 2)
+            .max_memories_per_component(2)
+            .max_memory_size(usize::try_from(MAX_MEMORY_MB * 1024 * 1024).unwrap_or(usize::MAX))
+            .linear_memory_keep_resident(64 * 1024);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// One thread per engine advances the epoch; stores measure CPU time and
+/// yield to other tasks at each tick.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("aura-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}

@@ -1,0 +1,222 @@
+//! Per-invocation store state: the WASI contexts, the resource limiter and
+//! the [`Monitor`] through which the host learns why an invocation stopped.
+//!
+//! A fresh [`InvocationState`] is built for every request; nothing in it is
+//! shared with another invocation except the monitor the caller holds.
+
+use super::output::CapturedOutput;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+/// Bytes of stdout (and, separately, stderr) kept per invocation.
+pub const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
+
+/// What the host observed about one invocation, readable after the guest
+/// task has finished, trapped or been cancelled.
+#[derive(Debug)]
+pub struct Monitor {
+    memory_exceeded: AtomicBool,
+    cpu_exceeded: AtomicBool,
+    request_too_large: AtomicBool,
+    response_too_large: AtomicBool,
+    /// The guest's captured stdout.
+    pub stdout: CapturedOutput,
+    /// The guest's captured stderr (host notes about the invocation go here too).
+    pub stderr: CapturedOutput,
+}
+
+/// The limit an invocation ran into, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitHit {
+    /// Linear memory growth was refused.
+    Memory,
+    /// The CPU-time budget ran out.
+    Cpu,
+    /// The request body was larger than allowed.
+    RequestBody,
+    /// The response body was larger than allowed.
+    ResponseBody,
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Self {
+            memory_exceeded: AtomicBool::new(false),
+            cpu_exceeded: AtomicBool::new(false),
+            request_too_large: AtomicBool::new(false),
+            response_too_large: AtomicBool::new(false),
+            stdout: CapturedOutput::new(OUTPUT_CAPTURE_BYTES),
+            stderr: CapturedOutput::new(OUTPUT_CAPTURE_BYTES),
+        }
+    }
+}
+
+impl Monitor {
+    /// Records that `limit` was hit.
+    pub fn hit(&self, limit: LimitHit) {
+        let flag = match limit {
+            LimitHit::Memory => &self.memory_exceeded,
+            LimitHit::Cpu => &self.cpu_exceeded,
+            LimitHit::RequestBody => &self.request_too_large,
+            LimitHit::ResponseBody => &self.response_too_large,
+        };
+        flag.store(true, Ordering::Relaxed);
+    }
+
+    /// The first limit hit, in order of precedence.
+    pub fn limit_hit(&self) -> Option<LimitHit> {
+        [
+            (LimitHit::Memory, &self.memory_exceeded),
+            (LimitHit::Cpu, &self.cpu_exceeded),
+            (LimitHit::RequestBody, &self.request_too_large),
+            (LimitHit::ResponseBody, &self.response_too_large),
+        ]
+        .into_iter()
+        .find(|(_, flag)| flag.load(Ordering::Relaxed))
+        .map(|(limit, _)| limit)
+    }
+}
+
+/// Refuses linear memory growth past the function's limit.
+pub struct MemoryLimiter {
+    max_bytes: usize,
+    monitor: Arc<Monitor>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.monitor.hit(LimitHit::Memory);
+            wasmtime::bail!(
+                "memory limit of {} MiB exceeded",
+                self.max_bytes / (1024 * 1024)
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Outbound HTTP policy. Until a function is granted network access nothing
+/// leaves the sandbox: every request is refused with `HTTP-request-denied`
+/// and a note in the invocation's stderr.
+struct OutboundPolicy {
+    stderr: CapturedOutput,
+}
+
+impl WasiHttpHooks for OutboundPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        let host = request
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let note = format!(
+            "[aura: outbound HTTP request to `{host}` denied: the function has no network grant]\n"
+        );
+        use tokio::io::AsyncWriteExt;
+        let mut stderr = self.stderr.clone();
+        Box::new(async move {
+            let _ = stderr.write_all(note.as_bytes()).await;
+            Err(wasmtime_wasi_http::Error::HttpRequestDenied)
+        })
+    }
+}
+
+/// The `T` of every invocation's `Store<T>`.
+pub struct InvocationState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: OutboundPolicy,
+    pub(super) limiter: MemoryLimiter,
+    pub(super) cpu_ticks: u64,
+    pub(super) cpu_limit_ticks: u64,
+    pub(super) monitor: Arc<Monitor>,
+}
+
+impl InvocationState {
+    /// State for one invocation with the given limits.
+    pub fn new(memory_bytes: usize, cpu_limit_ticks: u64, monitor: Arc<Monitor>) -> Self {
+        let wasi = WasiCtx::builder()
+            .stdout(monitor.stdout.clone())
+            .stderr(monitor.stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        Self {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table,
+            hooks: OutboundPolicy {
+                stderr: monitor.stderr.clone(),
+            },
+            limiter: MemoryLimiter {
+                max_bytes: memory_bytes,
+                monitor: monitor.clone(),
+            },
+            cpu_ticks: 0,
+            cpu_limit_ticks,
+            monitor,
+        }
+    }
+}
+
+/// Handles (streams, fields, pollables…) one invocation may hold at once.
+const MAX_RESOURCES: usize = 10_000;
+
+impl WasiView for InvocationState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for InvocationState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}

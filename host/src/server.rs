@@ -1,0 +1,110 @@
+//! `aura serve`: open the data directory, load functions, serve HTTP.
+
+use crate::api::{self, AppState};
+use crate::functions::Functions;
+use crate::functions::logs::InvocationLog;
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+use crate::store;
+use anyhow::Context as _;
+use axum::serve::ListenerExt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where and how to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on (`127.0.0.1:8090`; port 0 picks a free port).
+    pub addr: String,
+    /// Data directory (databases, components, compiled cache, admin token).
+    pub data_dir: PathBuf,
+}
+
+/// Runs the server until interrupted.
+pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let data_dir = &options.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let admin_token = admin_token(data_dir)?;
+    let metrics = Arc::new(Metrics::default());
+    let runtime = Runtime::new(&data_dir.join("cache"))?;
+    let db = store::open_data(data_dir).await?;
+    let logs = InvocationLog::start(store::open_logs(data_dir).await?, metrics.clone());
+    let functions = Functions::load(
+        db,
+        runtime.clone(),
+        data_dir.join("components"),
+        logs,
+        metrics.clone(),
+    )
+    .await?;
+    let state = Arc::new(AppState {
+        functions,
+        metrics,
+        admin_token,
+    });
+
+    let listener = tokio::net::TcpListener::bind(&options.addr)
+        .await
+        .with_context(|| format!("listening on {}", options.addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, pooling = runtime.pooling(), startup = ?started.elapsed(), "ready");
+    // Tests and scripts read this line to learn the port.
+    println!("aura: listening on http://{addr}");
+    std::io::stdout().flush()?;
+
+    let listener = listener.tap_io(|tcp| {
+        // Streamed chunks must leave as soon as the guest writes them.
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// Reads `DIR/admin.token`, creating it (mode 0600) on first start.
+fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("admin.token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim().to_owned();
+        anyhow::ensure!(!token.is_empty(), "{} is empty", path.display());
+        return Ok(token);
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(file, "{token}")?;
+    eprintln!("aura: created an admin token in {}", path.display());
+    Ok(token)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

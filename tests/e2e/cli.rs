@@ -1,0 +1,80 @@
+//! The `aura` CLI against a running server.
+
+use crate::support::Aura;
+
+fn stdout(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "CLI failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn wasm_path(name: &str) -> String {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| format!("{}/../target", env!("CARGO_MANIFEST_DIR")));
+    format!("{target}/wasm32-wasip2/release/{name}.wasm")
+}
+
+#[tokio::test]
+async fn cli_deploys_lists_rolls_back_shows_logs_and_deletes() {
+    let aura = Aura::start();
+    let out = stdout(&aura.cli(&["deploy", &wasm_path("hello"), "--name", "greet"]));
+    assert!(out.starts_with("deployed greet version 1"), "{out}");
+    let out = stdout(&aura.cli(&[
+        "deploy",
+        &wasm_path("echo"),
+        "--name",
+        "greet",
+        "--cpu-ms",
+        "500",
+    ]));
+    assert!(out.starts_with("deployed greet version 2"), "{out}");
+
+    let out = stdout(&aura.cli(&["functions", "list"]));
+    assert!(
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["greet", "2", "2", l.split_whitespace().last().unwrap()]),
+        "{out}"
+    );
+
+    let out = stdout(&aura.cli(&["functions", "versions", "greet"]));
+    assert!(
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.trim_start().starts_with("2  *")),
+        "{out}"
+    );
+
+    let out = stdout(&aura.cli(&["functions", "rollback", "greet"]));
+    assert_eq!(out.trim(), "greet: active version is now 1");
+    let response = aura.http.get(aura.at("/fn/greet/hi")).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "Hello from Aura!\n");
+
+    let out = stdout(&aura.cli(&["logs", "greet"]));
+    assert!(out.contains("stdout| hello: GET /hi"), "{out}");
+    assert!(out.contains("stderr| hello: done"), "{out}");
+
+    let out = stdout(&aura.cli(&["functions", "delete", "greet"]));
+    assert_eq!(out.trim(), "deleted greet");
+    let out = stdout(&aura.cli(&["functions", "list", "--json"]));
+    assert_eq!(out.trim(), r#"{"functions":[]}"#);
+}
+
+#[tokio::test]
+async fn cli_errors_name_the_problem() {
+    let aura = Aura::start();
+    let output = aura.cli(&["functions", "rollback", "missing"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no function named `missing` is deployed (function_not_found)"),
+        "{stderr}"
+    );
+
+    let output = aura.cli(&["deploy", "/nonexistent.wasm"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("reading /nonexistent.wasm"));
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `aura` binary on loopback, real components
+//! built from `examples/` and `tests/components/`, real HTTP clients.
+
+mod cli;
+mod deploy;
+mod invoke;
+mod lifecycle;
+mod limits;
+mod support;

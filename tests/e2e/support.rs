@@ -1,0 +1,230 @@
+//! Test support: start the real `aura` binary on a free loopback port with a
+//! fresh data directory, find the built components, and talk to the server.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A running `aura serve`.
+pub struct Aura {
+    child: Child,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// The admin token the server created.
+    pub token: String,
+    dir: Option<tempfile::TempDir>,
+    /// A client with no default auth.
+    pub http: reqwest::Client,
+}
+
+impl Aura {
+    /// Starts a server on a fresh data directory.
+    pub fn start() -> Self {
+        Self::start_in(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// Starts a server on an existing data directory.
+    pub fn start_in(dir: tempfile::TempDir) -> Self {
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aura"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("AURA_URL")
+            .env_remove("AURA_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("starting aura");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("aura: listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let log =
+                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+                panic!("aura did not start; its log:\n{log}")
+            });
+        let token = std::fs::read_to_string(dir.path().join("admin.token"))
+            .expect("admin token")
+            .trim()
+            .to_owned();
+        Self {
+            child,
+            url,
+            token,
+            dir: Some(dir),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the server, keeping its data directory for a restart.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir.take().expect("data dir")
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.as_ref().expect("data dir").path().to_owned()
+    }
+
+    /// The server's log so far.
+    #[allow(dead_code)]
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("server.log")).unwrap_or_default()
+    }
+
+    /// An absolute URL on this server.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// `GET` an admin path with the token; returns status and JSON.
+    pub async fn admin_get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.at(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST` an admin path with a JSON body and the token.
+    pub async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.at(path))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Deploys raw bytes as `name` with a deploy `config`; returns status and JSON.
+    pub async fn deploy_bytes(&self, name: &str, wasm: Vec<u8>, config: Value) -> (u16, Value) {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "component",
+                reqwest::multipart::Part::bytes(wasm).file_name("c.wasm"),
+            )
+            .text("config", config.to_string());
+        let response = self
+            .http
+            .post(self.at(&format!("/api/admin/functions/{name}/versions")))
+            .bearer_auth(&self.token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("deploy request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Deploys the built component `component` as `name`; panics unless it succeeds.
+    pub async fn deploy(&self, name: &str, component: &str, config: Value) -> Value {
+        let (status, body) = self.deploy_bytes(name, wasm(component), config).await;
+        assert_eq!(status, 201, "deploying {component} as {name}: {body}");
+        body
+    }
+
+    /// Runs the `aura` CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_aura"))
+            .args(args)
+            .env("AURA_URL", &self.url)
+            .env("AURA_TOKEN", &self.token)
+            .output()
+            .expect("running the aura CLI")
+    }
+
+    /// A counter from `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self
+            .http
+            .get(self.at("/metrics"))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+    }
+
+    /// Waits until the log of `function` has an invocation with `id`.
+    pub async fn invocation_log(&self, function: &str, id: &str) -> Value {
+        for _ in 0..100 {
+            let (_, body) = self
+                .admin_get(&format!("/api/admin/functions/{function}/logs?limit=1000"))
+                .await;
+            if let Some(record) = body["invocations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["id"] == id)
+            {
+                return record.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no log record for invocation {id} of {function}");
+    }
+}
+
+impl Drop for Aura {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The bytes of a built guest component (`examples/*`, `tests/components/*`).
+pub fn wasm(name: &str) -> Vec<u8> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target
+        .join("wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|err| {
+        panic!(
+            "{}: {err}. Build the guest components first: `scripts/test.sh` does, or \
+             `cargo build --release --target wasm32-wasip2 --workspace --exclude aura`",
+            path.display()
+        )
+    })
+}
+
+/// The standard error-body assertion: status and machine code.
+pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let body: Value = response.json().await.expect("JSON error body");
+    assert_eq!(body["error"]["code"], code, "error body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "message in {body}"
+    );
+    body
+}
