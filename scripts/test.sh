@@ -16,6 +16,7 @@ cargo build --release --locked --target wasm32-wasip2 --workspace --exclude aura
 echo "== formatting and lints"
 cargo fmt --all --check
 cargo clippy --locked -p aura --all-targets -- -D warnings
+cargo clippy --locked --release --target wasm32-wasip2 --workspace --exclude aura -- -D warnings
 
 echo "== tests"
 cargo test --locked -p aura

@@ -15,12 +15,23 @@ pub struct Metrics {
     pub components_compiled: AtomicU64,
     /// Invocation log entries dropped because the log writer fell behind.
     pub logs_dropped: AtomicU64,
+    /// Instantiations measured, and their total time in nanoseconds.
+    pub instantiations: AtomicU64,
+    /// Total instantiation time in nanoseconds.
+    pub instantiate_ns: AtomicU64,
 }
 
 impl Metrics {
     /// Adds one to `counter`.
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one instantiation's duration.
+    pub fn instantiated(&self, elapsed: std::time::Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.instantiations.fetch_add(1, Ordering::Relaxed);
+        self.instantiate_ns.fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// The counters in the Prometheus text exposition format.
@@ -45,6 +56,12 @@ impl Metrics {
         for (name, value) in counters {
             out.push_str(&format!("{name} {}\n", value.load(Ordering::Relaxed)));
         }
+        let seconds = self.instantiate_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        out.push_str(&format!("aura_instantiate_seconds_sum {seconds:.9}\n"));
+        out.push_str(&format!(
+            "aura_instantiate_seconds_count {}\n",
+            self.instantiations.load(Ordering::Relaxed)
+        ));
         out
     }
 }

@@ -20,6 +20,8 @@ pub struct ServeOptions {
     pub addr: String,
     /// Data directory (databases, components, compiled cache, admin token).
     pub data_dir: PathBuf,
+    /// Instances that may run at once; more concurrent invocations get 503.
+    pub max_instances: u32,
 }
 
 /// Runs the server until interrupted.
@@ -30,7 +32,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let admin_token = admin_token(data_dir)?;
     let metrics = Arc::new(Metrics::default());
-    let runtime = Runtime::new(&data_dir.join("cache"))?;
+    let runtime = Runtime::new(&data_dir.join("cache"), options.max_instances)?;
     let db = store::open_data(data_dir).await?;
     let logs = InvocationLog::start(store::open_logs(data_dir).await?, metrics.clone());
     let functions = Functions::load(

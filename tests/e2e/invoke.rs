@@ -152,6 +152,11 @@ async fn stdout_and_stderr_are_logged_per_invocation() {
     assert_eq!(record["stdout"], "hello: POST /logged\n");
     assert_eq!(record["stderr"], "hello: done\n");
     assert!(record["duration_ms"].as_f64().is_some_and(|d| d > 0.0));
+    assert_eq!(aura.metric("aura_instantiate_seconds_count").await, 1);
+    assert_eq!(
+        aura.metric("aura_invocations_total{outcome=\"ok\"}").await,
+        1
+    );
 }
 
 #[tokio::test]

@@ -215,3 +215,45 @@ async fn responses_over_the_limit_are_cut_and_logged() {
     let record = aura.invocation_log("bigout", &id).await;
     assert_eq!(record["outcome"], "response_too_large");
 }
+
+#[tokio::test]
+async fn invocations_beyond_the_instance_pool_get_503_and_others_recover() {
+    let aura = Aura::start_with(tempfile::tempdir().unwrap(), &["--max-instances", "2"]);
+    aura.deploy("sleepy", "sleepy", json!({})).await;
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let http = aura.http.clone();
+            let url = aura.at("/fn/sleepy?ms=1500");
+            tokio::spawn(async move {
+                http.get(url)
+                    .send()
+                    .await
+                    .expect("request")
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let response = aura
+        .http
+        .get(aura.at("/fn/sleepy?ms=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 503, "capacity_exhausted").await;
+    for task in slow {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    let response = aura
+        .http
+        .get(aura.at("/fn/sleepy?ms=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "slots are returned when invocations end"
+    );
+}

@@ -28,10 +28,16 @@ impl Aura {
 
     /// Starts a server on an existing data directory.
     pub fn start_in(dir: tempfile::TempDir) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    /// Starts a server on `dir` with extra `serve` arguments.
+    pub fn start_with(dir: tempfile::TempDir, extra: &[&str]) -> Self {
         let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_aura"))
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
+            .args(extra)
             .env_remove("AURA_URL")
             .env_remove("AURA_TOKEN")
             .stdout(Stdio::piped())

@@ -50,6 +50,9 @@ enum Command {
         /// Address to listen on (port 0 picks a free one)
         #[arg(long, env = "AURA_ADDR", default_value = "127.0.0.1:8090")]
         addr: String,
+        /// Instances that may run at once; further invocations get 503
+        #[arg(long, env = "AURA_MAX_INSTANCES", default_value_t = crate::runtime::DEFAULT_MAX_INSTANCES)]
+        max_instances: u32,
     },
     /// Deploy a component as a new version of a function and activate it
     Deploy {
@@ -135,11 +138,16 @@ impl LimitArgs {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let connection = cli.connection;
-    if let Command::Serve { addr } = cli.command {
+    if let Command::Serve {
+        addr,
+        max_instances,
+    } = cli.command
+    {
         init_tracing();
         return server::serve(ServeOptions {
             addr,
             data_dir: connection.data_dir,
+            max_instances,
         })
         .await;
     }
@@ -328,8 +336,10 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AURA_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,wasmtime_cranelift=warn,cranelift=warn")
     });
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }

@@ -395,6 +395,9 @@ impl Functions {
             record.error = failure.as_ref().map(Failure::to_string);
             record.stdout = monitor.stdout.text();
             record.stderr = monitor.stderr.text();
+            if let Some(elapsed) = monitor.instantiate_time() {
+                metrics.instantiated(elapsed);
+            }
             Metrics::inc(if failure.is_some() {
                 &metrics.invocations_failed
             } else {

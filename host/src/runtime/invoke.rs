@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
@@ -164,10 +164,12 @@ impl Runtime {
         let (done_tx, done_rx) = oneshot::channel();
         tokio::spawn(async move {
             let run = async {
+                let instantiating = Instant::now();
                 let proxy = pre
                     .instantiate_async(&mut store)
                     .await
                     .map_err(|err| classify(&err, &limits, &task_monitor, true))?;
+                task_monitor.instantiated_in(instantiating.elapsed());
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, guest_request, outparam)
@@ -258,7 +260,10 @@ fn classify(
         }
         None => {}
     }
-    if instantiating && format!("{err:#}").contains("maximum concurrent") {
+    let pool_exhausted = err
+        .chain()
+        .any(|cause| cause.is::<wasmtime::PoolConcurrencyLimitError>());
+    if instantiating && pool_exhausted {
         return Failure::Capacity;
     }
     let reason = match err.downcast_ref::<wasmtime::Trap>() {

@@ -28,8 +28,9 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 /// How often the epoch advances; the granularity of CPU-time limits.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Instances that may be alive at once (the pooling allocator's slot count).
-pub const MAX_CONCURRENT_INSTANCES: u32 = 1000;
+/// Default number of instances that may be alive at once (the pooling
+/// allocator's slot count).
+pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 
 /// Why a component was refused at deploy. The message is for the user.
 #[derive(Debug, thiserror::Error)]
@@ -75,14 +76,15 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the engine (pooling allocator when the address space allows it,
     /// epoch interruption), the linker, and starts the epoch ticker thread.
-    pub fn new(cache_dir: &Path) -> anyhow::Result<Arc<Self>> {
+    pub fn new(cache_dir: &Path, max_instances: u32) -> anyhow::Result<Arc<Self>> {
+        anyhow::ensure!(max_instances > 0, "the instance limit must be at least 1");
         std::fs::create_dir_all(cache_dir)
             .with_context(|| format!("creating {}", cache_dir.display()))?;
-        let (engine, pooling) = match Engine::new(&engine_config(true)) {
+        let (engine, pooling) = match Engine::new(&engine_config(Some(max_instances))) {
             Ok(engine) => (engine, true),
             Err(err) => {
                 tracing::warn!(error = %err, "pooling allocator unavailable; using on-demand allocation");
-                (Engine::new(&engine_config(false))?, false)
+                (Engine::new(&engine_config(None))?, false)
             }
         };
         let linker = capabilities::linker(&engine)?;
@@ -168,17 +170,19 @@ impl Runtime {
     }
 }
 
-fn engine_config(pooling: bool) -> Config {
+/// The engine configuration; `pooling` is the instance slot count, or `None`
+/// for on-demand allocation.
+fn engine_config(pooling: Option<u32>) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-    if pooling {
+    if let Some(slots) = pooling {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(MAX_CONCURRENT_INSTANCES)
-            .total_core_instances(MAX_CONCURRENT_INSTANCES * 4)
-            .total_memories(MAX_CONCURRENT_INSTANCES)
-            .total_tables(MAX_CONCURRENT_INSTANCES * 2)
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(4))
+            .total_memories(slots)
+            .total_tables(slots.saturating_mul(2))
             .max_memories_per_component(2)
             .max_memory_size(usize::try_from(MAX_MEMORY_MB * 1024 * 1024).unwrap_or(usize::MAX))
             .linear_memory_keep_resident(64 * 1024);

@@ -6,7 +6,8 @@
 
 use super::output::CapturedOutput;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -23,6 +24,7 @@ pub struct Monitor {
     cpu_exceeded: AtomicBool,
     request_too_large: AtomicBool,
     response_too_large: AtomicBool,
+    instantiate_ns: AtomicU64,
     /// The guest's captured stdout.
     pub stdout: CapturedOutput,
     /// The guest's captured stderr (host notes about the invocation go here too).
@@ -49,6 +51,7 @@ impl Default for Monitor {
             cpu_exceeded: AtomicBool::new(false),
             request_too_large: AtomicBool::new(false),
             response_too_large: AtomicBool::new(false),
+            instantiate_ns: AtomicU64::new(0),
             stdout: CapturedOutput::new(OUTPUT_CAPTURE_BYTES),
             stderr: CapturedOutput::new(OUTPUT_CAPTURE_BYTES),
         }
@@ -65,6 +68,20 @@ impl Monitor {
             LimitHit::ResponseBody => &self.response_too_large,
         };
         flag.store(true, Ordering::Relaxed);
+    }
+
+    /// Records how long instantiation took.
+    pub fn instantiated_in(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.instantiate_ns.store(nanos, Ordering::Relaxed);
+    }
+
+    /// How long instantiation took, if the guest was instantiated.
+    pub fn instantiate_time(&self) -> Option<Duration> {
+        match self.instantiate_ns.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
     }
 
     /// The first limit hit, in order of precedence.
