@@ -5,6 +5,8 @@
 //! product's nouns: [`functions`] (the service), [`runtime`] (wasmtime),
 //! [`api`] (HTTP doors onto the services), [`store`] (databases), [`cli`].
 
+#![deny(missing_docs)]
+
 pub mod api;
 pub mod cli;
 pub mod functions;

@@ -63,8 +63,7 @@ async fn run(state: &AppState, id: String, request: Request) -> Result<Response,
         .map_err(|_| ApiError::bad_request("the request URI is not valid"))?;
 
     let request = http::Request::from_parts(parts, body);
-    let invocation = state.functions.invoke(&name, &active, id, request).await;
-    match invocation.response {
+    match state.functions.invoke(&name, &active, id, request).await {
         Ok(response) => {
             let (parts, body) = response.into_parts();
             Ok(Response::from_parts(parts, Body::new(body)))

@@ -10,7 +10,8 @@ pub mod logs;
 
 use crate::metrics::Metrics;
 use crate::runtime::{
-    CacheOutcome, Failure, InvalidComponent, Invocation, Limits, Monitor, Prepared, Runtime,
+    CacheOutcome, Failure, InvalidComponent, Invocation, Limits, Monitor, Prepared, ResponseBody,
+    Runtime,
 };
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
@@ -274,6 +275,7 @@ impl Functions {
                     .await?;
             if !still_used {
                 let _ = tokio::fs::remove_file(self.blob_path(&version.hash)).await;
+                self.runtime.evict(&version.hash);
             }
         }
         self.logs.delete_function(name).await?;
@@ -344,14 +346,15 @@ impl Functions {
     }
 
     /// Invokes `function` with `request` (whose URI is the path after
-    /// `/fn/{name}`), recording the invocation in the log when it finishes.
+    /// `/fn/{name}`), recording the invocation in the log when the guest
+    /// finishes. Returns the response as soon as the guest sets it.
     pub async fn invoke<B>(
         &self,
         function: &str,
         active: &ActiveVersion,
         id: String,
         request: http::Request<B>,
-    ) -> Invocation
+    ) -> Result<http::Response<ResponseBody>, Failure>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -386,10 +389,8 @@ impl Functions {
             stdout: String::new(),
             stderr: String::new(),
         };
-        let finished = futures::FutureExt::shared(finished);
-        let logged = finished.clone();
         tokio::spawn(async move {
-            let failure = logged.await;
+            let failure = finished.await;
             record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
             record.outcome = failure.as_ref().map_or("ok", Failure::label).to_owned();
             record.error = failure.as_ref().map(Failure::to_string);
@@ -405,10 +406,7 @@ impl Functions {
             });
             logs.record(record);
         });
-        Invocation {
-            response,
-            finished: futures::FutureExt::boxed(finished),
-        }
+        response
     }
 
     /// Records an invocation refused before it ran (e.g. body too large).

@@ -11,7 +11,7 @@ mod limits;
 mod output;
 mod state;
 
-pub use invoke::{Failure, Invocation};
+pub use invoke::{Failure, Invocation, ResponseBody};
 pub use limits::{Limits, MAX_MEMORY_MB};
 pub use state::{LimitHit, Monitor};
 
@@ -125,6 +125,19 @@ impl Runtime {
         };
         let pre = capabilities::pre_link(&self.engine, &self.linker, &component)?;
         Ok((Prepared { pre }, outcome))
+    }
+
+    /// Removes the compiled artifacts of the component with `hash`.
+    pub fn evict(&self, hash: &str) {
+        let Ok(entries) = std::fs::read_dir(&self.cache_dir) else {
+            return;
+        };
+        let prefix = format!("{hash}-");
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     fn cached_artifact(&self, hash: &str) -> PathBuf {
