@@ -15,7 +15,7 @@ fi
 if [ ! -x "$tools/bin/wasmtime" ]; then
     # Only what `wasmtime serve` needs, to keep the build short.
     cargo install wasmtime-cli --version 48.0.8 --locked --root "$tools" \
-        --no-default-features --features run,serve,cranelift,pooling-allocator,parallel-compilation,cache
+        --no-default-features --features run,serve,component-model-async,cranelift,pooling-allocator,parallel-compilation,cache
 fi
 rustup target add wasm32-wasip2 >/dev/null
 cargo build --release -p aura

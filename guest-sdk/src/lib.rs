@@ -10,6 +10,9 @@
 //! The host routes `/fn/{name}/...` to the function and strips the prefix, so
 //! [`Request::path`] is the rest of the path (`/` at the root).
 //!
+//! A function can call out over HTTP with [`fetch`] (blocking, body read in
+//! full); the host only lets it reach the hosts in its network grant.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -38,9 +41,11 @@
 //! have `crate-type = ["cdylib"]`); the resulting `.wasm` is a component.
 #![deny(missing_docs)]
 
+mod fetch;
 mod request;
 mod response;
 
+pub use fetch::{FetchError, OutboundRequest, OutboundResponse, fetch};
 pub use request::Request;
 pub use response::{BodyWriter, Response};
 

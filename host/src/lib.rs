@@ -10,6 +10,7 @@
 pub mod api;
 pub mod cli;
 pub mod functions;
+pub mod grants;
 pub mod metrics;
 pub mod runtime;
 pub mod server;

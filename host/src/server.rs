@@ -4,7 +4,7 @@ use crate::api::{self, AppState};
 use crate::functions::Functions;
 use crate::functions::logs::InvocationLog;
 use crate::metrics::Metrics;
-use crate::runtime::Runtime;
+use crate::runtime::{Resolver, Runtime};
 use crate::store;
 use anyhow::Context as _;
 use axum::serve::ListenerExt;
@@ -22,6 +22,8 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     /// Instances that may run at once; more concurrent invocations get 503.
     pub max_instances: u32,
+    /// Static `NAME=IP` overrides used when functions call out by name.
+    pub resolve: Vec<String>,
 }
 
 /// Runs the server until interrupted.
@@ -32,7 +34,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let admin_token = admin_token(data_dir)?;
     let metrics = Arc::new(Metrics::default());
-    let runtime = Runtime::new(&data_dir.join("cache"), options.max_instances)?;
+    let runtime = Runtime::new(
+        &data_dir.join("cache"),
+        options.max_instances,
+        Resolver::with_overrides(&options.resolve)?,
+    )?;
     let db = store::open_data(data_dir).await?;
     let logs = InvocationLog::start(store::open_logs(data_dir).await?, metrics.clone());
     let functions = Functions::load(

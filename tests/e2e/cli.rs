@@ -1,6 +1,6 @@
 //! The `aura` CLI against a running server.
 
-use crate::support::Aura;
+use crate::support::{Aura, wasm_path};
 
 fn stdout(output: &std::process::Output) -> String {
     assert!(
@@ -10,12 +10,6 @@ fn stdout(output: &std::process::Output) -> String {
         String::from_utf8_lossy(&output.stdout)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn wasm_path(name: &str) -> String {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| format!("{}/../target", env!("CARGO_MANIFEST_DIR")));
-    format!("{target}/wasm32-wasip2/release/{name}.wasm")
 }
 
 #[tokio::test]

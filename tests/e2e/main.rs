@@ -3,6 +3,7 @@
 
 mod cli;
 mod deploy;
+mod grants;
 mod invoke;
 mod lifecycle;
 mod limits;

@@ -152,7 +152,13 @@ impl Aura {
 
     /// Runs the `aura` CLI against this server.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_in(std::path::Path::new("."), args)
+    }
+
+    /// Runs the `aura` CLI against this server from directory `dir`.
+    pub fn cli_in(&self, dir: &std::path::Path, args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_aura"))
+            .current_dir(dir)
             .args(args)
             .env("AURA_URL", &self.url)
             .env("AURA_TOKEN", &self.token)
@@ -204,19 +210,27 @@ impl Drop for Aura {
     }
 }
 
-/// The bytes of a built guest component (`examples/*`, `tests/components/*`).
-pub fn wasm(name: &str) -> Vec<u8> {
+/// The path of a built guest component (`examples/*`, `tests/components/*`).
+pub fn wasm_path(name: &str) -> String {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let path = target
         .join("wasm32-wasip2/release")
         .join(format!("{name}.wasm"));
+    std::fs::canonicalize(&path)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// The bytes of a built guest component (`examples/*`, `tests/components/*`).
+pub fn wasm(name: &str) -> Vec<u8> {
+    let path = wasm_path(name);
     std::fs::read(&path).unwrap_or_else(|err| {
         panic!(
-            "{}: {err}. Build the guest components first: `scripts/test.sh` does, or \
-             `cargo build --release --target wasm32-wasip2 --workspace --exclude aura`",
-            path.display()
+            "{path}: {err}. Build the guest components first: `scripts/test.sh` does, or \
+             `cargo build --release --target wasm32-wasip2 --workspace --exclude aura`"
         )
     })
 }
@@ -233,4 +247,56 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
         "message in {body}"
     );
     body
+}
+
+/// A plain HTTP server on loopback standing in for the outside world:
+/// `/hello` answers `upstream says hi`, `/big` answers 2 MiB. It counts the
+/// requests it receives.
+pub struct Upstream {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Upstream {
+    /// Starts the server on a free port.
+    pub async fn start() -> Self {
+        use axum::routing::get;
+        use std::sync::atomic::Ordering;
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new()
+            .route("/hello", get(|| async { "upstream says hi" }))
+            .route("/big", get(|| async { vec![b'x'; 2 * 1024 * 1024] }))
+            .layer(axum::middleware::from_fn(
+                move |request, next: axum::middleware::Next| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async move { next.run(request).await }
+                },
+            ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let port = listener.local_addr().expect("upstream addr").port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { port, hits }
+    }
+
+    /// Requests received so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Percent-encodes a URL for use as a query value.
+pub fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -3,7 +3,7 @@
 
 use super::{ApiError, AppState};
 use crate::functions::FunctionError;
-use crate::runtime::Limits;
+use crate::functions::VersionConfig;
 use axum::Json;
 use axum::Router;
 use axum::extract::multipart::{Multipart, MultipartError};
@@ -41,17 +41,26 @@ impl From<FunctionError> for ApiError {
             FunctionError::InvalidLimits(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_limits", err.to_string())
             }
+            FunctionError::InvalidGrants(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_grants", err.to_string())
+            }
             FunctionError::InvalidComponent(invalid) => {
-                let details = (!invalid.unknown_imports.is_empty())
-                    .then(|| json!({ "unknown_imports": invalid.unknown_imports }));
-                let error = ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_component",
-                    invalid.message,
-                );
-                match details {
-                    Some(details) => error.with_details(details),
-                    None => error,
+                if !invalid.missing_grants.is_empty() {
+                    ApiError::new(StatusCode::BAD_REQUEST, "missing_grant", invalid.message)
+                        .with_details(json!({ "missing_grants": invalid.missing_grants }))
+                } else if !invalid.unknown_imports.is_empty() {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_component",
+                        invalid.message,
+                    )
+                    .with_details(json!({ "unknown_imports": invalid.unknown_imports }))
+                } else {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_component",
+                        invalid.message,
+                    )
                 }
             }
             FunctionError::NotFound(name) => ApiError::function_not_found(&name),
@@ -102,7 +111,7 @@ async fn deploy(
     mut form: Multipart,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut component = None;
-    let mut config = DeployConfig::default();
+    let mut config = VersionConfig::default();
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         match field.name() {
             Some("component") => component = Some(field.bytes().await.map_err(multipart_error)?),
@@ -126,18 +135,8 @@ async fn deploy(
     }
     let component =
         component.ok_or_else(|| ApiError::bad_request("the form has no `component` file part"))?;
-    let version = state
-        .functions
-        .deploy(&name, component, config.limits)
-        .await?;
+    let version = state.functions.deploy(&name, component, config).await?;
     Ok((StatusCode::CREATED, Json(version)))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeployConfig {
-    #[serde(default)]
-    limits: Limits,
 }
 
 fn multipart_error(err: MultipartError) -> ApiError {

@@ -1,6 +1,6 @@
 //! A small client of the admin API, shared by the CLI commands.
 
-use crate::runtime::Limits;
+use crate::functions::VersionConfig;
 use anyhow::Context as _;
 use serde_json::Value;
 use std::path::Path;
@@ -71,9 +71,9 @@ impl Client {
         &self,
         name: &str,
         wasm: Vec<u8>,
-        limits: &Limits,
+        config: &VersionConfig,
     ) -> anyhow::Result<Value> {
-        let config = serde_json::json!({ "limits": limits }).to_string();
+        let config = serde_json::to_string(config)?;
         let form = reqwest::multipart::Form::new()
             .part(
                 "component",

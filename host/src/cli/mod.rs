@@ -2,8 +2,8 @@
 //! running server over its admin API (`deploy`, `functions …`, `logs`).
 
 mod client;
+mod manifest;
 
-use crate::runtime::Limits;
 use crate::server::{self, ServeOptions};
 use clap::{Args, Parser, Subcommand};
 use client::Client;
@@ -53,16 +53,22 @@ enum Command {
         /// Instances that may run at once; further invocations get 503
         #[arg(long, env = "AURA_MAX_INSTANCES", default_value_t = crate::runtime::DEFAULT_MAX_INSTANCES)]
         max_instances: u32,
+        /// Resolve NAME to IP for functions' outbound requests, before DNS
+        /// (repeatable; AURA_RESOLVE takes a comma-separated list)
+        #[arg(
+            long,
+            env = "AURA_RESOLVE",
+            value_name = "NAME=IP",
+            value_delimiter = ','
+        )]
+        resolve: Vec<String>,
     },
     /// Deploy a component as a new version of a function and activate it
     Deploy {
         /// The component file (`.wasm`, built for wasm32-wasip2)
         file: PathBuf,
-        /// Function name [default: the file name without extension]
-        #[arg(long)]
-        name: Option<String>,
         #[command(flatten)]
-        limits: LimitArgs,
+        deploy: manifest::DeployArgs,
     },
     /// List and manage deployed functions
     Functions {
@@ -90,6 +96,8 @@ enum FunctionsCommand {
     Show { name: String },
     /// List a function's versions
     Versions { name: String },
+    /// Show the grants of a function's active version
+    Grants { name: String },
     /// Re-activate the previous version (or --to VERSION)
     Rollback {
         name: String,
@@ -100,47 +108,13 @@ enum FunctionsCommand {
     Delete { name: String },
 }
 
-/// Per-version limits; unset ones take the server's defaults.
-#[derive(Debug, Args)]
-struct LimitArgs {
-    /// Memory limit in MiB
-    #[arg(long)]
-    memory_mb: Option<u64>,
-    /// CPU-time limit per invocation in milliseconds
-    #[arg(long)]
-    cpu_ms: Option<u64>,
-    /// Wall-clock limit per invocation in milliseconds
-    #[arg(long)]
-    timeout_ms: Option<u64>,
-    /// Largest request body in bytes
-    #[arg(long)]
-    max_request_bytes: Option<u64>,
-    /// Largest response body in bytes
-    #[arg(long)]
-    max_response_bytes: Option<u64>,
-}
-
-impl LimitArgs {
-    fn limits(&self) -> Limits {
-        let defaults = Limits::default();
-        Limits {
-            memory_mb: self.memory_mb.unwrap_or(defaults.memory_mb),
-            cpu_ms: self.cpu_ms.unwrap_or(defaults.cpu_ms),
-            timeout_ms: self.timeout_ms.unwrap_or(defaults.timeout_ms),
-            max_request_bytes: self.max_request_bytes.unwrap_or(defaults.max_request_bytes),
-            max_response_bytes: self
-                .max_response_bytes
-                .unwrap_or(defaults.max_response_bytes),
-        }
-    }
-}
-
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let connection = cli.connection;
     if let Command::Serve {
         addr,
         max_instances,
+        resolve,
     } = cli.command
     {
         init_tracing();
@@ -148,6 +122,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             addr,
             data_dir: connection.data_dir,
             max_instances,
+            resolve,
         })
         .await;
     }
@@ -159,20 +134,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let json = connection.json;
     match cli.command {
         Command::Serve { .. } => unreachable!("handled above"),
-        Command::Deploy { file, name, limits } => {
-            let name = match name {
-                Some(name) => name,
-                None => file
-                    .file_stem()
-                    .and_then(|stem| stem.to_str())
-                    .map(|stem| stem.replace('_', "-"))
-                    .ok_or_else(|| {
-                        anyhow::anyhow!("cannot derive a name from {}; pass --name", file.display())
-                    })?,
-            };
+        Command::Deploy { file, deploy } => {
+            let plan = deploy.plan(&file)?;
+            if let (Some(path), false) = (&plan.manifest, json) {
+                eprintln!("using manifest {}", path.display());
+            }
+            let name = plan.name;
             let wasm = std::fs::read(&file)
                 .map_err(|err| anyhow::anyhow!("reading {}: {err}", file.display()))?;
-            let version = client.deploy(&name, wasm, &limits.limits()).await?;
+            let version = client.deploy(&name, wasm, &plan.config).await?;
             print(json, &version, |v| {
                 format!(
                     "deployed {} version {} (sha256 {}, {} bytes); call it at {}/fn/{}",
@@ -239,6 +209,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         );
                     }
                     out.trim_end().to_owned()
+                });
+            }
+            FunctionsCommand::Grants { name } => {
+                let answer = client
+                    .get(&format!("/api/admin/functions/{name}/versions"))
+                    .await?;
+                let active = answer["versions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|v| v["active"] == true)
+                    .cloned()
+                    .unwrap_or_default();
+                print(json, &active["grants"], |g| {
+                    let network: Vec<&str> = g["network"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|h| h.as_str())
+                        .collect();
+                    format!(
+                        "{name} (version {}):\n  network: {}\n  sockets: {}",
+                        active["version"],
+                        if network.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            network.join(", ")
+                        },
+                        g["sockets"] == true
+                    )
                 });
             }
             FunctionsCommand::Rollback { name, to } => {

@@ -8,6 +8,7 @@
 
 pub mod logs;
 
+use crate::grants::Grants;
 use crate::metrics::Metrics;
 use crate::runtime::{
     CacheOutcome, Failure, InvalidComponent, Invocation, Limits, Monitor, Prepared, ResponseBody,
@@ -17,13 +18,23 @@ use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use http_body::Body;
 use logs::{InvocationLog, InvocationRecord};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Row, SqlitePool};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
+
+/// What a version is deployed with besides its component: limits and grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VersionConfig {
+    /// Resource limits.
+    pub limits: Limits,
+    /// Capabilities beyond the sandbox.
+    pub grants: Grants,
+}
 
 /// A function's version that is ready to serve.
 pub struct ActiveVersion {
@@ -62,6 +73,8 @@ pub struct VersionInfo {
     pub size: i64,
     /// Resource limits.
     pub limits: Limits,
+    /// Grants.
+    pub grants: Grants,
     /// Whether this is the active version.
     pub active: bool,
     /// When it was deployed (RFC 3339).
@@ -79,6 +92,9 @@ pub enum FunctionError {
     /// The limits are out of range.
     #[error("{0}")]
     InvalidLimits(String),
+    /// A grant is malformed.
+    #[error("{0}")]
+    InvalidGrants(String),
     /// The component was refused.
     #[error(transparent)]
     InvalidComponent(#[from] InvalidComponent),
@@ -136,7 +152,7 @@ impl Functions {
             metrics,
         };
         let rows = sqlx::query(
-            "SELECT f.name, v.version, v.hash, v.limits FROM functions f \
+            "SELECT f.name, v.version, v.hash, v.limits, v.grants FROM functions f \
              JOIN function_versions v ON v.function = f.name AND v.version = f.active_version",
         )
         .fetch_all(&service.db)
@@ -146,7 +162,8 @@ impl Functions {
             let version: i64 = row.try_get("version")?;
             let hash: String = row.try_get("hash")?;
             let limits: Limits = serde_json::from_str(row.try_get("limits")?)?;
-            match service.prepare_stored(&hash).await {
+            let grants: Grants = serde_json::from_str(row.try_get("grants")?)?;
+            match service.prepare_stored(&hash, &grants).await {
                 Ok((prepared, outcome)) => {
                     tracing::info!(function = %name, version, cache = ?outcome, "loaded function");
                     service.activate(&name, version, limits, prepared);
@@ -164,17 +181,24 @@ impl Functions {
         &self,
         name: &str,
         wasm: Bytes,
-        limits: Limits,
+        config: VersionConfig,
     ) -> Result<VersionInfo, FunctionError> {
         validate_name(name)?;
+        let VersionConfig { limits, grants } = config;
         limits.validate().map_err(FunctionError::InvalidLimits)?;
+        grants
+            .network_patterns()
+            .map_err(FunctionError::InvalidGrants)?;
         let hash = hex::encode(Sha256::digest(&wasm));
-        let (prepared, _) = self.prepare(wasm.clone(), hash.clone()).await?;
+        let (prepared, _) = self
+            .prepare(wasm.clone(), hash.clone(), grants.clone())
+            .await?;
         self.store_blob(&hash, &wasm).await?;
 
         let _guard = self.admin.lock().await;
         let now = now();
         let limits_json = serde_json::to_string(&limits).map_err(anyhow::Error::from)?;
+        let grants_json = serde_json::to_string(&grants).map_err(anyhow::Error::from)?;
         let mut tx = self.db.begin().await?;
         let version: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM function_versions WHERE function = ?",
@@ -193,13 +217,15 @@ impl Functions {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO function_versions (function, version, hash, size, limits, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO function_versions (function, version, hash, size, limits, grants, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(name)
         .bind(version)
         .bind(&hash)
         .bind(wasm.len() as i64)
         .bind(&limits_json)
+        .bind(&grants_json)
         .bind(&now)
         .execute(&mut *tx)
         .await?;
@@ -212,6 +238,7 @@ impl Functions {
             hash,
             size: wasm.len() as i64,
             limits,
+            grants,
             active: true,
             created_at: now,
         })
@@ -242,7 +269,7 @@ impl Functions {
             .into_iter()
             .find(|v| v.version == target)
             .ok_or_else(|| FunctionError::VersionNotFound(name.to_owned(), target))?;
-        let (prepared, _) = self.prepare_stored(&version.hash).await?;
+        let (prepared, _) = self.prepare_stored(&version.hash, &version.grants).await?;
         sqlx::query("UPDATE functions SET active_version = ?, updated_at = ? WHERE name = ?")
             .bind(target)
             .bind(now())
@@ -313,7 +340,7 @@ impl Functions {
     pub async fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, FunctionError> {
         let active = self.info(name).await?.active_version;
         let rows = sqlx::query(
-            "SELECT version, hash, size, limits, created_at FROM function_versions \
+            "SELECT version, hash, size, limits, grants, created_at FROM function_versions \
              WHERE function = ? ORDER BY version DESC",
         )
         .bind(name)
@@ -328,6 +355,8 @@ impl Functions {
                     hash: row.try_get("hash")?,
                     size: row.try_get("size")?,
                     limits: serde_json::from_str(row.try_get("limits")?)
+                        .map_err(anyhow::Error::from)?,
+                    grants: serde_json::from_str(row.try_get("grants")?)
                         .map_err(anyhow::Error::from)?,
                     active: version == active,
                     created_at: row.try_get("created_at")?,
@@ -453,10 +482,11 @@ impl Functions {
         &self,
         wasm: Bytes,
         hash: String,
+        grants: Grants,
     ) -> Result<(Prepared, CacheOutcome), FunctionError> {
         let runtime = self.runtime.clone();
         let (prepared, outcome) =
-            tokio::task::spawn_blocking(move || runtime.prepare(&wasm, &hash))
+            tokio::task::spawn_blocking(move || runtime.prepare(&wasm, &hash, &grants))
                 .await
                 .map_err(anyhow::Error::from)??;
         Metrics::inc(match outcome {
@@ -466,11 +496,16 @@ impl Functions {
         Ok((prepared, outcome))
     }
 
-    async fn prepare_stored(&self, hash: &str) -> Result<(Prepared, CacheOutcome), FunctionError> {
+    async fn prepare_stored(
+        &self,
+        hash: &str,
+        grants: &Grants,
+    ) -> Result<(Prepared, CacheOutcome), FunctionError> {
         let wasm = tokio::fs::read(self.blob_path(hash))
             .await
             .map_err(|err| anyhow::anyhow!("reading component {hash}: {err}"))?;
-        self.prepare(wasm.into(), hash.to_owned()).await
+        self.prepare(wasm.into(), hash.to_owned(), grants.clone())
+            .await
     }
 
     async fn store_blob(&self, hash: &str, wasm: &[u8]) -> anyhow::Result<()> {

@@ -8,19 +8,37 @@
 
 use super::InvalidComponent;
 use super::state::InvocationState;
+use crate::grants::Grants;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-/// One capability: the interfaces it provides and how it links them.
+/// The grant a capability's interfaces need before a component may import them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Requirement {
+    /// Always available.
+    Nothing,
+    /// `[grants] network` must list at least one host.
+    Network,
+    /// `[grants] sockets = true`.
+    Sockets,
+}
+
+/// One capability: the interfaces it provides, the grant they need, and how
+/// they are linked.
 struct Capability {
     /// Interface names without version (`wasi:io/streams`).
     interfaces: &'static [&'static str],
-    add_to_linker: fn(&mut Linker<InvocationState>) -> wasmtime::Result<()>,
+    requires: Requirement,
+    /// Adds the host implementation; `None` where another entry's function
+    /// links these interfaces too (wasmtime-wasi adds its interfaces as one set).
+    add_to_linker: Option<AddToLinker>,
 }
 
-/// Everything a function can import today. Sockets are linked, but the
-/// per-invocation WASI context allows no TCP, UDP or name lookup.
+type AddToLinker = fn(&mut Linker<InvocationState>) -> wasmtime::Result<()>;
+
+/// Everything a function can import. Deploy refuses imports whose grant is
+/// missing, so an ungranted interface is never linked into a function.
 const CAPABILITIES: &[Capability] = &[
     Capability {
         interfaces: &[
@@ -44,6 +62,12 @@ const CAPABILITIES: &[Capability] = &[
             "wasi:cli/terminal-stderr",
             "wasi:filesystem/types",
             "wasi:filesystem/preopens",
+        ],
+        requires: Requirement::Nothing,
+        add_to_linker: Some(wasmtime_wasi::p2::add_to_linker_async::<InvocationState>),
+    },
+    Capability {
+        interfaces: &[
             "wasi:sockets/network",
             "wasi:sockets/instance-network",
             "wasi:sockets/tcp",
@@ -52,11 +76,20 @@ const CAPABILITIES: &[Capability] = &[
             "wasi:sockets/udp-create-socket",
             "wasi:sockets/ip-name-lookup",
         ],
-        add_to_linker: wasmtime_wasi::p2::add_to_linker_async::<InvocationState>,
+        requires: Requirement::Sockets,
+        add_to_linker: None,
     },
     Capability {
-        interfaces: &["wasi:http/types", "wasi:http/outgoing-handler"],
-        add_to_linker: wasmtime_wasi_http::p2::add_only_http_to_linker_async::<InvocationState>,
+        interfaces: &["wasi:http/types"],
+        requires: Requirement::Nothing,
+        add_to_linker: Some(
+            wasmtime_wasi_http::p2::add_only_http_to_linker_async::<InvocationState>,
+        ),
+    },
+    Capability {
+        interfaces: &["wasi:http/outgoing-handler"],
+        requires: Requirement::Network,
+        add_to_linker: None,
     },
 ];
 
@@ -66,8 +99,8 @@ const HTTP_HANDLER_EXPORT: &str = "wasi:http/incoming-handler@0.2";
 /// Builds the linker from the capability list.
 pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<InvocationState>> {
     let mut linker = Linker::new(engine);
-    for capability in CAPABILITIES {
-        (capability.add_to_linker)(&mut linker)?;
+    for add in CAPABILITIES.iter().filter_map(|c| c.add_to_linker) {
+        add(&mut linker)?;
     }
     Ok(linker)
 }
@@ -88,20 +121,39 @@ pub(super) fn check_format(wasm: &[u8]) -> Result<(), InvalidComponent> {
     }
 }
 
-/// Checks the component's imports and exports against what Aura provides
-/// and pre-links it.
+/// An import the component's grants do not allow.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MissingGrant {
+    /// The grant that would allow it (`network`, `sockets`).
+    pub grant: &'static str,
+    /// The imported interface.
+    pub interface: String,
+}
+
+/// Checks the component's imports against what Aura provides and what
+/// `grants` allow, checks its export, and pre-links it.
 pub(super) fn pre_link(
     engine: &Engine,
     linker: &Linker<InvocationState>,
     component: &Component,
+    grants: &Grants,
 ) -> Result<ProxyPre<InvocationState>, InvalidComponent> {
     let ty = component.component_type();
-    let unknown: Vec<String> = ty
-        .imports(engine)
-        .map(|(name, _)| name)
-        .filter(|name| !is_provided(name))
-        .map(str::to_owned)
-        .collect();
+    let mut unknown = Vec::new();
+    let mut missing = Vec::new();
+    for (name, _) in ty.imports(engine) {
+        match requirement(name) {
+            None => unknown.push(name.to_owned()),
+            Some(requirement) => {
+                if let Some(grant) = unmet(requirement, grants) {
+                    missing.push(MissingGrant {
+                        grant,
+                        interface: name.to_owned(),
+                    });
+                }
+            }
+        }
+    }
     if !unknown.is_empty() {
         return Err(InvalidComponent {
             message: format!(
@@ -109,6 +161,22 @@ pub(super) fn pre_link(
                 unknown.join(", ")
             ),
             unknown_imports: unknown,
+            missing_grants: Vec::new(),
+        });
+    }
+    if !missing.is_empty() {
+        let list: Vec<String> = missing
+            .iter()
+            .map(|m| format!("{} needs the `{}` grant", m.interface, m.grant))
+            .collect();
+        return Err(InvalidComponent {
+            message: format!(
+                "the component imports interfaces its grants do not allow: {} (add them under [grants] in aura.toml, \
+                 e.g. network = [\"api.example.com:443\"] or sockets = true)",
+                list.join("; ")
+            ),
+            unknown_imports: Vec::new(),
+            missing_grants: missing,
         });
     }
     if !ty
@@ -130,11 +198,23 @@ pub(super) fn pre_link(
     })
 }
 
-fn is_provided(import: &str) -> bool {
+/// The grant an import needs, or `None` if no capability provides it.
+fn requirement(import: &str) -> Option<Requirement> {
     let unversioned = import.split_once('@').map_or(import, |(name, _)| name);
     CAPABILITIES
         .iter()
-        .any(|capability| capability.interfaces.contains(&unversioned))
+        .find(|capability| capability.interfaces.contains(&unversioned))
+        .map(|capability| capability.requires)
+}
+
+/// The name of the grant `requirement` needs that `grants` lacks.
+fn unmet(requirement: Requirement, grants: &Grants) -> Option<&'static str> {
+    match requirement {
+        Requirement::Nothing => None,
+        Requirement::Network if grants.network.is_empty() => Some("network"),
+        Requirement::Sockets if !grants.sockets => Some("sockets"),
+        Requirement::Network | Requirement::Sockets => None,
+    }
 }
 
 #[cfg(test)]
@@ -143,10 +223,31 @@ mod tests {
 
     #[test]
     fn versioned_wasi_imports_are_provided() {
-        assert!(is_provided("wasi:io/streams@0.2.6"));
-        assert!(is_provided("wasi:http/types@0.2.0"));
-        assert!(!is_provided("aura-test:nonexistent/widgets"));
-        assert!(!is_provided("wasi:http/incoming-handler@0.2.6"));
+        assert_eq!(
+            requirement("wasi:io/streams@0.2.6"),
+            Some(Requirement::Nothing)
+        );
+        assert_eq!(
+            requirement("wasi:http/types@0.2.0"),
+            Some(Requirement::Nothing)
+        );
+        assert_eq!(requirement("aura-test:nonexistent/widgets"), None);
+        assert_eq!(requirement("wasi:http/incoming-handler@0.2.6"), None);
+    }
+
+    #[test]
+    fn network_and_sockets_need_their_grants() {
+        let none = Grants::default();
+        let granted = Grants {
+            network: vec!["api.example.com:443".into()],
+            sockets: true,
+        };
+        let outgoing = requirement("wasi:http/outgoing-handler@0.2.12").unwrap();
+        let tcp = requirement("wasi:sockets/tcp@0.2.12").unwrap();
+        assert_eq!(unmet(outgoing, &none), Some("network"));
+        assert_eq!(unmet(tcp, &none), Some("sockets"));
+        assert_eq!(unmet(outgoing, &granted), None);
+        assert_eq!(unmet(tcp, &granted), None);
     }
 
     #[test]

@@ -119,7 +119,16 @@ impl Runtime {
             .map_err(request_body_error)
         });
         let cpu_ticks = limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
-        let state = InvocationState::new(limits.memory_bytes(), cpu_ticks, monitor.clone());
+        let hooks = prepared
+            .network
+            .policy(self.resolver.clone(), *limits, monitor.stderr.clone());
+        let state = InvocationState::new(
+            limits.memory_bytes(),
+            cpu_ticks,
+            &prepared.network,
+            hooks,
+            monitor.clone(),
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);

@@ -22,6 +22,13 @@ pub struct Limits {
     pub max_request_bytes: u64,
     /// Largest response body sent, in bytes; the body is cut past it.
     pub max_response_bytes: u64,
+    /// Outbound HTTP requests one invocation may make.
+    pub max_outbound_requests: u32,
+    /// Time an outbound request may take to connect, to answer, and between
+    /// body chunks, in milliseconds.
+    pub outbound_timeout_ms: u64,
+    /// Largest outbound response body read, in bytes.
+    pub max_outbound_response_bytes: u64,
 }
 
 impl Default for Limits {
@@ -32,6 +39,9 @@ impl Default for Limits {
             timeout_ms: 60_000,
             max_request_bytes: 16 * MIB,
             max_response_bytes: 256 * MIB,
+            max_outbound_requests: 50,
+            outbound_timeout_ms: 30_000,
+            max_outbound_response_bytes: 32 * MIB,
         }
     }
 }

@@ -8,13 +8,17 @@
 mod capabilities;
 mod invoke;
 mod limits;
+mod outbound;
 mod output;
 mod state;
 
+pub use capabilities::MissingGrant;
 pub use invoke::{Failure, Invocation, ResponseBody};
 pub use limits::{Limits, MAX_MEMORY_MB};
+pub use outbound::{NetworkAccess, Resolver};
 pub use state::{LimitHit, Monitor};
 
+use crate::grants::Grants;
 use anyhow::Context as _;
 use state::InvocationState;
 use std::hash::{Hash, Hasher};
@@ -40,6 +44,8 @@ pub struct InvalidComponent {
     pub message: String,
     /// Imports the host does not provide, by name (empty if not the reason).
     pub unknown_imports: Vec<String>,
+    /// Imports the grants do not allow (empty if not the reason).
+    pub missing_grants: Vec<MissingGrant>,
 }
 
 impl InvalidComponent {
@@ -47,6 +53,7 @@ impl InvalidComponent {
         Self {
             message: message.into(),
             unknown_imports: Vec::new(),
+            missing_grants: Vec::new(),
         }
     }
 }
@@ -60,9 +67,11 @@ pub enum CacheOutcome {
     Compiled,
 }
 
-/// A component compiled, validated and pre-linked: ready to instantiate.
+/// A component compiled, checked against its grants and pre-linked: ready
+/// to instantiate.
 pub struct Prepared {
     pre: ProxyPre<InvocationState>,
+    network: NetworkAccess,
 }
 
 /// The process-wide runtime.
@@ -71,12 +80,17 @@ pub struct Runtime {
     linker: Linker<InvocationState>,
     cache_dir: PathBuf,
     pooling: bool,
+    resolver: Arc<Resolver>,
 }
 
 impl Runtime {
     /// Builds the engine (pooling allocator when the address space allows it,
     /// epoch interruption), the linker, and starts the epoch ticker thread.
-    pub fn new(cache_dir: &Path, max_instances: u32) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        cache_dir: &Path,
+        max_instances: u32,
+        resolver: Resolver,
+    ) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(max_instances > 0, "the instance limit must be at least 1");
         std::fs::create_dir_all(cache_dir)
             .with_context(|| format!("creating {}", cache_dir.display()))?;
@@ -94,6 +108,7 @@ impl Runtime {
             linker,
             cache_dir: cache_dir.to_owned(),
             pooling,
+            resolver: Arc::new(resolver),
         }))
     }
 
@@ -102,13 +117,16 @@ impl Runtime {
         self.pooling
     }
 
-    /// Compiles (or loads from the cache) and validates a component whose
-    /// bytes hash to `hash`. CPU-heavy: call from a blocking thread.
+    /// Compiles (or loads from the cache) a component whose bytes hash to
+    /// `hash`, and checks it against `grants`. CPU-heavy: call from a
+    /// blocking thread.
     pub fn prepare(
         &self,
         wasm: &[u8],
         hash: &str,
+        grants: &Grants,
     ) -> Result<(Prepared, CacheOutcome), InvalidComponent> {
+        let network = NetworkAccess::from_grants(grants).map_err(InvalidComponent::new)?;
         capabilities::check_format(wasm)?;
         let cached = self.cached_artifact(hash);
         let (component, outcome) = match self.load_cached(&cached) {
@@ -123,8 +141,8 @@ impl Runtime {
                 (component, CacheOutcome::Compiled)
             }
         };
-        let pre = capabilities::pre_link(&self.engine, &self.linker, &component)?;
-        Ok((Prepared { pre }, outcome))
+        let pre = capabilities::pre_link(&self.engine, &self.linker, &component, grants)?;
+        Ok((Prepared { pre, network }, outcome))
     }
 
     /// Removes the compiled artifacts of the component with `hash`.

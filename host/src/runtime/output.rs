@@ -34,7 +34,8 @@ impl CapturedOutput {
         }
     }
 
-    fn append(&self, data: &[u8]) {
+    /// Appends `data`, dropping what does not fit.
+    pub fn append(&self, data: &[u8]) {
         let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
         let room = self.capacity.saturating_sub(buffer.bytes.len());
         if data.len() > room {

@@ -4,6 +4,7 @@
 //! A fresh [`InvocationState`] is built for every request; nothing in it is
 //! shared with another invocation except the monitor the caller holds.
 
+use super::outbound::{NetworkAccess, OutboundPolicy};
 use super::output::CapturedOutput;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,7 +12,7 @@ use std::time::Duration;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Bytes of stdout (and, separately, stderr) kept per invocation.
 pub const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
@@ -133,47 +134,6 @@ impl ResourceLimiter for MemoryLimiter {
 
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
-/// Outbound HTTP policy. Until a function is granted network access nothing
-/// leaves the sandbox: every request is refused with `HTTP-request-denied`
-/// and a note in the invocation's stderr.
-struct OutboundPolicy {
-    stderr: CapturedOutput,
-}
-
-impl WasiHttpHooks for OutboundPolicy {
-    fn send_request(
-        &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        let host = request
-            .uri()
-            .authority()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let note = format!(
-            "[aura: outbound HTTP request to `{host}` denied: the function has no network grant]\n"
-        );
-        use tokio::io::AsyncWriteExt;
-        let mut stderr = self.stderr.clone();
-        Box::new(async move {
-            let _ = stderr.write_all(note.as_bytes()).await;
-            Err(wasmtime_wasi_http::Error::HttpRequestDenied)
-        })
-    }
-}
-
 /// The `T` of every invocation's `Store<T>`.
 pub struct InvocationState {
     wasi: WasiCtx,
@@ -187,24 +147,38 @@ pub struct InvocationState {
 }
 
 impl InvocationState {
-    /// State for one invocation with the given limits.
-    pub fn new(memory_bytes: usize, cpu_limit_ticks: u64, monitor: Arc<Monitor>) -> Self {
-        let wasi = WasiCtx::builder()
+    /// State for one invocation with the given limits and outbound policy.
+    pub(super) fn new(
+        memory_bytes: usize,
+        cpu_limit_ticks: u64,
+        access: &NetworkAccess,
+        hooks: OutboundPolicy,
+        monitor: Arc<Monitor>,
+    ) -> Self {
+        // No environment, arguments or preopened directories: the function
+        // sees no host filesystem and only what the platform sets.
+        let mut builder = WasiCtx::builder();
+        builder
             .stdout(monitor.stdout.clone())
             .stderr(monitor.stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_tcp(access.sockets())
+            .allow_udp(access.sockets())
+            .allow_ip_name_lookup(access.sockets());
+        if access.sockets() {
+            let access = access.clone();
+            builder.socket_addr_check(move |addr, usage| {
+                let allowed = access.socket_allowed(addr, usage);
+                Box::pin(async move { allowed })
+            });
+        }
+        let wasi = builder.build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
         Self {
             wasi,
             http: WasiHttpCtx::new(),
             table,
-            hooks: OutboundPolicy {
-                stderr: monitor.stderr.clone(),
-            },
+            hooks,
             limiter: MemoryLimiter {
                 max_bytes: memory_bytes,
                 monitor: monitor.clone(),

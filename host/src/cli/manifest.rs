@@ -1,0 +1,220 @@
+//! `aura.toml`: a function's name, limits and grants beside its component,
+//! and the `aura deploy` flags that override it.
+//!
+//! ```toml
+//! [function]
+//! name = "checkout"
+//!
+//! [limits]
+//! cpu_ms = 500
+//!
+//! [grants]
+//! network = ["api.stripe.com:443", "*.example.org"]
+//! ```
+
+use crate::functions::VersionConfig;
+use crate::grants::Grants;
+use crate::runtime::Limits;
+use anyhow::Context as _;
+use clap::Args;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The manifest file's content.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Manifest {
+    function: FunctionSection,
+    limits: Limits,
+    grants: Grants,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FunctionSection {
+    name: Option<String>,
+}
+
+/// `aura deploy` options beyond the component path.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Function name [default: the manifest's, else the file name]
+    #[arg(long)]
+    name: Option<String>,
+    /// Manifest to read [default: ./aura.toml, else aura.toml beside the component]
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Add a grant: `network=HOST[:PORT]` (repeatable) or `sockets`
+    #[arg(long = "grant", value_name = "GRANT")]
+    grants: Vec<String>,
+    /// Memory limit in MiB
+    #[arg(long)]
+    memory_mb: Option<u64>,
+    /// CPU-time limit per invocation in milliseconds
+    #[arg(long)]
+    cpu_ms: Option<u64>,
+    /// Wall-clock limit per invocation in milliseconds
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Largest request body in bytes
+    #[arg(long)]
+    max_request_bytes: Option<u64>,
+    /// Largest response body in bytes
+    #[arg(long)]
+    max_response_bytes: Option<u64>,
+}
+
+/// What to deploy: the name, the configuration, and the manifest used.
+#[derive(Debug)]
+pub struct DeployPlan {
+    /// Function name.
+    pub name: String,
+    /// Limits and grants.
+    pub config: VersionConfig,
+    /// The manifest read, if any.
+    pub manifest: Option<PathBuf>,
+}
+
+impl DeployArgs {
+    /// Reads the manifest (if any) and applies the flags over it.
+    pub fn plan(&self, component: &Path) -> anyhow::Result<DeployPlan> {
+        let path = self.manifest_path(component);
+        let manifest = match &path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<Manifest>(&text)
+                    .with_context(|| format!("{} is not a valid manifest", path.display()))?
+            }
+            None => Manifest::default(),
+        };
+        let name = match self.name.clone().or(manifest.function.name) {
+            Some(name) => name,
+            None => component
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .map(|stem| stem.replace('_', "-"))
+                .with_context(|| {
+                    format!(
+                        "cannot derive a name from {}; pass --name",
+                        component.display()
+                    )
+                })?,
+        };
+        let mut limits = manifest.limits;
+        let overrides = [
+            (&mut limits.memory_mb, self.memory_mb),
+            (&mut limits.cpu_ms, self.cpu_ms),
+            (&mut limits.timeout_ms, self.timeout_ms),
+            (&mut limits.max_request_bytes, self.max_request_bytes),
+            (&mut limits.max_response_bytes, self.max_response_bytes),
+        ];
+        for (field, value) in overrides {
+            if let Some(value) = value {
+                *field = value;
+            }
+        }
+        let mut grants = manifest.grants;
+        for grant in &self.grants {
+            match grant.split_once('=') {
+                Some(("network", host)) => grants.network.push(host.to_owned()),
+                None if grant == "sockets" => grants.sockets = true,
+                Some(("sockets", value)) => {
+                    grants.sockets = value
+                        .parse()
+                        .with_context(|| format!("--grant {grant}: expected true or false"))?
+                }
+                _ => anyhow::bail!("--grant `{grant}`: expected network=HOST[:PORT] or sockets"),
+            }
+        }
+        Ok(DeployPlan {
+            name,
+            config: VersionConfig { limits, grants },
+            manifest: path,
+        })
+    }
+
+    fn manifest_path(&self, component: &Path) -> Option<PathBuf> {
+        if let Some(path) = &self.manifest {
+            return Some(path.clone());
+        }
+        let beside = component.parent().map(|dir| dir.join("aura.toml"));
+        [Some(PathBuf::from("aura.toml")), beside]
+            .into_iter()
+            .flatten()
+            .find(|p| p.is_file())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        deploy: DeployArgs,
+    }
+
+    fn plan(args: &[&str], manifest: &str) -> DeployPlan {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aura.toml");
+        std::fs::write(&path, manifest).unwrap();
+        let manifest_arg = path.to_str().unwrap().to_owned();
+        let mut argv = vec!["aura", "--manifest", manifest_arg.as_str()];
+        argv.extend_from_slice(args);
+        Cli::parse_from(argv)
+            .deploy
+            .plan(Path::new("dir/my_fn.wasm"))
+            .unwrap()
+    }
+
+    #[test]
+    fn manifest_gives_name_limits_and_grants() {
+        let plan = plan(
+            &[],
+            "[function]\nname = \"checkout\"\n[limits]\ncpu_ms = 500\n[grants]\nnetwork = [\"api.stripe.com:443\"]\n",
+        );
+        assert_eq!(plan.name, "checkout");
+        assert_eq!(plan.config.limits.cpu_ms, 500);
+        assert_eq!(plan.config.limits.memory_mb, Limits::default().memory_mb);
+        assert_eq!(plan.config.grants.network, ["api.stripe.com:443"]);
+    }
+
+    #[test]
+    fn flags_override_and_extend_the_manifest() {
+        let plan = plan(
+            &[
+                "--name",
+                "other",
+                "--cpu-ms",
+                "900",
+                "--grant",
+                "network=*.example.org",
+                "--grant",
+                "sockets",
+            ],
+            "[limits]\ncpu_ms = 500\n[grants]\nnetwork = [\"a.com\"]\n",
+        );
+        assert_eq!(plan.name, "other");
+        assert_eq!(plan.config.limits.cpu_ms, 900);
+        assert_eq!(plan.config.grants.network, ["a.com", "*.example.org"]);
+        assert!(plan.config.grants.sockets);
+    }
+
+    #[test]
+    fn name_defaults_to_the_file_stem() {
+        assert_eq!(plan(&[], "").name, "my-fn");
+    }
+
+    #[test]
+    fn unknown_manifest_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aura.toml");
+        std::fs::write(&path, "[grants]\nnetwrok = []\n").unwrap();
+        let args = Cli::parse_from(["aura", "--manifest", path.to_str().unwrap()]).deploy;
+        let err = format!("{:#}", args.plan(Path::new("x.wasm")).unwrap_err());
+        assert!(err.contains("unknown field `netwrok`"), "{err}");
+    }
+}

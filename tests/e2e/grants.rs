@@ -1,0 +1,285 @@
+//! Grants: what a function may reach beyond its sandbox, checked at deploy
+//! (imports) and at run time (outbound destinations and budgets).
+
+use crate::support::{Aura, Upstream, encode};
+use serde_json::{Value, json};
+
+async fn fetch(aura: &Aura, url: &str) -> (u16, String, String) {
+    let response = aura
+        .http
+        .get(aura.at(&format!("/fn/fetch-proxy?url={}", encode(url))))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let id = response.headers()["x-aura-invocation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (status, response.text().await.unwrap(), id)
+}
+
+#[tokio::test]
+async fn an_ungranted_import_is_refused_with_the_grant_named() {
+    let aura = Aura::start();
+    let (status, body) = aura
+        .deploy_bytes(
+            "fetch-proxy",
+            crate::support::wasm("fetch_proxy"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "missing_grant");
+    let missing = &body["error"]["details"]["missing_grants"][0];
+    assert_eq!(missing["grant"], "network");
+    assert!(
+        missing["interface"]
+            .as_str()
+            .unwrap()
+            .starts_with("wasi:http/outgoing-handler@0.2"),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs the `network` grant"),
+        "{body}"
+    );
+
+    let (status, body) = aura
+        .deploy_bytes("sockets", crate::support::wasm("sockets"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("missing_grant")),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["details"]["missing_grants"][0]["grant"],
+        "sockets"
+    );
+}
+
+#[tokio::test]
+async fn malformed_grants_are_refused() {
+    let aura = Aura::start();
+    let config = json!({"grants": {"network": ["https://api.example.com/path"]}});
+    let (status, body) = aura
+        .deploy_bytes("fetch-proxy", crate::support::wasm("fetch_proxy"), config)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("invalid_grants")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("without a scheme"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn outbound_to_an_explicitly_granted_address_works() {
+    let upstream = Upstream::start().await;
+    let aura = Aura::start();
+    let grant = format!("127.0.0.1:{}", upstream.port);
+    aura.deploy(
+        "fetch-proxy",
+        "fetch_proxy",
+        json!({"grants": {"network": [grant]}}),
+    )
+    .await;
+    let (status, body, _) =
+        fetch(&aura, &format!("http://127.0.0.1:{}/hello", upstream.port)).await;
+    assert_eq!((status, body.as_str()), (200, "upstream says hi"));
+    assert_eq!(upstream.hits(), 1);
+}
+
+#[tokio::test]
+async fn outbound_to_a_host_not_granted_is_refused_and_logged() {
+    let upstream = Upstream::start().await;
+    let aura = Aura::start();
+    aura.deploy(
+        "fetch-proxy",
+        "fetch_proxy",
+        json!({"grants": {"network": ["api.example.com:443"]}}),
+    )
+    .await;
+    let target = format!("127.0.0.1:{}", upstream.port);
+    let (status, body, id) = fetch(&aura, &format!("http://{target}/hello")).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("HttpRequestDenied"), "{body}");
+    assert_eq!(upstream.hits(), 0);
+    let record = aura.invocation_log("fetch-proxy", &id).await;
+    let stderr = record["stderr"].as_str().unwrap();
+    assert!(
+        stderr.contains("is not in the function's network grants"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("add \"{target}\" to `network`")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_wildcard_grant_cannot_reach_loopback_through_dns() {
+    let upstream = Upstream::start().await;
+    let aura = Aura::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--resolve", "evil.example.org=127.0.0.1"],
+    );
+    aura.deploy(
+        "fetch-proxy",
+        "fetch_proxy",
+        json!({"grants": {"network": ["*.example.org:*"]}}),
+    )
+    .await;
+    let (status, body, id) = fetch(
+        &aura,
+        &format!("http://evil.example.org:{}/hello", upstream.port),
+    )
+    .await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("DestinationIpProhibited"), "{body}");
+    assert_eq!(upstream.hits(), 0, "nothing reached the loopback server");
+    let record = aura.invocation_log("fetch-proxy", &id).await;
+    assert!(
+        record["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("private or reserved addresses (127.0.0.1)"),
+        "{record}"
+    );
+}
+
+#[tokio::test]
+async fn outbound_budgets_are_enforced() {
+    let upstream = Upstream::start().await;
+    let aura = Aura::start();
+    let grant = format!("127.0.0.1:{}", upstream.port);
+    let config = json!({"grants": {"network": [grant]}, "limits": {"max_outbound_requests": 0}});
+    aura.deploy("fetch-proxy", "fetch_proxy", config).await;
+    let (status, body, _) =
+        fetch(&aura, &format!("http://127.0.0.1:{}/hello", upstream.port)).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("ConnectionLimitReached"), "{body}");
+    assert_eq!(upstream.hits(), 0);
+
+    let config =
+        json!({"grants": {"network": [grant]}, "limits": {"max_outbound_response_bytes": 1048576}});
+    aura.deploy("fetch-proxy", "fetch_proxy", config).await;
+    let (status, body, _) = fetch(&aura, &format!("http://127.0.0.1:{}/big", upstream.port)).await;
+    assert_eq!(status, 502, "a 2 MiB answer over a 1 MiB cap fails: {body}");
+    let (status, _, _) = fetch(&aura, &format!("http://127.0.0.1:{}/hello", upstream.port)).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn rollback_restores_the_previous_grants() {
+    let upstream = Upstream::start().await;
+    let aura = Aura::start();
+    let url = format!("http://127.0.0.1:{}/hello", upstream.port);
+    let grant = format!("127.0.0.1:{}", upstream.port);
+    aura.deploy(
+        "fetch-proxy",
+        "fetch_proxy",
+        json!({"grants": {"network": [grant.clone()]}}),
+    )
+    .await;
+    aura.deploy(
+        "fetch-proxy",
+        "fetch_proxy",
+        json!({"grants": {"network": ["api.example.com:443"]}}),
+    )
+    .await;
+    assert_eq!(fetch(&aura, &url).await.0, 502);
+
+    let (status, version) = aura
+        .admin_post("/api/admin/functions/fetch-proxy/rollback", Value::Null)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(version["grants"]["network"], json!([grant]));
+    assert_eq!(fetch(&aura, &url).await.0, 200);
+
+    let (_, versions) = aura
+        .admin_get("/api/admin/functions/fetch-proxy/versions")
+        .await;
+    assert_eq!(
+        versions["versions"][0]["grants"]["network"],
+        json!(["api.example.com:443"])
+    );
+    assert_eq!(versions["versions"][1]["grants"]["network"], json!([grant]));
+}
+
+#[tokio::test]
+async fn sockets_reach_only_granted_addresses() {
+    let upstream = Upstream::start().await;
+    let aura = Aura::start();
+    let grant = format!("127.0.0.1:{}", upstream.port);
+    aura.deploy(
+        "sockets",
+        "sockets",
+        json!({"grants": {"sockets": true, "network": [grant.clone()]}}),
+    )
+    .await;
+    let response = aura
+        .http
+        .get(aura.at(&format!("/fn/sockets?addr={grant}")))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    assert_eq!(
+        (status, response.text().await.unwrap().as_str()),
+        (200, "connected")
+    );
+
+    let other = Upstream::start().await;
+    let response = aura
+        .http
+        .get(aura.at(&format!("/fn/sockets?addr=127.0.0.1:{}", other.port)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        502,
+        "an address no grant names is refused"
+    );
+}
+
+#[tokio::test]
+async fn cli_deploys_with_a_manifest_and_shows_grants() {
+    let aura = Aura::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("aura.toml"),
+        "[function]\nname = \"proxy\"\n[limits]\ncpu_ms = 750\n[grants]\nnetwork = [\"api.example.com:443\", \"*.example.org\"]\n",
+    )
+    .unwrap();
+    let component = crate::support::wasm_path("fetch_proxy");
+    let output = aura.cli_in(dir.path(), &["deploy", &component]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("deployed proxy version 1"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("using manifest aura.toml"));
+
+    let output = aura.cli(&["functions", "grants", "proxy"]);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        out.contains("network: api.example.com:443, *.example.org"),
+        "{out}"
+    );
+    assert!(out.contains("sockets: false"), "{out}");
+    let (_, versions) = aura.admin_get("/api/admin/functions/proxy/versions").await;
+    assert_eq!(versions["versions"][0]["limits"]["cpu_ms"], 750);
+}
