@@ -9,7 +9,7 @@ use std::fmt;
 
 use crate::bindings::wasi::http::outgoing_handler;
 use crate::bindings::wasi::http::types::{
-    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method,
+    ErrorCode, Fields, FutureIncomingResponse, HeaderError, IncomingBody, IncomingResponse, Method,
     OutgoingBody, OutgoingRequest, Scheme,
 };
 use crate::bindings::wasi::io::streams::{InputStream, OutputStream, StreamError};
@@ -40,16 +40,18 @@ pub fn fetch(request: OutboundRequest) -> Result<OutboundResponse, FetchError> {
 
     let headers = Fields::new();
     for (name, value) in &request.headers {
-        headers
-            .append(name, value.as_bytes())
-            .map_err(|e| FetchError::invalid(format!("invalid header `{name}`: {e:?}")))?;
+        headers.append(name, value.as_bytes()).map_err(|e| {
+            FetchError::invalid(format!("invalid header `{name}`: {}", header_error(&e)))
+        })?;
     }
     if let Some(body) = &request.body
         && !headers.has("content-length")
     {
         headers
             .append("content-length", body.len().to_string().as_bytes())
-            .map_err(|e| FetchError::invalid(format!("cannot set content-length: {e:?}")))?;
+            .map_err(|e| {
+                FetchError::invalid(format!("cannot set content-length: {}", header_error(&e)))
+            })?;
     }
 
     let outgoing = OutgoingRequest::new(headers);
@@ -278,6 +280,16 @@ impl fmt::Display for FetchError {
 }
 
 impl std::error::Error for FetchError {}
+
+/// A header error's name, e.g. `Forbidden` (the generated `Debug` prefixes
+/// the type name).
+fn header_error(e: &HeaderError) -> String {
+    let debug = format!("{e:?}");
+    debug
+        .strip_prefix("HeaderError::")
+        .unwrap_or(&debug)
+        .to_string()
+}
 
 /// Maps a method name to `wasi:http`; standard names case-insensitively.
 fn wasi_method(method: &str) -> Method {

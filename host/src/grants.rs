@@ -17,6 +17,8 @@ pub struct Grants {
     /// Raw TCP/UDP sockets (`wasi:sockets`); connections are still limited
     /// to addresses the `network` patterns name.
     pub sockets: bool,
+    /// Functions whose exported interfaces this function may import.
+    pub functions: Vec<String>,
 }
 
 impl Grants {

@@ -4,6 +4,7 @@
 mod cli;
 mod deploy;
 mod grants;
+mod imports;
 mod invoke;
 mod lifecycle;
 mod limits;

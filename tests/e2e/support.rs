@@ -183,6 +183,26 @@ impl Aura {
             .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
     }
 
+    /// Waits until the log records of `function` satisfy `done`; returns them.
+    pub async fn invocations_until(
+        &self,
+        function: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let mut records = Vec::new();
+        for _ in 0..100 {
+            let (_, body) = self
+                .admin_get(&format!("/api/admin/functions/{function}/logs?limit=1000"))
+                .await;
+            records = body["invocations"].as_array().cloned().unwrap_or_default();
+            if done(&records) {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the log of {function} never got there: {records:?}");
+    }
+
     /// Waits until the log of `function` has an invocation with `id`.
     pub async fn invocation_log(&self, function: &str, id: &str) -> Value {
         for _ in 0..100 {

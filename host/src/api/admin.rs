@@ -45,23 +45,21 @@ impl From<FunctionError> for ApiError {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_grants", err.to_string())
             }
             FunctionError::InvalidComponent(invalid) => {
-                if !invalid.missing_grants.is_empty() {
-                    ApiError::new(StatusCode::BAD_REQUEST, "missing_grant", invalid.message)
-                        .with_details(json!({ "missing_grants": invalid.missing_grants }))
+                let details = if !invalid.missing_grants.is_empty() {
+                    Some(json!({ "missing_grants": invalid.missing_grants }))
                 } else if !invalid.unknown_imports.is_empty() {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_component",
-                        invalid.message,
-                    )
-                    .with_details(json!({ "unknown_imports": invalid.unknown_imports }))
+                    Some(json!({ "unknown_imports": invalid.unknown_imports }))
                 } else {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_component",
-                        invalid.message,
-                    )
+                    None
+                };
+                let error = ApiError::new(StatusCode::BAD_REQUEST, invalid.code, invalid.message);
+                match details {
+                    Some(details) => error.with_details(details),
+                    None => error,
                 }
+            }
+            FunctionError::InUse(_) => {
+                ApiError::new(StatusCode::CONFLICT, "function_in_use", err.to_string())
             }
             FunctionError::NotFound(name) => ApiError::function_not_found(&name),
             FunctionError::VersionNotFound(..) => {

@@ -7,23 +7,24 @@
 //! onto it; it knows nothing of axum.
 
 pub mod logs;
+mod registry;
 
 use crate::grants::Grants;
 use crate::metrics::Metrics;
 use crate::runtime::{
-    CacheOutcome, Failure, InvalidComponent, Invocation, Limits, Monitor, Prepared, ResponseBody,
-    Runtime,
+    CacheOutcome, Callees, Failure, InvalidComponent, Invocation, Limits, Loaded, Monitor,
+    Prepared, ResponseBody, Runtime,
 };
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use http_body::Body;
-use logs::{InvocationLog, InvocationRecord};
+use logs::InvocationLog;
+use registry::{Finished, Registry};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Row, SqlitePool};
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What a version is deployed with besides its component: limits and grants.
@@ -34,15 +35,6 @@ pub struct VersionConfig {
     pub limits: Limits,
     /// Capabilities beyond the sandbox.
     pub grants: Grants,
-}
-
-/// A function's version that is ready to serve.
-pub struct ActiveVersion {
-    /// Version number.
-    pub version: i64,
-    /// Its limits.
-    pub limits: Limits,
-    prepared: Prepared,
 }
 
 /// A deployed function, as listed.
@@ -104,6 +96,9 @@ pub enum FunctionError {
     /// No such version.
     #[error("function `{0}` has no version {1}")]
     VersionNotFound(String, i64),
+    /// Other functions import interfaces the change would remove.
+    #[error("{0}")]
+    InUse(String),
     /// Rollback asked for with nothing to roll back to.
     #[error("function `{0}` has no version before version {1}")]
     NoPreviousVersion(String, i64),
@@ -123,7 +118,7 @@ pub struct Functions {
     db: SqlitePool,
     runtime: Arc<Runtime>,
     blobs: PathBuf,
-    active: RwLock<HashMap<String, Arc<ActiveVersion>>>,
+    registry: Arc<Registry>,
     /// Serialises deploy, rollback and delete so versions activate in order.
     admin: tokio::sync::Mutex<()>,
     /// Invocation logs.
@@ -146,7 +141,7 @@ impl Functions {
             db,
             runtime,
             blobs,
-            active: RwLock::default(),
+            registry: Arc::new(Registry::new(logs.clone(), metrics.clone())),
             admin: tokio::sync::Mutex::default(),
             logs,
             metrics,
@@ -157,21 +152,44 @@ impl Functions {
         )
         .fetch_all(&service.db)
         .await?;
+        let mut pending = Vec::new();
         for row in rows {
             let name: String = row.try_get("name")?;
             let version: i64 = row.try_get("version")?;
             let hash: String = row.try_get("hash")?;
             let limits: Limits = serde_json::from_str(row.try_get("limits")?)?;
             let grants: Grants = serde_json::from_str(row.try_get("grants")?)?;
-            match service.prepare_stored(&hash, &grants).await {
-                Ok((prepared, outcome)) => {
-                    tracing::info!(function = %name, version, cache = ?outcome, "loaded function");
-                    service.activate(&name, version, limits, prepared);
-                }
-                Err(err) => {
-                    tracing::error!(function = %name, version, error = %err, "cannot load function")
+            pending.push((name, version, hash, limits, grants));
+        }
+        // A function that imports another loads after it: retry in rounds
+        // until nothing more loads.
+        loop {
+            let before = pending.len();
+            let mut failed = Vec::new();
+            for (name, version, hash, limits, grants) in pending {
+                match service.prepare_stored(&name, &hash, &grants).await {
+                    Ok((prepared, outcome)) => {
+                        tracing::info!(function = %name, version, cache = ?outcome, "loaded function");
+                        service.registry.activate(
+                            &name,
+                            Loaded {
+                                version,
+                                limits,
+                                prepared,
+                            },
+                        );
+                    }
+                    Err(err) => failed.push(((name, version, hash, limits, grants), err)),
                 }
             }
+            let stuck = failed.len() == before;
+            if failed.is_empty() || stuck {
+                for ((name, version, ..), err) in failed {
+                    tracing::error!(function = %name, version, error = %err, "cannot load function");
+                }
+                break;
+            }
+            pending = failed.into_iter().map(|(entry, _)| entry).collect();
         }
         Ok(service)
     }
@@ -190,12 +208,12 @@ impl Functions {
             .network_patterns()
             .map_err(FunctionError::InvalidGrants)?;
         let hash = hex::encode(Sha256::digest(&wasm));
-        let (prepared, _) = self
-            .prepare(wasm.clone(), hash.clone(), grants.clone())
-            .await?;
-        self.store_blob(&hash, &wasm).await?;
-
         let _guard = self.admin.lock().await;
+        let (prepared, _) = self
+            .prepare(name, wasm.clone(), hash.clone(), grants.clone())
+            .await?;
+        self.check_importers(name, &prepared)?;
+        self.store_blob(&hash, &wasm).await?;
         let now = now();
         let limits_json = serde_json::to_string(&limits).map_err(anyhow::Error::from)?;
         let grants_json = serde_json::to_string(&grants).map_err(anyhow::Error::from)?;
@@ -230,7 +248,14 @@ impl Functions {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.activate(name, version, limits, prepared);
+        self.registry.activate(
+            name,
+            Loaded {
+                version,
+                limits,
+                prepared,
+            },
+        );
         tracing::info!(function = name, version, hash, "deployed");
         Ok(VersionInfo {
             function: name.to_owned(),
@@ -269,14 +294,24 @@ impl Functions {
             .into_iter()
             .find(|v| v.version == target)
             .ok_or_else(|| FunctionError::VersionNotFound(name.to_owned(), target))?;
-        let (prepared, _) = self.prepare_stored(&version.hash, &version.grants).await?;
+        let (prepared, _) = self
+            .prepare_stored(name, &version.hash, &version.grants)
+            .await?;
         sqlx::query("UPDATE functions SET active_version = ?, updated_at = ? WHERE name = ?")
             .bind(target)
             .bind(now())
             .bind(name)
             .execute(&self.db)
             .await?;
-        self.activate(name, target, version.limits, prepared);
+        self.check_importers(name, &prepared)?;
+        self.registry.activate(
+            name,
+            Loaded {
+                version: target,
+                limits: version.limits,
+                prepared,
+            },
+        );
         tracing::info!(function = name, from = active, to = target, "rolled back");
         version.active = true;
         Ok(version)
@@ -286,10 +321,11 @@ impl Functions {
     pub async fn delete(&self, name: &str) -> Result<(), FunctionError> {
         let _guard = self.admin.lock().await;
         let versions = self.versions(name).await?;
-        self.active
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        let importers = self.registry.importers_of(name);
+        if !importers.is_empty() {
+            return Err(FunctionError::InUse(in_use_message(name, &importers)));
+        }
+        self.registry.remove(name);
         sqlx::query("DELETE FROM functions WHERE name = ?")
             .bind(name)
             .execute(&self.db)
@@ -366,12 +402,8 @@ impl Functions {
     }
 
     /// The active version of `name`, if deployed.
-    pub fn active(&self, name: &str) -> Option<Arc<ActiveVersion>> {
-        self.active
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
+    pub fn active(&self, name: &str) -> Option<Arc<Loaded>> {
+        self.registry.active(name)
     }
 
     /// Invokes `function` with `request` (whose URI is the path after
@@ -380,7 +412,7 @@ impl Functions {
     pub async fn invoke<B>(
         &self,
         function: &str,
-        active: &ActiveVersion,
+        active: &Loaded,
         id: String,
         request: http::Request<B>,
     ) -> Result<http::Response<ResponseBody>, Failure>
@@ -401,39 +433,23 @@ impl Functions {
             .as_ref()
             .ok()
             .map(|r| i64::from(r.status().as_u16()));
-        let logs = self.logs.clone();
-        let metrics = self.metrics.clone();
-        let mut record = InvocationRecord {
-            seq: 0,
-            id,
-            function: function.to_owned(),
-            version: active.version,
-            method,
-            path,
-            status,
-            outcome: String::new(),
-            error: None,
-            duration_ms: 0.0,
-            started_at,
-            stdout: String::new(),
-            stderr: String::new(),
-        };
+        let registry = self.registry.clone();
+        let function = function.to_owned();
+        let version = active.version;
         tokio::spawn(async move {
             let failure = finished.await;
-            record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-            record.outcome = failure.as_ref().map_or("ok", Failure::label).to_owned();
-            record.error = failure.as_ref().map(Failure::to_string);
-            record.stdout = monitor.stdout.text();
-            record.stderr = monitor.stderr.text();
-            if let Some(elapsed) = monitor.instantiate_time() {
-                metrics.instantiated(elapsed);
-            }
-            Metrics::inc(if failure.is_some() {
-                &metrics.invocations_failed
-            } else {
-                &metrics.invocations_ok
+            registry.finished(Finished {
+                id,
+                function: &function,
+                version,
+                method,
+                path,
+                status,
+                started_at,
+                duration: started.elapsed(),
+                failure,
+                monitor: &monitor,
             });
-            logs.record(record);
         });
         response
     }
@@ -448,47 +464,51 @@ impl Functions {
         failure: &Failure,
         status: u16,
     ) {
-        Metrics::inc(&self.metrics.invocations_failed);
-        self.logs.record(InvocationRecord {
-            seq: 0,
+        self.registry.finished(Finished {
             id,
-            function: function.to_owned(),
+            function,
             version,
             method: request.method.to_string(),
             path: request.uri.path().to_owned(),
             status: Some(i64::from(status)),
-            outcome: failure.label().to_owned(),
-            error: Some(failure.to_string()),
-            duration_ms: 0.0,
             started_at: now(),
-            stdout: String::new(),
-            stderr: String::new(),
+            duration: std::time::Duration::ZERO,
+            failure: Some(failure.clone()),
+            monitor: &Monitor::default(),
         });
     }
 
-    fn activate(&self, name: &str, version: i64, limits: Limits, prepared: Prepared) {
-        let active = Arc::new(ActiveVersion {
-            version,
-            limits,
-            prepared,
-        });
-        self.active
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_owned(), active);
+    /// Refuses to activate `prepared` as `name` if a function importing
+    /// from `name` needs an interface it no longer exports.
+    fn check_importers(&self, name: &str, prepared: &Prepared) -> Result<(), FunctionError> {
+        let broken: Vec<(String, String)> = self
+            .registry
+            .importers_of(name)
+            .into_iter()
+            .filter(|(_, interface)| !prepared.exports().contains(interface))
+            .collect();
+        if broken.is_empty() {
+            Ok(())
+        } else {
+            Err(FunctionError::InUse(in_use_message(name, &broken)))
+        }
     }
 
     async fn prepare(
         &self,
+        name: &str,
         wasm: Bytes,
         hash: String,
         grants: Grants,
     ) -> Result<(Prepared, CacheOutcome), FunctionError> {
         let runtime = self.runtime.clone();
-        let (prepared, outcome) =
-            tokio::task::spawn_blocking(move || runtime.prepare(&wasm, &hash, &grants))
-                .await
-                .map_err(anyhow::Error::from)??;
+        let name = name.to_owned();
+        let callees: Arc<dyn Callees> = self.registry.clone();
+        let (prepared, outcome) = tokio::task::spawn_blocking(move || {
+            runtime.prepare(&name, &wasm, &hash, &grants, &callees)
+        })
+        .await
+        .map_err(anyhow::Error::from)??;
         Metrics::inc(match outcome {
             CacheOutcome::Hit => &self.metrics.component_cache_hits,
             CacheOutcome::Compiled => &self.metrics.components_compiled,
@@ -498,13 +518,14 @@ impl Functions {
 
     async fn prepare_stored(
         &self,
+        name: &str,
         hash: &str,
         grants: &Grants,
     ) -> Result<(Prepared, CacheOutcome), FunctionError> {
         let wasm = tokio::fs::read(self.blob_path(hash))
             .await
             .map_err(|err| anyhow::anyhow!("reading component {hash}: {err}"))?;
-        self.prepare(wasm.into(), hash.to_owned(), grants.clone())
+        self.prepare(name, wasm.into(), hash.to_owned(), grants.clone())
             .await
     }
 
@@ -549,8 +570,24 @@ pub fn validate_name(name: &str) -> Result<(), FunctionError> {
     }
 }
 
+/// "`pricing` is imported by checkout (example:pricing/quote@0.1.0)".
+fn in_use_message(name: &str, importers: &[(String, String)]) -> String {
+    let list: Vec<String> = importers
+        .iter()
+        .map(|(importer, interface)| format!("`{importer}` imports {interface}"))
+        .collect();
+    format!(
+        "function `{name}` is in use: {}; change or delete those functions first",
+        list.join(", ")
+    )
+}
+
 fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+    timestamp(Utc::now())
+}
+
+fn timestamp(at: chrono::DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! import by name, so an author sees the whole problem at once.
 
 use super::InvalidComponent;
+use super::links::ForeignImport;
 use super::state::InvocationState;
 use crate::grants::Grants;
 use wasmtime::Engine;
@@ -139,30 +140,15 @@ pub(super) fn pre_link(
     grants: &Grants,
 ) -> Result<ProxyPre<InvocationState>, InvalidComponent> {
     let ty = component.component_type();
-    let mut unknown = Vec::new();
     let mut missing = Vec::new();
     for (name, _) in ty.imports(engine) {
-        match requirement(name) {
-            None => unknown.push(name.to_owned()),
-            Some(requirement) => {
-                if let Some(grant) = unmet(requirement, grants) {
-                    missing.push(MissingGrant {
-                        grant,
-                        interface: name.to_owned(),
-                    });
-                }
-            }
+        // Imports no capability provides were linked to other functions.
+        if let Some(grant) = requirement(name).and_then(|r| unmet(r, grants)) {
+            missing.push(MissingGrant {
+                grant,
+                interface: name.to_owned(),
+            });
         }
-    }
-    if !unknown.is_empty() {
-        return Err(InvalidComponent {
-            message: format!(
-                "the component imports interfaces Aura does not provide: {}",
-                unknown.join(", ")
-            ),
-            unknown_imports: unknown,
-            missing_grants: Vec::new(),
-        });
     }
     if !missing.is_empty() {
         let list: Vec<String> = missing
@@ -170,6 +156,7 @@ pub(super) fn pre_link(
             .map(|m| format!("{} needs the `{}` grant", m.interface, m.grant))
             .collect();
         return Err(InvalidComponent {
+            code: "missing_grant",
             message: format!(
                 "the component imports interfaces its grants do not allow: {} (add them under [grants] in aura.toml, \
                  e.g. network = [\"api.example.com:443\"] or sockets = true)",
@@ -196,6 +183,20 @@ pub(super) fn pre_link(
             "the component's HTTP handler export is unusable: {err:#}"
         ))
     })
+}
+
+/// The component's imports that no capability provides: candidates for
+/// other functions' exports.
+pub(super) fn foreign_imports(engine: &Engine, component: &Component) -> Vec<ForeignImport> {
+    component
+        .component_type()
+        .imports(engine)
+        .filter(|(name, _)| requirement(name).is_none())
+        .map(|(name, import)| ForeignImport {
+            name: name.to_owned(),
+            ty: import.ty,
+        })
+        .collect()
 }
 
 /// The grant an import needs, or `None` if no capability provides it.
@@ -241,6 +242,7 @@ mod tests {
         let granted = Grants {
             network: vec!["api.example.com:443".into()],
             sockets: true,
+            functions: Vec::new(),
         };
         let outgoing = requirement("wasi:http/outgoing-handler@0.2.12").unwrap();
         let tcp = requirement("wasi:sockets/tcp@0.2.12").unwrap();

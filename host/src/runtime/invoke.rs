@@ -118,31 +118,7 @@ impl Runtime {
             )
             .map_err(request_body_error)
         });
-        let cpu_ticks = limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
-        let hooks = prepared
-            .network
-            .policy(self.resolver.clone(), *limits, monitor.stderr.clone());
-        let state = InvocationState::new(
-            limits.memory_bytes(),
-            cpu_ticks,
-            &prepared.network,
-            hooks,
-            monitor.clone(),
-        );
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut ctx| {
-            let state = ctx.data_mut();
-            state.cpu_ticks += 1;
-            if state.cpu_ticks > state.cpu_limit_ticks {
-                state.monitor.hit(LimitHit::Cpu);
-                wasmtime::bail!("CPU time limit exceeded");
-            }
-            // Yielding at every tick keeps a busy guest from starving the
-            // other tasks of this worker thread.
-            Ok(UpdateDeadline::Yield(1))
-        });
+        let mut store = self.new_store(prepared, limits, monitor.clone());
 
         let (response_tx, response_rx) = oneshot::channel();
         let handles = store
@@ -252,9 +228,47 @@ fn request_body_error(err: BoxError) -> wasmtime_wasi_http::Error {
     }
 }
 
+impl Runtime {
+    /// A fresh store for one run of `prepared` under `limits`: memory
+    /// limiter, CPU budget in epoch ticks, outbound policy, captured output.
+    pub(super) fn new_store(
+        &self,
+        prepared: &Prepared,
+        limits: &Limits,
+        monitor: Arc<Monitor>,
+    ) -> Store<InvocationState> {
+        let cpu_ticks = limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
+        let hooks = prepared
+            .network
+            .policy(self.resolver.clone(), *limits, monitor.stderr.clone());
+        let state = InvocationState::new(
+            limits.memory_bytes(),
+            cpu_ticks,
+            &prepared.network,
+            hooks,
+            monitor,
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            state.cpu_ticks += 1;
+            if state.cpu_ticks > state.cpu_limit_ticks {
+                state.monitor.hit(LimitHit::Cpu);
+                wasmtime::bail!("CPU time limit exceeded");
+            }
+            // Yielding at every tick keeps a busy guest from starving the
+            // other tasks of this worker thread.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store
+    }
+}
+
 /// Turns a wasmtime error into the reason the user sees, preferring the
 /// limits the monitor saw being hit over the raw trap.
-fn classify(
+pub(super) fn classify(
     err: &wasmtime::Error,
     limits: &Limits,
     monitor: &Monitor,

@@ -8,6 +8,7 @@
 mod capabilities;
 mod invoke;
 mod limits;
+mod links;
 mod outbound;
 mod output;
 mod state;
@@ -15,6 +16,7 @@ mod state;
 pub use capabilities::MissingGrant;
 pub use invoke::{Failure, Invocation, ResponseBody};
 pub use limits::{Limits, MAX_MEMORY_MB};
+pub use links::{CallRecord, Callees, Link, Loaded};
 pub use outbound::{NetworkAccess, Resolver};
 pub use state::{LimitHit, Monitor};
 
@@ -40,6 +42,8 @@ pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct InvalidComponent {
+    /// The stable error code (`invalid_component`, `missing_grant`, `import_cycle`).
+    pub code: &'static str,
     /// What is wrong with the component.
     pub message: String,
     /// Imports the host does not provide, by name (empty if not the reason).
@@ -51,6 +55,7 @@ pub struct InvalidComponent {
 impl InvalidComponent {
     fn new(message: impl Into<String>) -> Self {
         Self {
+            code: "invalid_component",
             message: message.into(),
             unknown_imports: Vec::new(),
             missing_grants: Vec::new(),
@@ -72,6 +77,20 @@ pub enum CacheOutcome {
 pub struct Prepared {
     pre: ProxyPre<InvocationState>,
     network: NetworkAccess,
+    exports: Vec<String>,
+    links: Vec<Link>,
+}
+
+impl Prepared {
+    /// The interfaces the component exports (versioned names).
+    pub fn exports(&self) -> &[String] {
+        &self.exports
+    }
+
+    /// The other functions' interfaces it imports.
+    pub fn links(&self) -> &[Link] {
+        &self.links
+    }
 }
 
 /// The process-wide runtime.
@@ -121,10 +140,12 @@ impl Runtime {
     /// `hash`, and checks it against `grants`. CPU-heavy: call from a
     /// blocking thread.
     pub fn prepare(
-        &self,
+        self: &Arc<Self>,
+        function: &str,
         wasm: &[u8],
         hash: &str,
         grants: &Grants,
+        callees: &Arc<dyn Callees>,
     ) -> Result<(Prepared, CacheOutcome), InvalidComponent> {
         let network = NetworkAccess::from_grants(grants).map_err(InvalidComponent::new)?;
         capabilities::check_format(wasm)?;
@@ -141,8 +162,28 @@ impl Runtime {
                 (component, CacheOutcome::Compiled)
             }
         };
-        let pre = capabilities::pre_link(&self.engine, &self.linker, &component, grants)?;
-        Ok((Prepared { pre, network }, outcome))
+        let foreign = capabilities::foreign_imports(&self.engine, &component);
+        let links = links::resolve(&self.engine, function, &foreign, grants, callees.as_ref())?;
+        let pre = if links.is_empty() {
+            capabilities::pre_link(&self.engine, &self.linker, &component, grants)?
+        } else {
+            let linker = links::linker(self, &foreign, &links, callees)?;
+            capabilities::pre_link(&self.engine, &linker, &component, grants)?
+        };
+        let exports = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        Ok((
+            Prepared {
+                pre,
+                network,
+                exports,
+                links,
+            },
+            outcome,
+        ))
     }
 
     /// Removes the compiled artifacts of the component with `hash`.
