@@ -69,12 +69,14 @@ class Aura:
         with open(os.path.join(self.data_dir, "admin.token")) as f:
             return f.read().strip()
 
-    def deploy(self, name, component):
+    def deploy(self, name, component, config="{}"):
         with open(component, "rb") as f:
             wasm = f.read()
         boundary = uuid.uuid4().hex
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"component\"; filename=\"c.wasm\"\r\n"
-                f"Content-Type: application/wasm\r\n\r\n").encode() + wasm + f"\r\n--{boundary}--\r\n".encode()
+                f"Content-Type: application/wasm\r\n\r\n").encode() + wasm + (
+                f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"config\"\r\n\r\n{config}"
+                f"\r\n--{boundary}--\r\n").encode()
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         conn.request("POST", f"/api/admin/functions/{name}/versions", body=body, headers={
             "Authorization": f"Bearer {self.token()}",
@@ -116,6 +118,8 @@ def main():
     ap.add_argument("--aura", required=True)
     ap.add_argument("--wasmtime", required=True)
     ap.add_argument("--component", required=True)
+    ap.add_argument("--pricing", required=True)
+    ap.add_argument("--checkout", required=True)
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--restarts", type=int, default=5)
@@ -139,6 +143,17 @@ def main():
         count = after["aura_instantiate_seconds_count"] - before["aura_instantiate_seconds_count"]
         total = after["aura_instantiate_seconds_sum"] - before["aura_instantiate_seconds_sum"]
         instantiate_us = total / count * 1e6 if count else float("nan")
+
+        # One cross-function call: checkout (HTTP + a call into pricing)
+        # against pricing answering the same question over HTTP directly.
+        aura.deploy("pricing", args.pricing)
+        aura.deploy("checkout", args.checkout, '{"grants": {"functions": ["pricing"]}}')
+        base = f"http://127.0.0.1:{aura.port}/fn"
+        wait_for_200(aura.port, "/fn/checkout?item=apple&qty=1")
+        wrk(f"{base}/pricing?item=apple&qty=1", 1, 2)
+        direct = wrk(f"{base}/pricing?item=apple&qty=1", 1, args.seconds)
+        wrk(f"{base}/checkout?item=apple&qty=1", 1, 2)
+        bridged = wrk(f"{base}/checkout?item=apple&qty=1", 1, args.seconds)
         aura.stop()
 
         restarts = []
@@ -172,6 +187,9 @@ def main():
         ("per-request instantiate (mean, from /metrics)", f"{instantiate_us:.1f} µs over {count:,.0f} requests"),
     ]
     rows.append((f"restart → first response (median of {len(restarts)})", f"{statistics.median(restarts):.1f} ms"))
+    rows.append(("pricing over HTTP, 1 connection: p50", f"{direct['p50'] * 1000:.0f} µs"))
+    rows.append(("checkout (HTTP + 1 call into pricing), 1 connection: p50", f"{bridged['p50'] * 1000:.0f} µs"))
+    rows.append(("cost of one cross-function call (difference of p50s)", f"{(bridged['p50'] - direct['p50']) * 1000:.0f} µs"))
     print("| measurement | result |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")

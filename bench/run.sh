@@ -19,9 +19,11 @@ if [ ! -x "$tools/bin/wasmtime" ]; then
 fi
 rustup target add wasm32-wasip2 >/dev/null
 cargo build --release -p aura
-cargo build --release --target wasm32-wasip2 -p hello
+cargo build --release --target wasm32-wasip2 -p hello -p pricing -p checkout
 
 exec python3 bench/bench.py \
     --aura "$target/release/aura" \
     --wasmtime "$tools/bin/wasmtime" \
-    --component "$target/wasm32-wasip2/release/hello.wasm" "$@"
+    --component "$target/wasm32-wasip2/release/hello.wasm" \
+    --pricing "$target/wasm32-wasip2/release/pricing.wasm" \
+    --checkout "$target/wasm32-wasip2/release/checkout.wasm" "$@"

@@ -79,6 +79,13 @@ impl Request {
         self.query.as_deref()
     }
 
+    /// The decoded value of the first `name` parameter of the query
+    /// (`application/x-www-form-urlencoded`: `+` is a space, `%XX` a byte);
+    /// `Ok(None)` if absent, `Err` for a malformed escape or non-UTF-8 value.
+    pub fn query_param(&self, name: &str) -> Result<Option<String>, String> {
+        query_param(self.query().unwrap_or(""), name)
+    }
+
     /// All headers in the order received; values are decoded as lossy UTF-8.
     pub fn headers(&self) -> &[(String, String)] {
         &self.headers
@@ -166,4 +173,41 @@ impl io::Read for BodyReader {
             }
         }
     }
+}
+
+/// The decoded value of the first `name=value` pair in `query`
+/// (`application/x-www-form-urlencoded`: `+` is a space, `%XX` a byte).
+fn query_param(query: &str, name: &str) -> Result<Option<String>, String> {
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if percent_decode(key)? == name {
+            return percent_decode(value).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// Decodes `+` and `%XX` escapes; the result must be UTF-8.
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let byte = bytes
+                    .get(i + 1..i + 3)
+                    .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|hex| std::str::from_utf8(hex).ok())
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                    .ok_or_else(|| format!("malformed percent escape in `{s}`"))?;
+                out.push(byte);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| format!("query value `{s}` is not UTF-8"))
 }

@@ -283,3 +283,20 @@ async fn cli_deploys_with_a_manifest_and_shows_grants() {
     let (_, versions) = aura.admin_get("/api/admin/functions/proxy/versions").await;
     assert_eq!(versions["versions"][0]["limits"]["cpu_ms"], 750);
 }
+
+#[tokio::test]
+async fn functions_see_no_host_filesystem_or_environment() {
+    let aura = Aura::start();
+    aura.deploy("sandbox", "sandbox", json!({})).await;
+    let response = aura.http.get(aura.at("/fn/sandbox")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(seen["env"], json!([]), "{seen}");
+    assert!(seen["args"].as_array().unwrap().len() <= 1, "{seen}");
+    for probe in ["root", "cwd", "passwd"] {
+        assert!(
+            seen[probe]["error"].is_string(),
+            "{probe} must fail: {seen}"
+        );
+    }
+}

@@ -47,13 +47,12 @@ fn handle(req: Request) -> Response {
     if req.method() != "GET" {
         return error(405, "only GET is supported");
     }
-    let query = req.query().unwrap_or("");
-    let item = match query_param(query, "item") {
+    let item = match req.query_param("item") {
         Ok(Some(item)) => item,
         Ok(None) => return error(400, "missing query parameter `item`"),
         Err(e) => return error(400, &e),
     };
-    let quantity = match query_param(query, "qty") {
+    let quantity = match req.query_param("qty") {
         Ok(None) => 1,
         Ok(Some(qty)) => match qty.parse::<u32>() {
             Ok(qty) => qty,
@@ -73,43 +72,6 @@ fn handle(req: Request) -> Response {
 /// A `{"error": message}` JSON response.
 fn error(status: u16, message: &str) -> Response {
     Response::json(status, &json!({ "error": message }))
-}
-
-/// The decoded value of the first `name=value` pair in `query`
-/// (`application/x-www-form-urlencoded`: `+` is a space, `%XX` a byte).
-fn query_param(query: &str, name: &str) -> Result<Option<String>, String> {
-    for pair in query.split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode(key)? == name {
-            return percent_decode(value).map(Some);
-        }
-    }
-    Ok(None)
-}
-
-/// Decodes `+` and `%XX` escapes; the result must be UTF-8.
-fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let byte = bytes
-                    .get(i + 1..i + 3)
-                    .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
-                    .and_then(|hex| std::str::from_utf8(hex).ok())
-                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                    .ok_or_else(|| format!("malformed percent escape in `{s}`"))?;
-                out.push(byte);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| format!("query value `{s}` is not UTF-8"))
 }
 
 aura_sdk::http_function!(handle);

@@ -9,12 +9,10 @@ use aura_sdk::{Request, Response};
 
 /// Returns query parameter `name` parsed as a number, or `default`.
 fn param(req: &Request, name: &str, default: u64) -> u64 {
-    req.query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == name)
-        .and_then(|(_, value)| value.parse().ok())
+    req.query_param(name)
+        .ok()
+        .flatten()
+        .and_then(|value| value.parse().ok())
         .unwrap_or(default)
 }
 

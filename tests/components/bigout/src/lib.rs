@@ -11,10 +11,9 @@ const WRITE: usize = 64 * 1024;
 
 fn handle(req: Request) -> Response {
     let size = req
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("size="))
+        .query_param("size")
+        .ok()
+        .flatten()
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_SIZE);
     Response::new(200)

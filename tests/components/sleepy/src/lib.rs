@@ -8,10 +8,9 @@ use aura_sdk::{Request, Response};
 
 fn handle(req: Request) -> Response {
     let ms = req
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("ms="))
+        .query_param("ms")
+        .ok()
+        .flatten()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     std::thread::sleep(Duration::from_millis(ms));

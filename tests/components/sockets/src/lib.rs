@@ -10,12 +10,10 @@ use aura_sdk::{Request, Response};
 
 fn handle(req: Request) -> Response {
     let addr = req
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("addr="))
-        .unwrap_or("127.0.0.1:9")
-        .to_string();
+        .query_param("addr")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "127.0.0.1:9".to_owned());
     match TcpStream::connect(addr.as_str()) {
         Ok(_stream) => Response::text(200, "connected"),
         Err(e) => Response::text(502, e.to_string()),
