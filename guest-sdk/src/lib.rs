@@ -68,6 +68,14 @@ pub mod bindings {
     });
 }
 
+/// The first value of header `name` in `headers`, compared case-insensitively.
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// Error reading a request body from the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
