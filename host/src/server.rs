@@ -4,7 +4,7 @@ use crate::api::{self, AppState};
 use crate::functions::Functions;
 use crate::functions::logs::InvocationLog;
 use crate::metrics::Metrics;
-use crate::runtime::{Resolver, Runtime};
+use crate::runtime::{Egress, Runtime};
 use crate::store;
 use anyhow::Context as _;
 use axum::serve::ListenerExt;
@@ -24,6 +24,8 @@ pub struct ServeOptions {
     pub max_instances: u32,
     /// Static `NAME=IP` overrides used when functions call out by name.
     pub resolve: Vec<String>,
+    /// Extra PEM root certificates trusted for functions' outbound HTTPS.
+    pub outbound_ca: Option<PathBuf>,
 }
 
 /// Runs the server until interrupted.
@@ -37,7 +39,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let runtime = Runtime::new(
         &data_dir.join("cache"),
         options.max_instances,
-        Resolver::with_overrides(&options.resolve)?,
+        Egress::new(&options.resolve, options.outbound_ca.as_deref())?,
     )?;
     let db = store::open_data(data_dir).await?;
     let logs = InvocationLog::start(store::open_logs(data_dir).await?, metrics.clone());

@@ -1,7 +1,7 @@
 //! Grants: what a function may reach beyond its sandbox, checked at deploy
 //! (imports) and at run time (outbound destinations and budgets).
 
-use crate::support::{Aura, Upstream, encode};
+use crate::support::{Aura, TlsUpstream, Upstream, encode};
 use serde_json::{Value, json};
 
 async fn fetch(aura: &Aura, url: &str) -> (u16, String, String) {
@@ -299,4 +299,83 @@ async fn functions_see_no_host_filesystem_or_environment() {
             "{probe} must fail: {seen}"
         );
     }
+}
+
+#[tokio::test]
+async fn outbound_https_is_verified_against_the_name() {
+    let upstream = TlsUpstream::start("secure.example.org").await;
+    let port = upstream.port;
+    let aura = Aura::start_with(
+        tempfile::tempdir().unwrap(),
+        &[
+            "--resolve",
+            "secure.example.org=127.0.0.1,wrong.example.org=127.0.0.1",
+            "--outbound-ca",
+            upstream.ca_pem.to_str().unwrap(),
+        ],
+    );
+    let network = json!([
+        format!("secure.example.org:{port}"),
+        format!("wrong.example.org:{port}"),
+        format!("127.0.0.1:{port}")
+    ]);
+    aura.deploy(
+        "fetch-proxy",
+        "fetch_proxy",
+        json!({"grants": {"network": network}}),
+    )
+    .await;
+
+    let (status, body, _) = fetch(&aura, &format!("https://secure.example.org:{port}/hello")).await;
+    assert_eq!((status, body.as_str()), (200, "secure hi"));
+
+    // Same server, same address, but the certificate does not name the host.
+    let (status, body, id) = fetch(&aura, &format!("https://wrong.example.org:{port}/hello")).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("Tls"), "{body}");
+    let record = aura.invocation_log("fetch-proxy", &id).await;
+    assert!(
+        record["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("TLS with `wrong.example.org"),
+        "{record}"
+    );
+}
+
+#[tokio::test]
+async fn a_name_reaches_a_private_address_only_when_that_address_is_granted_too() {
+    let upstream = Upstream::start().await;
+    let port = upstream.port;
+    let aura = Aura::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--resolve", "db.internal=127.0.0.1"],
+    );
+    let url = format!("http://db.internal:{port}/hello");
+
+    aura.deploy(
+        "fetch-proxy",
+        "fetch_proxy",
+        json!({"grants": {"network": [format!("db.internal:{port}")]}}),
+    )
+    .await;
+    let (status, body, id) = fetch(&aura, &url).await;
+    assert_eq!(status, 502, "{body}");
+    let record = aura.invocation_log("fetch-proxy", &id).await;
+    assert!(
+        record["stderr"].as_str().unwrap().contains(&format!(
+            "also grant it by address (e.g. \"127.0.0.1:{port}\")"
+        )),
+        "{record}"
+    );
+
+    let network = json!([format!("db.internal:{port}"), format!("127.0.0.1:{port}")]);
+    aura.deploy(
+        "fetch-proxy",
+        "fetch_proxy",
+        json!({"grants": {"network": network}}),
+    )
+    .await;
+    let (status, body, _) = fetch(&aura, &url).await;
+    assert_eq!((status, body.as_str()), (200, "upstream says hi"));
 }

@@ -62,6 +62,10 @@ enum Command {
             value_delimiter = ','
         )]
         resolve: Vec<String>,
+        /// PEM file of extra root certificates trusted for functions'
+        /// outbound HTTPS (added to the Mozilla roots)
+        #[arg(long, env = "AURA_OUTBOUND_CA", value_name = "FILE")]
+        outbound_ca: Option<PathBuf>,
     },
     /// Deploy a component as a new version of a function and activate it
     Deploy {
@@ -115,6 +119,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         addr,
         max_instances,
         resolve,
+        outbound_ca,
     } = cli.command
     {
         init_tracing();
@@ -123,6 +128,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir: connection.data_dir,
             max_instances,
             resolve,
+            outbound_ca,
         })
         .await;
     }

@@ -240,7 +240,7 @@ impl Runtime {
         let cpu_ticks = limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
         let hooks = prepared
             .network
-            .policy(self.resolver.clone(), *limits, monitor.stderr.clone());
+            .policy(self.egress.clone(), *limits, monitor.stderr.clone());
         let state = InvocationState::new(
             limits.memory_bytes(),
             cpu_ticks,

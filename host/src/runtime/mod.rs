@@ -17,7 +17,7 @@ pub use capabilities::MissingGrant;
 pub use invoke::{Failure, Invocation, ResponseBody};
 pub use limits::{Limits, MAX_MEMORY_MB};
 pub use links::{CallRecord, Callees, Link, Loaded};
-pub use outbound::{NetworkAccess, Resolver};
+pub use outbound::{Egress, NetworkAccess};
 pub use state::{LimitHit, Monitor};
 
 use crate::grants::Grants;
@@ -99,17 +99,13 @@ pub struct Runtime {
     linker: Linker<InvocationState>,
     cache_dir: PathBuf,
     pooling: bool,
-    resolver: Arc<Resolver>,
+    egress: Arc<Egress>,
 }
 
 impl Runtime {
     /// Builds the engine (pooling allocator when the address space allows it,
     /// epoch interruption), the linker, and starts the epoch ticker thread.
-    pub fn new(
-        cache_dir: &Path,
-        max_instances: u32,
-        resolver: Resolver,
-    ) -> anyhow::Result<Arc<Self>> {
+    pub fn new(cache_dir: &Path, max_instances: u32, egress: Egress) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(max_instances > 0, "the instance limit must be at least 1");
         std::fs::create_dir_all(cache_dir)
             .with_context(|| format!("creating {}", cache_dir.display()))?;
@@ -127,7 +123,7 @@ impl Runtime {
             linker,
             cache_dir: cache_dir.to_owned(),
             pooling,
-            resolver: Arc::new(resolver),
+            egress: Arc::new(egress),
         }))
     }
 

@@ -18,24 +18,29 @@ use http_body_util::BodyExt;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// Static name → address overrides consulted before DNS (`--resolve`).
-#[derive(Debug, Default)]
-pub struct Resolver {
+/// How functions reach the outside world, set by the operator: static name
+/// overrides consulted before DNS (`--resolve`) and the TLS roots trusted
+/// (the Mozilla set, plus `--outbound-ca`).
+pub struct Egress {
     overrides: HashMap<String, Vec<IpAddr>>,
+    tls: Arc<rustls::ClientConfig>,
 }
 
-impl Resolver {
-    /// A resolver with `NAME=IP` overrides.
-    pub fn with_overrides(entries: &[String]) -> anyhow::Result<Self> {
-        let mut overrides: HashMap<String, Vec<IpAddr>> = HashMap::new();
-        for entry in entries {
+impl Egress {
+    /// Egress with `NAME=IP` overrides and, optionally, extra PEM roots.
+    pub fn new(
+        overrides: &[String],
+        extra_roots: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let mut map: HashMap<String, Vec<IpAddr>> = HashMap::new();
+        for entry in overrides {
             let (name, ip) = entry
                 .split_once('=')
                 .ok_or_else(|| anyhow::anyhow!("--resolve `{entry}`: expected NAME=IP"))?;
@@ -43,12 +48,43 @@ impl Resolver {
                 .trim()
                 .parse()
                 .map_err(|_| anyhow::anyhow!("--resolve `{entry}`: `{ip}` is not an IP address"))?;
-            overrides
-                .entry(name.trim().to_ascii_lowercase())
+            map.entry(name.trim().to_ascii_lowercase())
                 .or_default()
                 .push(ip);
         }
-        Ok(Self { overrides })
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        };
+        if let Some(path) = extra_roots {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|err| anyhow::anyhow!("--outbound-ca {}: {err}", path.display()))?;
+            let mut added = 0;
+            for cert in certs {
+                let cert =
+                    cert.map_err(|err| anyhow::anyhow!("--outbound-ca {}: {err}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|err| anyhow::anyhow!("--outbound-ca {}: {err}", path.display()))?;
+                added += 1;
+            }
+            anyhow::ensure!(
+                added > 0,
+                "--outbound-ca {}: no PEM certificates found",
+                path.display()
+            );
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(Self {
+            overrides: map,
+            tls: Arc::new(tls),
+        })
     }
 
     async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
@@ -108,13 +144,13 @@ impl NetworkAccess {
     /// The per-invocation HTTP hooks enforcing this access.
     pub(super) fn policy(
         &self,
-        resolver: Arc<Resolver>,
+        egress: Arc<Egress>,
         limits: Limits,
         stderr: CapturedOutput,
     ) -> OutboundPolicy {
         OutboundPolicy {
             patterns: self.patterns.clone(),
-            resolver,
+            egress,
             limits,
             sent: 0,
             stderr,
@@ -125,7 +161,7 @@ impl NetworkAccess {
 /// The per-invocation outbound policy: the store's `WasiHttpHooks`.
 pub(super) struct OutboundPolicy {
     patterns: Arc<[HostPattern]>,
-    resolver: Arc<Resolver>,
+    egress: Arc<Egress>,
     limits: Limits,
     sent: u32,
     stderr: CapturedOutput,
@@ -144,7 +180,7 @@ impl WasiHttpHooks for OutboundPolicy {
         self.sent += 1;
         let over_budget = self.sent > self.limits.max_outbound_requests;
         let patterns = self.patterns.clone();
-        let resolver = self.resolver.clone();
+        let egress = self.egress.clone();
         let limits = self.limits;
         let stderr = self.stderr.clone();
         Box::new(async move {
@@ -157,7 +193,7 @@ impl WasiHttpHooks for OutboundPolicy {
                     ),
                 ))
             } else {
-                send(request, options, &patterns, &resolver, &limits).await
+                send(request, options, &patterns, &egress, &limits).await
             };
             result.map_err(|refusal| {
                 stderr.append(
@@ -186,7 +222,7 @@ async fn send(
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
     patterns: &[HostPattern],
-    resolver: &Resolver,
+    egress: &Egress,
     limits: &Limits,
 ) -> Result<(http::Response<WasiBody>, IoFuture), Refusal> {
     let uri = request.uri().clone();
@@ -224,7 +260,7 @@ async fn send(
         ));
     }
 
-    let addresses = resolver.resolve(&host, port).await.map_err(|err| {
+    let addresses = egress.resolve(&host, port).await.map_err(|err| {
         Refusal::new(
             Error::DnsError {
                 rcode: Some(err.to_string()),
@@ -233,17 +269,22 @@ async fn send(
             format!("cannot resolve `{host}`: {err}"),
         )
     })?;
+    // A private address is reachable only if a grant names it, with this port.
     let (allowed, blocked): (Vec<SocketAddr>, Vec<SocketAddr>) =
         addresses.into_iter().partition(|addr| {
-            !is_blocked_address(addr.ip()) || matching.iter().any(|p| p.names_address(addr.ip()))
+            !is_blocked_address(addr.ip())
+                || patterns
+                    .iter()
+                    .any(|p| p.names_address(addr.ip()) && p.allows(&addr.ip().to_string(), port))
         });
     if allowed.is_empty() {
         let blocked: Vec<String> = blocked.iter().map(|a| a.ip().to_string()).collect();
         return Err(Refusal::new(
             Error::DestinationIpProhibited,
             format!(
-                "`{host}` resolves only to private or reserved addresses ({}); a grant must name such an address explicitly",
-                blocked.join(", ")
+                "`{host}` resolves only to private or reserved addresses ({}); to allow one, also grant it by address (e.g. \"{}:{port}\")",
+                blocked.join(", "),
+                blocked.first().map_or("", String::as_str)
             ),
         ));
     }
@@ -262,7 +303,7 @@ async fn send(
                 format!("`{host}` is not a valid TLS name"),
             )
         })?;
-        let tls = tokio_rustls::TlsConnector::from(tls_config())
+        let tls = tokio_rustls::TlsConnector::from(egress.tls.clone())
             .connect(name, stream)
             .await
             .map_err(|err| {
@@ -344,26 +385,6 @@ async fn connect(addresses: &[SocketAddr], timeout: Duration) -> Result<TcpStrea
             "no address to connect to".into(),
         )
     }))
-}
-
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-            };
-            Arc::new(
-                rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default protocol versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-            )
-        })
-        .clone()
 }
 
 /// An outbound response body with a size cap and an idle timeout.
