@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod db;
 pub mod functions;
 pub mod grants;
 pub mod metrics;
