@@ -14,5 +14,6 @@ pub mod functions;
 pub mod grants;
 pub mod metrics;
 pub mod runtime;
+pub mod scheduler;
 pub mod server;
 pub mod store;

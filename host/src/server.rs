@@ -5,6 +5,7 @@ use crate::functions::Functions;
 use crate::functions::logs::InvocationLog;
 use crate::metrics::Metrics;
 use crate::runtime::{Egress, Runtime};
+use crate::scheduler::Scheduler;
 use crate::store;
 use anyhow::Context as _;
 use axum::serve::ListenerExt;
@@ -43,16 +44,20 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     )?;
     let db = store::open_data(data_dir).await?;
     let logs = InvocationLog::start(store::open_logs(data_dir).await?, metrics.clone());
-    let functions = Functions::load(
-        db,
-        runtime.clone(),
-        data_dir.join("components"),
-        logs,
-        metrics.clone(),
-    )
-    .await?;
+    let functions = Arc::new(
+        Functions::load(
+            db.clone(),
+            runtime.clone(),
+            data_dir.join("components"),
+            logs,
+            metrics.clone(),
+        )
+        .await?,
+    );
+    let scheduler = Scheduler::start(db, functions.clone()).await?;
     let state = Arc::new(AppState {
         functions,
+        scheduler,
         metrics,
         admin_token,
     });

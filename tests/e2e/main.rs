@@ -8,4 +8,5 @@ mod imports;
 mod invoke;
 mod lifecycle;
 mod limits;
+mod schedules;
 mod support;

@@ -6,11 +6,13 @@
 mod admin;
 mod error;
 mod invoke;
+mod schedules;
 
 pub use error::ApiError;
 
 use crate::functions::Functions;
 use crate::metrics::Metrics;
+use crate::scheduler::Scheduler;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -22,7 +24,9 @@ use std::sync::Arc;
 /// Shared state of every handler.
 pub struct AppState {
     /// The functions service.
-    pub functions: Functions,
+    pub functions: Arc<Functions>,
+    /// The scheduler.
+    pub scheduler: Arc<Scheduler>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
     /// The admin token (compared in constant time).
@@ -35,6 +39,7 @@ const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 /// Builds the router.
 pub fn router(state: Arc<AppState>) -> Router {
     let admin = admin::routes()
+        .merge(schedules::routes())
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()

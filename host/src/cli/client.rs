@@ -61,6 +61,11 @@ impl Client {
         self.send(request).await
     }
 
+    /// `PUT path` with a JSON body.
+    pub async fn put_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.http.put(self.url(path)).json(body)).await
+    }
+
     /// `DELETE path`.
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
         self.send(self.http.delete(self.url(path))).await

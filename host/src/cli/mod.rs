@@ -79,6 +79,11 @@ enum Command {
         #[command(subcommand)]
         command: FunctionsCommand,
     },
+    /// Run functions on cron schedules
+    Schedules {
+        #[command(subcommand)]
+        command: SchedulesCommand,
+    },
     /// Show recent invocations of a function with their stdout/stderr
     Logs {
         /// Function name
@@ -110,6 +115,55 @@ enum FunctionsCommand {
     },
     /// Delete a function with all its versions and logs
     Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum SchedulesCommand {
+    /// Create (or replace) a schedule
+    Add {
+        /// Schedule name
+        name: String,
+        /// Cron expression: 5 fields, or 6-7 with seconds first
+        #[arg(long)]
+        cron: String,
+        /// Function to invoke
+        #[arg(long)]
+        function: String,
+        /// IANA time zone the expression is read in [default: UTC]
+        #[arg(long)]
+        tz: Option<String>,
+        /// JSON body sent to the function [default: {}]
+        #[arg(long)]
+        payload: Option<String>,
+        /// Request path [default: /]
+        #[arg(long)]
+        path: Option<String>,
+        /// Retries after a failed attempt [default: 2]
+        #[arg(long)]
+        retries: Option<u32>,
+        /// When a run is due while one is still going: skip or queue [default: skip]
+        #[arg(long)]
+        overlap: Option<String>,
+        /// Runs missed while the server was down: skip or run-once [default: skip]
+        #[arg(long)]
+        missed: Option<String>,
+    },
+    /// List schedules
+    List,
+    /// Stop firing a schedule
+    Pause { name: String },
+    /// Fire a paused schedule again, from its next tick
+    Resume { name: String },
+    /// Fire a run now
+    RunNow { name: String },
+    /// Show a schedule's recent runs
+    Runs {
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Delete a schedule and its history
+    Remove { name: String },
 }
 
 /// Runs a parsed command line.
@@ -268,6 +322,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         },
+        Command::Schedules { command } => schedules(&client, json, command).await?,
         Command::Logs {
             name,
             follow,
@@ -285,6 +340,137 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .await?;
                     after = print_invocations(json, &answer).or(after);
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn schedules(client: &Client, json: bool, command: SchedulesCommand) -> anyhow::Result<()> {
+    let one = |s: &Value| {
+        format!(
+            "{:<20} {:<20} {:<16} {:<14} {:<7} {}",
+            text(&s["name"]),
+            text(&s["cron"]),
+            text(&s["function"]),
+            text(&s["tz"]),
+            if s["paused"] == true {
+                "paused"
+            } else {
+                "active"
+            },
+            text(&s["next_run_at"])
+        )
+    };
+    match command {
+        SchedulesCommand::Add {
+            name,
+            cron,
+            function,
+            tz,
+            payload,
+            path,
+            retries,
+            overlap,
+            missed,
+        } => {
+            let mut spec = serde_json::json!({ "cron": cron, "function": function });
+            if let Some(payload) = payload {
+                spec["payload"] = serde_json::from_str(&payload)
+                    .map_err(|err| anyhow::anyhow!("--payload is not valid JSON: {err}"))?;
+            }
+            for (key, value) in [
+                ("tz", tz),
+                ("path", path),
+                ("overlap", overlap),
+                ("missed", missed),
+            ] {
+                if let Some(value) = value {
+                    spec[key] = Value::String(value);
+                }
+            }
+            if let Some(retries) = retries {
+                spec["retries"] = retries.into();
+            }
+            let answer = client
+                .put_json(&format!("/api/admin/schedules/{name}"), &spec)
+                .await?;
+            print(json, &answer, |s| {
+                format!(
+                    "scheduled {}: next run at {}",
+                    text(&s["name"]),
+                    text(&s["next_run_at"])
+                )
+            });
+        }
+        SchedulesCommand::List => {
+            let answer = client.get("/api/admin/schedules").await?;
+            print(json, &answer, |a| {
+                let mut out = format!(
+                    "{:<20} {:<20} {:<16} {:<14} {:<7} {}\n",
+                    "NAME", "CRON", "FUNCTION", "TZ", "STATE", "NEXT RUN"
+                );
+                for s in a["schedules"].as_array().into_iter().flatten() {
+                    out += &one(s);
+                    out.push('\n');
+                }
+                out.trim_end().to_owned()
+            });
+        }
+        SchedulesCommand::Pause { name } => {
+            let answer = client
+                .post_json(&format!("/api/admin/schedules/{name}/pause"), &Value::Null)
+                .await?;
+            print(json, &answer, |s| format!("paused {}", text(&s["name"])));
+        }
+        SchedulesCommand::Resume { name } => {
+            let answer = client
+                .post_json(&format!("/api/admin/schedules/{name}/resume"), &Value::Null)
+                .await?;
+            print(json, &answer, |s| {
+                format!(
+                    "resumed {}: next run at {}",
+                    text(&s["name"]),
+                    text(&s["next_run_at"])
+                )
+            });
+        }
+        SchedulesCommand::RunNow { name } => {
+            let answer = client
+                .post_json(&format!("/api/admin/schedules/{name}/run"), &Value::Null)
+                .await?;
+            print(json, &answer, |_| format!("started a run of {name}"));
+        }
+        SchedulesCommand::Runs { name, limit } => {
+            let answer = client
+                .get(&format!("/api/admin/schedules/{name}/runs?limit={limit}"))
+                .await?;
+            print(json, &answer, |a| {
+                let mut out = String::new();
+                for r in a["runs"].as_array().into_iter().flatten() {
+                    out += &format!(
+                        "{} attempt {} {} {} ({:.1} ms){}\n",
+                        text(&r["scheduled_for"]),
+                        r["attempt"],
+                        text(&r["status"]),
+                        r["http_status"]
+                            .as_i64()
+                            .map_or("-".to_owned(), |s| s.to_string()),
+                        r["duration_ms"].as_f64().unwrap_or(0.0),
+                        r["error"]
+                            .as_str()
+                            .map_or(String::new(), |e| format!(": {e}"))
+                    );
+                }
+                out.trim_end().to_owned()
+            });
+        }
+        SchedulesCommand::Remove { name } => {
+            client
+                .delete(&format!("/api/admin/schedules/{name}"))
+                .await?;
+            if !json {
+                println!("removed {name}");
             }
         }
     }

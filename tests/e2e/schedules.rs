@@ -1,0 +1,336 @@
+//! Cron schedules: firing, history, retries, overlap, pause, missed runs.
+
+use crate::support::{Aura, assert_error};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn put(aura: &Aura, name: &str, spec: Value) -> (u16, Value) {
+    let response = aura
+        .http
+        .put(aura.at(&format!("/api/admin/schedules/{name}")))
+        .bearer_auth(&aura.token)
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn runs(aura: &Aura, name: &str) -> Vec<Value> {
+    let (status, body) = aura
+        .admin_get(&format!("/api/admin/schedules/{name}/runs?limit=1000"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["runs"].as_array().cloned().unwrap_or_default()
+}
+
+fn with_status<'a>(runs: &'a [Value], status: &str) -> Vec<&'a Value> {
+    runs.iter().filter(|r| r["status"] == status).collect()
+}
+
+#[tokio::test]
+async fn a_schedule_every_second_fires_and_records_history() {
+    let aura = Aura::start();
+    aura.deploy("hello", "hello", json!({})).await;
+    let (status, schedule) = put(
+        &aura,
+        "tick",
+        json!({"function": "hello", "cron": "* * * * * *"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{schedule}");
+    assert_eq!(schedule["paused"], false);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let runs = runs(&aura, "tick").await;
+    let ok = with_status(&runs, "ok");
+    assert!(ok.len() >= 3, "at least 3 runs in 4 s: {runs:?}");
+    let run = ok[0];
+    assert_eq!(
+        (run["attempt"].clone(), run["http_status"].clone()),
+        (json!(1), json!(200))
+    );
+    let id = run["invocation_id"].as_str().unwrap();
+    let record = aura.invocation_log("hello", id).await;
+    assert_eq!(
+        (record["method"].clone(), record["path"].clone()),
+        (json!("POST"), json!("/"))
+    );
+}
+
+#[tokio::test]
+async fn payload_path_and_headers_reach_the_function() {
+    let aura = Aura::start();
+    aura.deploy("recorder", "recorder", json!({})).await;
+    let spec = json!({"function": "recorder", "cron": "0 0 1 1 *", "path": "/jobs/cleanup", "payload": {"older_than": 30}});
+    assert_eq!(put(&aura, "cleanup", spec).await.0, 200);
+    let response = aura
+        .http
+        .post(aura.at("/api/admin/schedules/cleanup/run"))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let mut ok = Vec::new();
+    for _ in 0..100 {
+        ok = runs(&aura, "cleanup").await;
+        if !ok.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ok[0]["status"], "ok", "{ok:?}");
+    let record = aura
+        .invocation_log("recorder", ok[0]["invocation_id"].as_str().unwrap())
+        .await;
+    let stdout = record["stdout"].as_str().unwrap();
+    let scheduled_for = ok[0]["scheduled_for"].as_str().unwrap();
+    assert!(stdout.starts_with("POST /jobs/cleanup\n"), "{stdout}");
+    assert!(
+        stdout.contains("content-type: application/json\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("x-aura-schedule: cleanup\n"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("x-aura-scheduled-for: {scheduled_for}\n")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("x-aura-attempt: 1\n"), "{stdout}");
+    assert!(stdout.ends_with("{\"older_than\":30}\n"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_failing_run_retries_with_backoff() {
+    let aura = Aura::start();
+    aura.deploy("trap", "trap", json!({})).await;
+    let spec = json!({"function": "trap", "cron": "0 0 1 1 *", "retries": 2});
+    assert_eq!(put(&aura, "flaky", spec).await.0, 200);
+    aura.http
+        .post(aura.at("/api/admin/schedules/flaky/run"))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    for _ in 0..100 {
+        all = runs(&aura, "flaky").await;
+        if all.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let attempts: Vec<i64> = all
+        .iter()
+        .rev()
+        .map(|r| r["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(attempts, [1, 2, 3], "{all:?}");
+    assert!(all.iter().all(|r| r["status"] == "failed"));
+    assert!(
+        all[0]["error"].as_str().unwrap().contains("trapped"),
+        "{all:?}"
+    );
+    // Backoff: attempt 2 starts about a second after attempt 1 ends.
+    let first_end =
+        chrono::DateTime::parse_from_rfc3339(all[2]["finished_at"].as_str().unwrap()).unwrap();
+    let second_start =
+        chrono::DateTime::parse_from_rfc3339(all[1]["started_at"].as_str().unwrap()).unwrap();
+    assert!(
+        (second_start - first_end).num_milliseconds() >= 900,
+        "{all:?}"
+    );
+}
+
+#[tokio::test]
+async fn overlapping_runs_are_skipped() {
+    let aura = Aura::start();
+    aura.deploy("sleepy", "sleepy", json!({})).await;
+    let spec =
+        json!({"function": "sleepy", "cron": "* * * * * *", "path": "/?ms=2500", "retries": 0});
+    assert_eq!(put(&aura, "slow", spec).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    let all = runs(&aura, "slow").await;
+    assert!(!with_status(&all, "skipped").is_empty(), "{all:?}");
+    assert!(with_status(&all, "ok").len() <= 2, "{all:?}");
+}
+
+#[tokio::test]
+async fn paused_schedules_do_not_fire_and_removal_is_final() {
+    let aura = Aura::start();
+    aura.deploy("hello", "hello", json!({})).await;
+    assert_eq!(
+        put(
+            &aura,
+            "tick",
+            json!({"function": "hello", "cron": "* * * * * *"})
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, paused) = aura
+        .admin_post("/api/admin/schedules/tick/pause", Value::Null)
+        .await;
+    assert_eq!((status, paused["paused"].clone()), (200, json!(true)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = runs(&aura, "tick").await.len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        runs(&aura, "tick").await.len(),
+        before,
+        "no runs while paused"
+    );
+
+    let (status, _) = aura
+        .admin_post("/api/admin/schedules/tick/resume", Value::Null)
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert!(
+        runs(&aura, "tick").await.len() > before,
+        "runs again after resume"
+    );
+
+    let response = aura
+        .http
+        .delete(aura.at("/api/admin/schedules/tick"))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let response = aura
+        .http
+        .get(aura.at("/api/admin/schedules/tick"))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 404, "schedule_not_found").await;
+}
+
+#[tokio::test]
+async fn runs_missed_while_down_are_recorded_as_missed() {
+    let aura = Aura::start();
+    aura.deploy("hello", "hello", json!({})).await;
+    assert_eq!(
+        put(
+            &aura,
+            "tick",
+            json!({"function": "hello", "cron": "*/2 * * * * *"})
+        )
+        .await
+        .0,
+        200
+    );
+    let dir = aura.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let aura = Aura::start_in(dir);
+    let all = runs(&aura, "tick").await;
+    let missed = with_status(&all, "missed");
+    assert_eq!(missed.len(), 1, "{all:?}");
+    assert!(
+        missed[0]["error"].as_str().unwrap().contains("down"),
+        "{all:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_schedules_are_refused_with_the_reason() {
+    let aura = Aura::start();
+    aura.deploy("hello", "hello", json!({})).await;
+    for (spec, code, needle) in [
+        (
+            json!({"function": "hello", "cron": "61 * * * *"}),
+            "invalid_schedule",
+            "not valid",
+        ),
+        (
+            json!({"function": "hello", "cron": "* *"}),
+            "invalid_schedule",
+            "5 fields",
+        ),
+        (
+            json!({"function": "hello", "cron": "* * * * *", "tz": "Mars/Base"}),
+            "invalid_schedule",
+            "time zone",
+        ),
+        (
+            json!({"function": "hello", "cron": "* * * * *", "retries": 99}),
+            "invalid_schedule",
+            "retries",
+        ),
+        (
+            json!({"function": "hello", "cron": "* * * * *", "every": 5}),
+            "invalid_schedule",
+            "unknown field",
+        ),
+        (
+            json!({"function": "nobody", "cron": "* * * * *"}),
+            "function_not_found",
+            "nobody",
+        ),
+    ] {
+        let (status, body) = put(&aura, "bad", spec.clone()).await;
+        assert_eq!(body["error"]["code"], code, "{spec}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(needle),
+            "{spec}: {body}"
+        );
+        assert!(status == 400 || status == 404, "{status}");
+    }
+    let (_, list) = aura.admin_get("/api/admin/schedules").await;
+    assert_eq!(list, json!({"schedules": []}));
+}
+
+#[tokio::test]
+async fn cli_manages_schedules() {
+    let aura = Aura::start();
+    aura.deploy("hello", "hello", json!({})).await;
+    let output = aura.cli(&[
+        "schedules",
+        "add",
+        "nightly",
+        "--cron",
+        "0 3 * * *",
+        "--function",
+        "hello",
+        "--tz",
+        "Europe/Paris",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("scheduled nightly: next run at"));
+    let out = String::from_utf8_lossy(&aura.cli(&["schedules", "list"]).stdout).into_owned();
+    assert!(
+        out.lines().nth(1).is_some_and(|l| l.starts_with("nightly")
+            && l.contains("Europe/Paris")
+            && l.contains("active")),
+        "{out}"
+    );
+    assert!(
+        aura.cli(&["schedules", "run-now", "nightly"])
+            .status
+            .success()
+    );
+    let mut out = String::new();
+    for _ in 0..50 {
+        out = String::from_utf8_lossy(&aura.cli(&["schedules", "runs", "nightly"]).stdout)
+            .into_owned();
+        if out.contains("attempt 1 ok 200") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(out.contains("attempt 1 ok 200"), "{out}");
+    assert!(
+        aura.cli(&["schedules", "remove", "nightly"])
+            .status
+            .success()
+    );
+}
