@@ -226,7 +226,8 @@ async fn runs_missed_while_down_are_recorded_as_missed() {
         200
     );
     let dir = aura.stop();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Down for well over one 2 s tick.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
     let aura = Aura::start_in(dir);
     let all = runs(&aura, "tick").await;
     let missed = with_status(&all, "missed");

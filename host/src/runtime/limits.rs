@@ -29,6 +29,8 @@ pub struct Limits {
     pub outbound_timeout_ms: u64,
     /// Largest outbound response body read, in bytes.
     pub max_outbound_response_bytes: u64,
+    /// Queued asynchronous invocations of this function that run at once.
+    pub async_concurrency: u32,
 }
 
 impl Default for Limits {
@@ -42,6 +44,7 @@ impl Default for Limits {
             max_outbound_requests: 50,
             outbound_timeout_ms: 30_000,
             max_outbound_response_bytes: 32 * MIB,
+            async_concurrency: 4,
         }
     }
 }
@@ -79,6 +82,30 @@ impl Limits {
             0,
             64 * 1024 * MIB,
         )?;
+        check(
+            "max_outbound_requests",
+            u64::from(self.max_outbound_requests),
+            0,
+            10_000,
+        )?;
+        check(
+            "outbound_timeout_ms",
+            self.outbound_timeout_ms,
+            10,
+            15 * 60_000,
+        )?;
+        check(
+            "max_outbound_response_bytes",
+            self.max_outbound_response_bytes,
+            0,
+            4 * 1024 * MIB,
+        )?;
+        check(
+            "async_concurrency",
+            u64::from(self.async_concurrency),
+            1,
+            100,
+        )?;
         Ok(())
     }
 
@@ -107,6 +134,35 @@ mod tests {
             limits.validate(),
             Err("limit `memory_mb` must be between 1 and 1024, got 0".to_string())
         );
+    }
+
+    #[test]
+    fn every_limit_is_range_checked() {
+        let cases = [
+            Limits {
+                cpu_ms: 5,
+                ..Limits::default()
+            },
+            Limits {
+                timeout_ms: 0,
+                ..Limits::default()
+            },
+            Limits {
+                max_outbound_requests: 10_001,
+                ..Limits::default()
+            },
+            Limits {
+                outbound_timeout_ms: 1,
+                ..Limits::default()
+            },
+            Limits {
+                async_concurrency: 0,
+                ..Limits::default()
+            },
+        ];
+        for limits in cases {
+            assert!(limits.validate().is_err(), "{limits:?}");
+        }
     }
 
     #[test]
