@@ -13,6 +13,7 @@ pub mod db;
 pub mod functions;
 pub mod grants;
 pub mod metrics;
+pub mod queue;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;

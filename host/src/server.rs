@@ -4,6 +4,7 @@ use crate::api::{self, AppState};
 use crate::functions::Functions;
 use crate::functions::logs::InvocationLog;
 use crate::metrics::Metrics;
+use crate::queue::Queue;
 use crate::runtime::{Egress, Runtime};
 use crate::scheduler::Scheduler;
 use crate::store;
@@ -27,6 +28,8 @@ pub struct ServeOptions {
     pub resolve: Vec<String>,
     /// Extra PEM root certificates trusted for functions' outbound HTTPS.
     pub outbound_ca: Option<PathBuf>,
+    /// Asynchronous invocations that may wait in the queue at once.
+    pub max_queued: u64,
 }
 
 /// Runs the server until interrupted.
@@ -54,10 +57,12 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         )
         .await?,
     );
-    let scheduler = Scheduler::start(db, functions.clone()).await?;
+    let scheduler = Scheduler::start(db.clone(), functions.clone()).await?;
+    let queue = Queue::start(db, functions.clone(), options.max_queued).await?;
     let state = Arc::new(AppState {
         functions,
         scheduler,
+        queue,
         metrics,
         admin_token,
     });

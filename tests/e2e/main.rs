@@ -8,5 +8,6 @@ mod imports;
 mod invoke;
 mod lifecycle;
 mod limits;
+mod queue;
 mod schedules;
 mod support;

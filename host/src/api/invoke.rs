@@ -5,6 +5,7 @@
 //! response, success or error, carries `x-aura-invocation-id`.
 
 use super::{ApiError, AppState};
+use crate::queue::{Accepted, QueueError, Queued};
 use crate::runtime::Failure;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -35,6 +36,15 @@ async fn run(state: &AppState, id: String, request: Request) -> Result<Response,
         .ok_or_else(|| ApiError::function_not_found(&name))?;
     let (mut parts, body) = request.into_parts();
     let limit = active.limits.max_request_bytes;
+    let respond_async = parts
+        .headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
+        });
 
     let declared = parts
         .headers
@@ -47,6 +57,10 @@ async fn run(state: &AppState, id: String, request: Request) -> Result<Response,
             .functions
             .record_refused(&name, active.version, id, &parts, &failure, 413);
         return Err(ApiError::payload_too_large(limit));
+    }
+
+    if respond_async {
+        return enqueue(state, id, name, path_and_query, parts, body, limit).await;
     }
 
     let authority = parts
@@ -69,6 +83,92 @@ async fn run(state: &AppState, id: String, request: Request) -> Result<Response,
             Ok(Response::from_parts(parts, Body::new(body)))
         }
         Err(failure) => Err(failure_error(&name, &failure)),
+    }
+}
+
+/// Stores the request in the durable queue and answers 202 with where to
+/// find the result.
+async fn enqueue(
+    state: &AppState,
+    id: String,
+    function: String,
+    path_and_query: String,
+    parts: http::request::Parts,
+    body: Body,
+    limit: u64,
+) -> Result<Response, ApiError> {
+    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+    let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit_usize))
+        .await
+        .map_err(|_| ApiError::payload_too_large(limit))?
+        .to_bytes();
+    let headers = parts
+        .headers
+        .iter()
+        .filter(|(name, _)| *name != header::HOST && *name != "prefer")
+        .map(|(name, value)| {
+            (
+                name.to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    state
+        .queue
+        .enqueue(Queued {
+            id: id.clone(),
+            function,
+            method: parts.method.to_string(),
+            path: path_and_query,
+            headers,
+            body,
+        })
+        .await?;
+    let status_url = format!("/api/invocations/{id}");
+    let accepted = Accepted {
+        id,
+        status: "queued",
+        status_url: status_url.clone(),
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        [
+            (header::LOCATION, status_url),
+            (
+                header::HeaderName::from_static("preference-applied"),
+                "respond-async".to_owned(),
+            ),
+        ],
+        axum::Json(accepted),
+    )
+        .into_response())
+}
+
+/// `GET /api/invocations/{id}`: an asynchronous invocation's status and,
+/// once finished, its stored response. The id is the capability: it is
+/// random and only its creator learned it.
+pub(super) async fn status(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(axum::Json(state.queue.get(&id).await?).into_response())
+}
+
+impl From<QueueError> for ApiError {
+    fn from(err: QueueError) -> Self {
+        match err {
+            QueueError::Full(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue_full",
+                err.to_string(),
+            ),
+            QueueError::NotFound(_) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invocation_not_found",
+                err.to_string(),
+            ),
+            QueueError::Internal(err) => ApiError::internal(err),
+        }
     }
 }
 

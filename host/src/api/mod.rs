@@ -12,6 +12,7 @@ pub use error::ApiError;
 
 use crate::functions::Functions;
 use crate::metrics::Metrics;
+use crate::queue::Queue;
 use crate::scheduler::Scheduler;
 use axum::Router;
 use axum::extract::{Request, State};
@@ -27,6 +28,8 @@ pub struct AppState {
     pub functions: Arc<Functions>,
     /// The scheduler.
     pub scheduler: Arc<Scheduler>,
+    /// The queue of asynchronous invocations.
+    pub queue: Arc<Queue>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
     /// The admin token (compared in constant time).
@@ -45,6 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/fn/{name}", any(invoke::invoke))
         .route("/fn/{name}/{*path}", any(invoke::invoke))
+        .route("/api/invocations/{id}", get(invoke::status))
         .route(
             "/api/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),

@@ -66,6 +66,9 @@ enum Command {
         /// outbound HTTPS (added to the Mozilla roots)
         #[arg(long, env = "AURA_OUTBOUND_CA", value_name = "FILE")]
         outbound_ca: Option<PathBuf>,
+        /// Asynchronous invocations that may wait at once; more get 503
+        #[arg(long, env = "AURA_MAX_QUEUED", default_value_t = 10_000)]
+        max_queued: u64,
     },
     /// Deploy a component as a new version of a function and activate it
     Deploy {
@@ -174,6 +177,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         max_instances,
         resolve,
         outbound_ca,
+        max_queued,
     } = cli.command
     {
         init_tracing();
@@ -183,6 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             max_instances,
             resolve,
             outbound_ca,
+            max_queued,
         })
         .await;
     }

@@ -1,0 +1,197 @@
+//! Asynchronous invocations: 202 at once, a durable queue, stored responses,
+//! per-function concurrency, a bound, and surviving a restart.
+
+use crate::support::{Aura, assert_error};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn enqueue(aura: &Aura, path: &str, body: &str) -> reqwest::Response {
+    aura.http
+        .post(aura.at(path))
+        .header("prefer", "respond-async")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn accepted(aura: &Aura, path: &str, body: &str) -> String {
+    let response = enqueue(aura, path, body).await;
+    assert_eq!(response.status(), 202);
+    let id = response.headers()["x-aura-invocation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        response.headers()["location"],
+        format!("/api/invocations/{id}").as_str()
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (body["id"].as_str(), body["status"].as_str()),
+        (Some(id.as_str()), Some("queued"))
+    );
+    id
+}
+
+async fn finished(aura: &Aura, id: &str) -> Value {
+    for _ in 0..200 {
+        let answer: Value = aura
+            .http
+            .get(aura.at(&format!("/api/invocations/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if answer["status"] == "succeeded" || answer["status"] == "failed" {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("invocation {id} did not finish");
+}
+
+#[tokio::test]
+async fn an_async_invocation_answers_202_and_stores_the_response() {
+    let aura = Aura::start();
+    aura.deploy("echo", "echo", json!({})).await;
+    let id = accepted(&aura, "/fn/echo/jobs?x=1", "the body").await;
+    let answer = finished(&aura, &id).await;
+    assert_eq!(answer["status"], "succeeded", "{answer}");
+    assert_eq!(answer["attempts"], 1);
+    let response = &answer["response"];
+    assert_eq!(response["status"], 200);
+    assert_eq!(response["headers"]["content-type"], "application/json");
+    let echoed: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (
+            echoed["method"].clone(),
+            echoed["path"].clone(),
+            echoed["query"].clone()
+        ),
+        (json!("POST"), json!("/jobs"), json!("x=1"))
+    );
+    assert_eq!(echoed["body"], "the body");
+    assert!(echoed["headers"].get("prefer").is_none(), "{echoed}");
+    // The run is logged under the same id.
+    assert_eq!(aura.invocation_log("echo", &id).await["status"], 200);
+}
+
+#[tokio::test]
+async fn failures_unknown_functions_and_unknown_ids_are_reported() {
+    let aura = Aura::start();
+    aura.deploy("trap", "trap", json!({})).await;
+    let id = accepted(&aura, "/fn/trap", "").await;
+    let answer = finished(&aura, &id).await;
+    assert_eq!(answer["status"], "failed");
+    assert!(
+        answer["error"].as_str().unwrap().contains("trapped"),
+        "{answer}"
+    );
+
+    assert_error(
+        enqueue(&aura, "/fn/nobody", "").await,
+        404,
+        "function_not_found",
+    )
+    .await;
+    let response = aura
+        .http
+        .get(aura.at("/api/invocations/no-such-id"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 404, "invocation_not_found").await;
+}
+
+#[tokio::test]
+async fn each_function_runs_at_most_its_async_concurrency() {
+    let aura = Aura::start();
+    aura.deploy(
+        "sleepy",
+        "sleepy",
+        json!({"limits": {"async_concurrency": 1}}),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(accepted(&aura, "/fn/sleepy?ms=300", "").await);
+    }
+    let mut spans = Vec::new();
+    for id in &ids {
+        let answer = finished(&aura, id).await;
+        assert_eq!(answer["status"], "succeeded", "{answer}");
+        let at = |key: &str| {
+            chrono::DateTime::parse_from_rfc3339(answer[key].as_str().unwrap()).unwrap()
+        };
+        spans.push((at("started_at"), at("finished_at")));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "runs overlapped: {spans:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_more() {
+    let aura = Aura::start_with(tempfile::tempdir().unwrap(), &["--max-queued", "2"]);
+    aura.deploy(
+        "sleepy",
+        "sleepy",
+        json!({"limits": {"async_concurrency": 1}}),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let response = enqueue(&aura, "/fn/sleepy?ms=1000", "").await;
+        statuses.push(response.status().as_u16());
+        if response.status() == 503 {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "queue_full");
+        }
+    }
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert!(
+        statuses.iter().filter(|s| **s == 202).count() >= 2,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn queued_invocations_survive_a_restart() {
+    let aura = Aura::start();
+    aura.deploy(
+        "sleepy",
+        "sleepy",
+        json!({"limits": {"async_concurrency": 1}}),
+    )
+    .await;
+    let running = accepted(&aura, "/fn/sleepy?ms=3000", "").await;
+    let waiting = accepted(&aura, "/fn/sleepy?ms=10", "").await;
+    // Stop the server while the first one runs.
+    for _ in 0..100 {
+        let answer: Value = aura
+            .http
+            .get(aura.at(&format!("/api/invocations/{running}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if answer["status"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let aura = Aura::start_in(aura.stop());
+    for id in [&running, &waiting] {
+        let answer = finished(&aura, id).await;
+        assert_eq!(answer["status"], "succeeded", "{answer}");
+        assert_eq!(answer["response"]["body"], "slept");
+    }
+    // The interrupted one ran again after the restart.
+    assert_eq!(finished(&aura, &running).await["attempts"], 2);
+}
