@@ -335,3 +335,26 @@ async fn cli_manages_schedules() {
             .success()
     );
 }
+
+#[tokio::test]
+async fn schedules_in_the_manifest_are_applied_on_deploy() {
+    let aura = Aura::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("aura.toml"),
+        "[function]\nname = \"greeter\"\n\n[[schedules]]\nname = \"nightly\"\ncron = \"0 3 * * *\"\ntz = \"Europe/Paris\"\npayload = { days = 30 }\n",
+    )
+    .unwrap();
+    let output = aura.cli_in(dir.path(), &["deploy", &crate::support::wasm_path("hello")]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("scheduled nightly: next run at"));
+    let (status, schedule) = aura.admin_get("/api/admin/schedules/nightly").await;
+    assert_eq!(status, 200, "{schedule}");
+    assert_eq!(schedule["function"], "greeter");
+    assert_eq!(schedule["tz"], "Europe/Paris");
+    assert_eq!(schedule["payload"], json!({"days": 30}));
+}

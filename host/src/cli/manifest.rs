@@ -10,6 +10,12 @@
 //!
 //! [grants]
 //! network = ["api.stripe.com:443", "*.example.org"]
+//!
+//! [[schedules]]
+//! name = "nightly"
+//! cron = "0 3 * * *"
+//! tz = "Europe/Paris"
+//! payload = { older_than_days = 30 }
 //! ```
 
 use crate::functions::VersionConfig;
@@ -27,6 +33,7 @@ struct Manifest {
     function: FunctionSection,
     limits: Limits,
     grants: Grants,
+    schedules: Vec<toml::Table>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +80,9 @@ pub struct DeployPlan {
     pub config: VersionConfig,
     /// The manifest read, if any.
     pub manifest: Option<PathBuf>,
+    /// Schedules to create or replace after the deploy: name and the
+    /// schedule spec (its `function` is the deployed function).
+    pub schedules: Vec<(String, serde_json::Value)>,
 }
 
 impl DeployArgs {
@@ -127,10 +137,24 @@ impl DeployArgs {
                 _ => anyhow::bail!("--grant `{grant}`: expected network=HOST[:PORT] or sockets"),
             }
         }
+        let schedules = manifest
+            .schedules
+            .into_iter()
+            .map(|mut table| {
+                let schedule = match table.remove("name") {
+                    Some(toml::Value::String(schedule)) => schedule,
+                    _ => anyhow::bail!("every [[schedules]] entry needs a `name`"),
+                };
+                let mut spec = serde_json::to_value(table)?;
+                spec["function"] = serde_json::Value::String(name.clone());
+                Ok((schedule, spec))
+            })
+            .collect::<anyhow::Result<_>>()?;
         Ok(DeployPlan {
             name,
             config: VersionConfig { limits, grants },
             manifest: path,
+            schedules,
         })
     }
 
@@ -201,6 +225,21 @@ mod tests {
         assert_eq!(plan.config.limits.cpu_ms, 900);
         assert_eq!(plan.config.grants.network, ["a.com", "*.example.org"]);
         assert!(plan.config.grants.sockets);
+    }
+
+    #[test]
+    fn manifest_schedules_target_the_deployed_function() {
+        let plan = plan(
+            &[],
+            "[function]\nname = \"cleanup\"\n[[schedules]]\nname = \"nightly\"\ncron = \"0 3 * * *\"\npayload = { days = 30 }\n",
+        );
+        assert_eq!(plan.schedules.len(), 1);
+        let (name, spec) = &plan.schedules[0];
+        assert_eq!(name, "nightly");
+        assert_eq!(
+            spec,
+            &serde_json::json!({"cron": "0 3 * * *", "payload": {"days": 30}, "function": "cleanup"})
+        );
     }
 
     #[test]

@@ -208,6 +208,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let wasm = std::fs::read(&file)
                 .map_err(|err| anyhow::anyhow!("reading {}: {err}", file.display()))?;
             let version = client.deploy(&name, wasm, &plan.config).await?;
+            for (schedule, spec) in &plan.schedules {
+                let answer = client
+                    .put_json(&format!("/api/admin/schedules/{schedule}"), spec)
+                    .await?;
+                if !json {
+                    eprintln!(
+                        "scheduled {schedule}: next run at {}",
+                        text(&answer["next_run_at"])
+                    );
+                }
+            }
             print(json, &version, |v| {
                 format!(
                     "deployed {} version {} (sha256 {}, {} bytes); call it at {}/fn/{}",

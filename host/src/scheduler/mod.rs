@@ -130,7 +130,9 @@ impl Scheduler {
             {
                 continue;
             }
-            let next = schedule.spec.next_after(now)?;
+            let Some(next) = scheduler.next_or_pause(&schedule, now).await? else {
+                continue;
+            };
             sqlx::query("UPDATE schedules SET next_run_at = ? WHERE name = ?")
                 .bind(format_time(next))
                 .bind(&schedule.name)
@@ -295,7 +297,10 @@ impl Scheduler {
         let mut claimed = Vec::new();
         for row in &rows {
             let schedule = schedule_from_row(row)?;
-            let next = format_time(schedule.spec.next_after(now)?);
+            let Some(next) = self.next_or_pause(&schedule, now).await? else {
+                continue;
+            };
+            let next = format_time(next);
             let won = sqlx::query(
                 "UPDATE schedules SET next_run_at = ? WHERE name = ? AND next_run_at = ?",
             )
@@ -312,6 +317,27 @@ impl Scheduler {
             }
         }
         Ok(claimed)
+    }
+
+    /// The schedule's next tick after `now`; a schedule that can never fire
+    /// again (a year-bounded expression in the past) is paused instead.
+    async fn next_or_pause(
+        &self,
+        schedule: &Schedule,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, ScheduleError> {
+        match schedule.spec.next_after(now) {
+            Ok(next) => Ok(Some(next)),
+            Err(err) => {
+                tracing::warn!(schedule = %schedule.name, error = %err, "pausing a schedule that cannot fire again");
+                sqlx::query("UPDATE schedules SET paused = 1, updated_at = ? WHERE name = ?")
+                    .bind(format_time(now))
+                    .bind(&schedule.name)
+                    .execute(&self.db)
+                    .await?;
+                Ok(None)
+            }
+        }
     }
 
     async fn next_due(&self) -> Option<DateTime<Utc>> {
