@@ -14,6 +14,7 @@ pub mod functions;
 pub mod grants;
 pub mod metrics;
 pub mod queue;
+pub mod realtime;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;

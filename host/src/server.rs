@@ -5,6 +5,7 @@ use crate::functions::Functions;
 use crate::functions::logs::InvocationLog;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
+use crate::realtime::Broker;
 use crate::runtime::{Egress, Runtime};
 use crate::scheduler::Scheduler;
 use crate::store;
@@ -30,6 +31,8 @@ pub struct ServeOptions {
     pub outbound_ca: Option<PathBuf>,
     /// Asynchronous invocations that may wait in the queue at once.
     pub max_queued: u64,
+    /// Realtime events kept for resuming, and how far a subscriber may lag.
+    pub realtime_buffer: usize,
 }
 
 /// Runs the server until interrupted.
@@ -63,6 +66,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         functions,
         scheduler,
         queue,
+        realtime: Arc::new(Broker::new(options.realtime_buffer)),
         metrics,
         admin_token,
     });

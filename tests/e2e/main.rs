@@ -9,5 +9,6 @@ mod invoke;
 mod lifecycle;
 mod limits;
 mod queue;
+mod realtime;
 mod schedules;
 mod support;

@@ -6,6 +6,7 @@
 mod admin;
 mod error;
 mod invoke;
+mod realtime;
 mod schedules;
 
 pub use error::ApiError;
@@ -13,6 +14,7 @@ pub use error::ApiError;
 use crate::functions::Functions;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
+use crate::realtime::Broker;
 use crate::scheduler::Scheduler;
 use axum::Router;
 use axum::extract::{Request, State};
@@ -30,6 +32,8 @@ pub struct AppState {
     pub scheduler: Arc<Scheduler>,
     /// The queue of asynchronous invocations.
     pub queue: Arc<Queue>,
+    /// The realtime event broker.
+    pub realtime: Arc<Broker>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
     /// The admin token (compared in constant time).
@@ -49,6 +53,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/fn/{name}", any(invoke::invoke))
         .route("/fn/{name}/{*path}", any(invoke::invoke))
         .route("/api/invocations/{id}", get(invoke::status))
+        .route("/api/realtime", get(realtime::subscribe))
+        .route(
+            "/api/realtime/channels/{channel}",
+            axum::routing::post(realtime::publish),
+        )
         .route(
             "/api/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
@@ -89,6 +98,6 @@ async fn require_admin(
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

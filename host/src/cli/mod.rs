@@ -69,6 +69,10 @@ enum Command {
         /// Asynchronous invocations that may wait at once; more get 503
         #[arg(long, env = "AURA_MAX_QUEUED", default_value_t = 10_000)]
         max_queued: u64,
+        /// Realtime events kept for Last-Event-ID resume; a subscriber this
+        /// far behind is disconnected
+        #[arg(long, env = "AURA_REALTIME_BUFFER", default_value_t = 1024)]
+        realtime_buffer: usize,
     },
     /// Deploy a component as a new version of a function and activate it
     Deploy {
@@ -178,6 +182,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         resolve,
         outbound_ca,
         max_queued,
+        realtime_buffer,
     } = cli.command
     {
         init_tracing();
@@ -188,6 +193,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             resolve,
             outbound_ca,
             max_queued,
+            realtime_buffer,
         })
         .await;
     }

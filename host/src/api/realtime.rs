@@ -1,0 +1,190 @@
+//! `GET /api/realtime` (Server-Sent Events) and
+//! `POST /api/realtime/channels/{channel}` (publish).
+//!
+//! Until per-channel rules exist (they come with auth), both need the admin
+//! token: as `Authorization: Bearer`, or as `?token=` for `EventSource`,
+//! which cannot set headers.
+
+use super::{ApiError, AppState};
+use crate::realtime::{Event, MAX_PATTERNS, Pattern, Resume};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::response::sse::{self, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::{Receiver, error::RecvError};
+
+/// How often an idle stream gets a keep-alive comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SubscribeQuery {
+    channels: Option<String>,
+    token: Option<String>,
+    #[serde(rename = "lastEventId")]
+    last_event_id: Option<u64>,
+}
+
+fn check_admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<(), ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match bearer.or(query_token) {
+        Some(token)
+            if super::constant_time_eq(token.trim().as_bytes(), state.admin_token.as_bytes()) =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError::unauthorized()),
+    }
+}
+
+pub(super) async fn subscribe(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<SubscribeQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_admin(&state, &headers, query.token.as_deref())?;
+    let list = query.channels.unwrap_or_default();
+    let patterns: Vec<Pattern> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(Pattern::parse)
+        .collect::<Result<_, _>>()
+        .map_err(ApiError::bad_request)?;
+    if patterns.is_empty() || patterns.len() > MAX_PATTERNS {
+        return Err(ApiError::bad_request(format!(
+            "`channels` must list 1 to {MAX_PATTERNS} comma-separated patterns"
+        )));
+    }
+    let last = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
+        Some(value) => Some(
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request("Last-Event-ID must be an event id"))?,
+        ),
+        None => query.last_event_id,
+    };
+    let (receiver, resume) = state.realtime.subscribe(last);
+    let ready = sse::Event::default()
+        .event("ready")
+        .data(json!({ "channels": list }).to_string());
+    let (resync, replay) = match resume {
+        Resume::Replay(events) => (None, events.into()),
+        Resume::TooOld => {
+            let event = sse::Event::default()
+                .event("resync")
+                .data(json!({ "reason": "the events after Last-Event-ID are no longer kept; reload state" }).to_string());
+            (Some(event), VecDeque::new())
+        }
+    };
+    let feed = Feed {
+        patterns,
+        receiver,
+        replay,
+        last_sent: last.unwrap_or(0),
+        opening: [Some(ready), resync].into_iter().flatten().collect(),
+        done: false,
+    };
+    Ok(Sse::new(feed.stream()).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// One subscriber's stream: opening events, the replay, then live events.
+struct Feed {
+    patterns: Vec<Pattern>,
+    receiver: Receiver<Arc<Event>>,
+    replay: VecDeque<Arc<Event>>,
+    last_sent: u64,
+    opening: VecDeque<sse::Event>,
+    done: bool,
+}
+
+impl Feed {
+    fn stream(self) -> impl Stream<Item = Result<sse::Event, Infallible>> {
+        futures::stream::unfold(self, |mut feed| async move {
+            let event = feed.next().await?;
+            Some((Ok(event), feed))
+        })
+    }
+
+    async fn next(&mut self) -> Option<sse::Event> {
+        if self.done {
+            return None;
+        }
+        if let Some(event) = self.opening.pop_front() {
+            return Some(event);
+        }
+        loop {
+            let event = match self.replay.pop_front() {
+                Some(event) => event,
+                None => match self.receiver.recv().await {
+                    Ok(event) => event,
+                    Err(RecvError::Lagged(missed)) => {
+                        self.done = true;
+                        let reason = json!({
+                            "code": "slow_consumer",
+                            "message": format!("this subscriber fell {missed} events behind and was disconnected; reconnect with Last-Event-ID"),
+                        });
+                        return Some(
+                            sse::Event::default()
+                                .event("error")
+                                .data(reason.to_string()),
+                        );
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+            };
+            // Live events already sent during the replay are skipped.
+            if event.id <= self.last_sent
+                || !self.patterns.iter().any(|p| p.matches(&event.channel))
+            {
+                continue;
+            }
+            self.last_sent = event.id;
+            let data = json!({ "channel": event.channel, "data": event.data });
+            return Some(
+                sse::Event::default()
+                    .id(event.id.to_string())
+                    .event("message")
+                    .data(data.to_string()),
+            );
+        }
+    }
+}
+
+pub(super) async fn publish(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(channel): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    check_admin(&state, &headers, None)?;
+    let data: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|err| ApiError::bad_request(format!("the body must be JSON: {err}")))?
+    };
+    let id = state
+        .realtime
+        .publish(&channel, data)
+        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "invalid_channel", message))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "channel": channel })),
+    ))
+}

@@ -1,0 +1,210 @@
+//! Realtime events: an in-process broker of channel events, delivered to
+//! Server-Sent Events subscribers.
+//!
+//! Every event gets an increasing id and goes to a broadcast channel; each
+//! subscriber filters it by its channel patterns. The newest events are kept
+//! in a bounded buffer so a reconnecting client can resume from its
+//! `Last-Event-ID`, or is told to resync when that is too old. A subscriber
+//! that falls a whole buffer behind is cut off with a reason instead of
+//! holding memory without bound. Fan-out costs no database query.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::broadcast;
+
+/// Longest channel name.
+const MAX_CHANNEL_LENGTH: usize = 255;
+/// Most patterns one subscriber may hold.
+pub const MAX_PATTERNS: usize = 100;
+
+/// One published event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// Increasing id, used as the SSE `id`.
+    pub id: u64,
+    /// The channel (`chat.room1`).
+    pub channel: String,
+    /// The payload.
+    pub data: Value,
+}
+
+/// The broker.
+pub struct Broker {
+    next_id: AtomicU64,
+    sender: broadcast::Sender<std::sync::Arc<Event>>,
+    history: Mutex<VecDeque<std::sync::Arc<Event>>>,
+    capacity: usize,
+}
+
+/// Where a resuming subscriber stands.
+pub enum Resume {
+    /// These buffered events came after the client's last one.
+    Replay(Vec<std::sync::Arc<Event>>),
+    /// The client's last event is older than the buffer: it must resync.
+    TooOld,
+}
+
+impl Broker {
+    /// A broker keeping the newest `capacity` events, which is also how far
+    /// a subscriber may fall behind.
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        let (sender, _) = broadcast::channel(capacity);
+        Self {
+            next_id: AtomicU64::new(1),
+            sender,
+            history: Mutex::new(VecDeque::with_capacity(capacity)),
+            capacity,
+        }
+    }
+
+    /// Publishes `data` on `channel`, returning the event id.
+    pub fn publish(&self, channel: &str, data: Value) -> Result<u64, String> {
+        validate_channel(channel)?;
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        // Ids are assigned under the lock so the buffer stays in id order.
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let event = std::sync::Arc::new(Event {
+            id,
+            channel: channel.to_owned(),
+            data,
+        });
+        if history.len() == self.capacity {
+            history.pop_front();
+        }
+        history.push_back(event.clone());
+        // No subscribers is not an error.
+        let _ = self.sender.send(event);
+        Ok(id)
+    }
+
+    /// A live feed, plus what a client resuming after `last` missed. Subscribe
+    /// first, then read the buffer, so nothing falls between the two.
+    pub fn subscribe(
+        &self,
+        last: Option<u64>,
+    ) -> (broadcast::Receiver<std::sync::Arc<Event>>, Resume) {
+        let receiver = self.sender.subscribe();
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let resume = match last {
+            None => Resume::Replay(Vec::new()),
+            Some(last) => {
+                let oldest = history
+                    .front()
+                    .map_or(self.next_id.load(Ordering::Relaxed), |e| e.id);
+                if last + 1 < oldest {
+                    Resume::TooOld
+                } else {
+                    Resume::Replay(history.iter().filter(|e| e.id > last).cloned().collect())
+                }
+            }
+        };
+        (receiver, resume)
+    }
+}
+
+/// Channel names: dot-separated segments of `a-z A-Z 0-9 - _ :`.
+pub fn validate_channel(channel: &str) -> Result<(), String> {
+    let valid = !channel.is_empty()
+        && channel.len() <= MAX_CHANNEL_LENGTH
+        && channel.split('.').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b':')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid channel `{channel}`: use dot-separated segments of letters, digits, `-`, `_` or `:`"
+        ))
+    }
+}
+
+/// A subscription pattern: segments, where `*` matches one segment and a
+/// final `>` matches one or more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern(Vec<String>);
+
+impl Pattern {
+    /// Parses a pattern, explaining a bad one.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let segments: Vec<String> = text.split('.').map(str::to_owned).collect();
+        let last = segments.len() - 1;
+        for (i, segment) in segments.iter().enumerate() {
+            let ok = segment == "*"
+                || (segment == ">" && i == last)
+                || (!segment.is_empty() && validate_channel(segment).is_ok());
+            if !ok {
+                return Err(format!(
+                    "invalid pattern `{text}`: segments are names, `*` (one segment) or a final `>` (the rest)"
+                ));
+            }
+        }
+        Ok(Self(segments))
+    }
+
+    /// Whether `channel` matches.
+    pub fn matches(&self, channel: &str) -> bool {
+        let parts: Vec<&str> = channel.split('.').collect();
+        for (i, segment) in self.0.iter().enumerate() {
+            match segment.as_str() {
+                ">" => return parts.len() > i,
+                "*" if i < parts.len() => {}
+                name if parts.get(i) == Some(&name) => {}
+                _ => return false,
+            }
+        }
+        parts.len() == self.0.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn patterns_match_segments() {
+        let p = |t: &str| Pattern::parse(t).unwrap();
+        assert!(p("chat.room1").matches("chat.room1"));
+        assert!(!p("chat.room1").matches("chat.room2"));
+        assert!(p("chat.*").matches("chat.room1"));
+        assert!(!p("chat.*").matches("chat.room1.typing"));
+        assert!(!p("chat.*").matches("chat"));
+        assert!(p("chat.>").matches("chat.room1.typing"));
+        assert!(!p("chat.>").matches("chat"));
+        assert!(Pattern::parse("chat.>.x").is_err());
+        assert!(Pattern::parse("chat..x").is_err());
+    }
+
+    #[test]
+    fn resume_replays_what_was_missed_or_asks_for_a_resync() {
+        let broker = Broker::new(3);
+        for i in 0..5 {
+            broker.publish("a", json!(i)).unwrap();
+        }
+        // Buffer holds ids 3, 4, 5.
+        let (_, resume) = broker.subscribe(Some(3));
+        let Resume::Replay(events) = resume else {
+            panic!("expected a replay")
+        };
+        assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), [4, 5]);
+        let (_, resume) = broker.subscribe(Some(1));
+        assert!(matches!(resume, Resume::TooOld));
+        let (_, resume) = broker.subscribe(Some(2));
+        assert!(matches!(resume, Resume::Replay(ref e) if e.len() == 3));
+    }
+
+    #[test]
+    fn bad_channels_are_refused() {
+        let broker = Broker::new(4);
+        for bad in ["", "a..b", "a b", "a/b", ".a"] {
+            assert!(broker.publish(bad, json!(null)).is_err(), "{bad}");
+        }
+    }
+}

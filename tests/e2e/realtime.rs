@@ -1,0 +1,183 @@
+//! Realtime: SSE subscribers receive channel events, resume with
+//! Last-Event-ID, and a slow consumer is cut off while others continue.
+
+use crate::support::Aura;
+use eventsource_stream::{Event, Eventsource};
+use futures::{Stream, StreamExt};
+use serde_json::{Value, json};
+use std::pin::Pin;
+use std::time::Duration;
+
+type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
+
+/// Opens an SSE stream and waits for its `ready` event.
+async fn subscribe(aura: &Aura, channels: &str, last_event_id: Option<u64>) -> Events {
+    let mut request = aura
+        .http
+        .get(aura.at(&format!("/api/realtime?channels={channels}")))
+        .bearer_auth(&aura.token);
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id.to_string());
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut events: Events = Box::pin(
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|e| e.expect("SSE event")),
+    );
+    let ready = next(&mut events).await;
+    assert_eq!(ready.event, "ready");
+    events
+}
+
+async fn next(events: &mut Events) -> Event {
+    tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("an event within 10 s")
+        .expect("the stream is open")
+}
+
+async fn publish(aura: &Aura, channel: &str, data: Value) -> u64 {
+    let response = aura
+        .http
+        .post(aura.at(&format!("/api/realtime/channels/{channel}")))
+        .bearer_auth(&aura.token)
+        .json(&data)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    response.json::<Value>().await.unwrap()["id"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Reads message events up to and including one on `marker`.
+async fn until_marker(events: &mut Events) -> Vec<(u64, String, Value)> {
+    let mut seen = Vec::new();
+    loop {
+        let event = next(events).await;
+        assert_eq!(event.event, "message", "{event:?}");
+        let body: Value = serde_json::from_str(&event.data).unwrap();
+        let channel = body["channel"].as_str().unwrap().to_owned();
+        seen.push((
+            event.id.parse().unwrap(),
+            channel.clone(),
+            body["data"].clone(),
+        ));
+        if channel == "marker" {
+            return seen;
+        }
+    }
+}
+
+#[tokio::test]
+async fn subscribers_receive_the_channels_they_match() {
+    let aura = Aura::start();
+    let mut chat = subscribe(&aura, "chat.*,marker", None).await;
+    let mut news = subscribe(&aura, "news.>,marker", None).await;
+    publish(&aura, "chat.room1.typing", json!({"who": "ann"})).await;
+    let room = publish(&aura, "chat.room1", json!({"text": "hi"})).await;
+    let headline = publish(&aura, "news.world.europe", json!({"n": 1})).await;
+    publish(&aura, "marker", json!(null)).await;
+
+    let got = until_marker(&mut chat).await;
+    assert_eq!(
+        got[0],
+        (room, "chat.room1".to_owned(), json!({"text": "hi"}))
+    );
+    assert_eq!(got.len(), 2, "{got:?}");
+    let got = until_marker(&mut news).await;
+    assert_eq!(
+        got[0],
+        (headline, "news.world.europe".to_owned(), json!({"n": 1}))
+    );
+    assert_eq!(got.len(), 2, "{got:?}");
+}
+
+#[tokio::test]
+async fn last_event_id_resumes_or_asks_for_a_resync() {
+    let aura = Aura::start_with(tempfile::tempdir().unwrap(), &["--realtime-buffer", "4"]);
+    let first = publish(&aura, "feed", json!(1)).await;
+    let second = publish(&aura, "feed", json!(2)).await;
+    let third = publish(&aura, "feed", json!(3)).await;
+    let mut resumed = subscribe(&aura, "feed,marker", Some(first)).await;
+    publish(&aura, "marker", json!(null)).await;
+    let ids: Vec<u64> = until_marker(&mut resumed)
+        .await
+        .iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(
+        ids[..2],
+        [second, third],
+        "missed events are replayed first"
+    );
+
+    for n in 0..10 {
+        publish(&aura, "feed", json!(n)).await;
+    }
+    let mut stale = subscribe(&aura, "feed", Some(first)).await;
+    assert_eq!(next(&mut stale).await.event, "resync");
+
+    let response = aura
+        .http
+        .get(aura.at("/api/realtime?channels=feed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        401,
+        "subscribing needs the token for now"
+    );
+    let response = aura
+        .http
+        .get(aura.at("/api/realtime?channels=bad..pattern"))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_cut_off_while_others_continue() {
+    let aura = Aura::start_with(tempfile::tempdir().unwrap(), &["--realtime-buffer", "128"]);
+    let mut slow = subscribe(&aura, "firehose", None).await;
+    let fast = subscribe(&aura, "firehose", None).await;
+    let total = 600;
+    let reader = tokio::spawn(async move {
+        let mut fast = fast;
+        let mut ids = Vec::new();
+        while ids.len() < total {
+            let event = next(&mut fast).await;
+            assert_eq!(
+                event.event, "message",
+                "the fast subscriber is never cut off"
+            );
+            ids.push(event.id);
+        }
+        ids
+    });
+    // 600 events of 64 KiB: far more than socket buffers hold for a client
+    // that does not read.
+    let blob = "x".repeat(64 * 1024);
+    for n in 0..total {
+        publish(&aura, "firehose", json!({"n": n, "blob": blob})).await;
+    }
+    assert_eq!(reader.await.unwrap().len(), total);
+
+    // The slow one gets what was buffered, then the reason, then the end.
+    let mut last = None;
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(10), slow.next()).await {
+        last = Some(event);
+    }
+    let last = last.expect("events");
+    assert_eq!(last.event, "error", "{last:?}");
+    let reason: Value = serde_json::from_str(&last.data).unwrap();
+    assert_eq!(reason["code"], "slow_consumer");
+}
