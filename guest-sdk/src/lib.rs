@@ -41,6 +41,7 @@
 //! have `crate-type = ["cdylib"]`); the resulting `.wasm` is a component.
 #![deny(missing_docs)]
 
+pub mod events;
 mod fetch;
 mod request;
 mod response;

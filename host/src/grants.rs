@@ -19,12 +19,24 @@ pub struct Grants {
     pub sockets: bool,
     /// Functions whose exported interfaces this function may import.
     pub functions: Vec<String>,
+    /// Realtime channels the function may publish on (patterns: `chat.*`).
+    pub events: Vec<String>,
 }
 
 impl Grants {
     /// Checks every pattern, returning the compiled allow-list.
     pub fn network_patterns(&self) -> Result<Vec<HostPattern>, String> {
         self.network.iter().map(|p| HostPattern::parse(p)).collect()
+    }
+
+    /// Checks every events pattern, returning the compiled list.
+    pub fn event_patterns(&self) -> Result<Vec<crate::realtime::Pattern>, String> {
+        self.events
+            .iter()
+            .map(|p| {
+                crate::realtime::Pattern::parse(p).map_err(|err| format!("events grant: {err}"))
+            })
+            .collect()
     }
 }
 

@@ -43,10 +43,12 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let admin_token = admin_token(data_dir)?;
     let metrics = Arc::new(Metrics::default());
+    let broker = Arc::new(Broker::new(options.realtime_buffer));
     let runtime = Runtime::new(
         &data_dir.join("cache"),
         options.max_instances,
         Egress::new(&options.resolve, options.outbound_ca.as_deref())?,
+        broker.clone(),
     )?;
     let db = store::open_data(data_dir).await?;
     let logs = InvocationLog::start(store::open_logs(data_dir).await?, metrics.clone());
@@ -66,7 +68,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         functions,
         scheduler,
         queue,
-        realtime: Arc::new(Broker::new(options.realtime_buffer)),
+        realtime: broker,
         metrics,
         admin_token,
     });

@@ -181,3 +181,79 @@ async fn a_slow_consumer_is_cut_off_while_others_continue() {
     let reason: Value = serde_json::from_str(&last.data).unwrap();
     assert_eq!(reason["code"], "slow_consumer");
 }
+
+#[tokio::test]
+async fn functions_publish_on_granted_channels_only() {
+    let aura = Aura::start();
+    // Importing aura:platform/events needs an events grant.
+    let (status, body) = aura
+        .deploy_bytes("publisher", crate::support::wasm("publisher"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("missing_grant")),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["details"]["missing_grants"][0]["grant"],
+        "events"
+    );
+    let (status, body) = aura
+        .deploy_bytes(
+            "publisher",
+            crate::support::wasm("publisher"),
+            json!({"grants": {"events": ["chat..x"]}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("invalid_grants")),
+        "{body}"
+    );
+
+    aura.deploy(
+        "publisher",
+        "publisher",
+        json!({"grants": {"events": ["chat.*"]}}),
+    )
+    .await;
+    let mut chat = subscribe(&aura, "chat.>", None).await;
+    let response = aura
+        .http
+        .post(aura.at("/fn/publisher?channel=chat.room1"))
+        .body(r#"{"text":"from a function"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let event = next(&mut chat).await;
+    assert_eq!(
+        (event.event.as_str(), event.id.as_str()),
+        ("message", id.to_string().as_str())
+    );
+    let body: Value = serde_json::from_str(&event.data).unwrap();
+    assert_eq!(
+        body,
+        json!({"channel": "chat.room1", "data": {"text": "from a function"}})
+    );
+
+    let response = aura
+        .http
+        .post(aura.at("/fn/publisher?channel=admin.alerts"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not covered by the function's events grant"),
+        "{body}"
+    );
+}

@@ -207,6 +207,9 @@ impl Functions {
         grants
             .network_patterns()
             .map_err(FunctionError::InvalidGrants)?;
+        grants
+            .event_patterns()
+            .map_err(FunctionError::InvalidGrants)?;
         let hash = hex::encode(Sha256::digest(&wasm));
         let _guard = self.admin.lock().await;
         let (prepared, _) = self

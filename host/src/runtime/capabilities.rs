@@ -23,6 +23,8 @@ enum Requirement {
     Network,
     /// `[grants] sockets = true`.
     Sockets,
+    /// `[grants] events` must list at least one channel pattern.
+    Events,
 }
 
 /// One capability: the interfaces it provides, the grant they need, and how
@@ -92,6 +94,11 @@ const CAPABILITIES: &[Capability] = &[
         requires: Requirement::Network,
         add_to_linker: None,
     },
+    Capability {
+        interfaces: &["aura:platform/events"],
+        requires: Requirement::Events,
+        add_to_linker: Some(super::events::add_to_linker),
+    },
 ];
 
 /// The export every HTTP function must provide (any 0.2.x version).
@@ -159,7 +166,7 @@ pub(super) fn pre_link(
             code: "missing_grant",
             message: format!(
                 "the component imports interfaces its grants do not allow: {} (add them under [grants] in aura.toml, \
-                 e.g. network = [\"api.example.com:443\"] or sockets = true)",
+                 e.g. network = [\"api.example.com:443\"], sockets = true or events = [\"chat.*\"])",
                 list.join("; ")
             ),
             unknown_imports: Vec::new(),
@@ -214,7 +221,8 @@ fn unmet(requirement: Requirement, grants: &Grants) -> Option<&'static str> {
         Requirement::Nothing => None,
         Requirement::Network if grants.network.is_empty() => Some("network"),
         Requirement::Sockets if !grants.sockets => Some("sockets"),
-        Requirement::Network | Requirement::Sockets => None,
+        Requirement::Events if grants.events.is_empty() => Some("events"),
+        Requirement::Network | Requirement::Sockets | Requirement::Events => None,
     }
 }
 
@@ -243,6 +251,7 @@ mod tests {
             network: vec!["api.example.com:443".into()],
             sockets: true,
             functions: Vec::new(),
+            events: Vec::new(),
         };
         let outgoing = requirement("wasi:http/outgoing-handler@0.2.12").unwrap();
         let tcp = requirement("wasi:sockets/tcp@0.2.12").unwrap();

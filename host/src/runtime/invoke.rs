@@ -245,6 +245,7 @@ impl Runtime {
             limits.memory_bytes(),
             cpu_ticks,
             &prepared.network,
+            prepared.events.clone(),
             hooks,
             monitor,
         );

@@ -6,6 +6,7 @@
 //! `functions` service decides *what* runs and this module runs it.
 
 mod capabilities;
+mod events;
 mod invoke;
 mod limits;
 mod links;
@@ -21,6 +22,7 @@ pub use outbound::{Egress, NetworkAccess};
 pub use state::{LimitHit, Monitor};
 
 use crate::grants::Grants;
+use crate::realtime::Broker;
 use anyhow::Context as _;
 use state::InvocationState;
 use std::hash::{Hash, Hasher};
@@ -77,6 +79,7 @@ pub enum CacheOutcome {
 pub struct Prepared {
     pre: ProxyPre<InvocationState>,
     network: NetworkAccess,
+    events: events::EventAccess,
     exports: Vec<String>,
     links: Vec<Link>,
 }
@@ -100,12 +103,18 @@ pub struct Runtime {
     cache_dir: PathBuf,
     pooling: bool,
     egress: Arc<Egress>,
+    broker: Arc<Broker>,
 }
 
 impl Runtime {
     /// Builds the engine (pooling allocator when the address space allows it,
     /// epoch interruption), the linker, and starts the epoch ticker thread.
-    pub fn new(cache_dir: &Path, max_instances: u32, egress: Egress) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        cache_dir: &Path,
+        max_instances: u32,
+        egress: Egress,
+        broker: Arc<Broker>,
+    ) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(max_instances > 0, "the instance limit must be at least 1");
         std::fs::create_dir_all(cache_dir)
             .with_context(|| format!("creating {}", cache_dir.display()))?;
@@ -124,6 +133,7 @@ impl Runtime {
             cache_dir: cache_dir.to_owned(),
             pooling,
             egress: Arc::new(egress),
+            broker,
         }))
     }
 
@@ -144,6 +154,13 @@ impl Runtime {
         callees: &Arc<dyn Callees>,
     ) -> Result<(Prepared, CacheOutcome), InvalidComponent> {
         let network = NetworkAccess::from_grants(grants).map_err(InvalidComponent::new)?;
+        let events = events::EventAccess {
+            broker: self.broker.clone(),
+            patterns: grants
+                .event_patterns()
+                .map_err(InvalidComponent::new)?
+                .into(),
+        };
         capabilities::check_format(wasm)?;
         let cached = self.cached_artifact(hash);
         let (component, outcome) = match self.load_cached(&cached) {
@@ -175,6 +192,7 @@ impl Runtime {
             Prepared {
                 pre,
                 network,
+                events,
                 exports,
                 links,
             },

@@ -4,6 +4,7 @@
 //! A fresh [`InvocationState`] is built for every request; nothing in it is
 //! shared with another invocation except the monitor the caller holds.
 
+use super::events::EventAccess;
 use super::outbound::{NetworkAccess, OutboundPolicy};
 use super::output::CapturedOutput;
 use std::sync::Arc;
@@ -144,6 +145,7 @@ pub struct InvocationState {
     pub(super) cpu_ticks: u64,
     pub(super) cpu_limit_ticks: u64,
     pub(super) monitor: Arc<Monitor>,
+    events: EventAccess,
 }
 
 impl InvocationState {
@@ -152,6 +154,7 @@ impl InvocationState {
         memory_bytes: usize,
         cpu_limit_ticks: u64,
         access: &NetworkAccess,
+        events: EventAccess,
         hooks: OutboundPolicy,
         monitor: Arc<Monitor>,
     ) -> Self {
@@ -186,12 +189,20 @@ impl InvocationState {
             cpu_ticks: 0,
             cpu_limit_ticks,
             monitor,
+            events,
         }
     }
 }
 
 /// Handles (streams, fields, pollables…) one invocation may hold at once.
 const MAX_RESOURCES: usize = 10_000;
+
+impl InvocationState {
+    /// What this invocation may publish.
+    pub(super) fn events(&self) -> &EventAccess {
+        &self.events
+    }
+}
 
 impl WasiView for InvocationState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
