@@ -34,9 +34,11 @@ async fn accepted(aura: &Aura, path: &str, body: &str) -> String {
     id
 }
 
-async fn finished(aura: &Aura, id: &str) -> Value {
+/// Polls `/api/invocations/{id}` until `done` holds; returns that answer.
+async fn invocation_until(aura: &Aura, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut answer = Value::Null;
     for _ in 0..200 {
-        let answer: Value = aura
+        answer = aura
             .http
             .get(aura.at(&format!("/api/invocations/{id}")))
             .send()
@@ -45,12 +47,19 @@ async fn finished(aura: &Aura, id: &str) -> Value {
             .json()
             .await
             .unwrap();
-        if answer["status"] == "succeeded" || answer["status"] == "failed" {
+        if done(&answer) {
             return answer;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("invocation {id} did not finish");
+    panic!("invocation {id} never got there: {answer}");
+}
+
+async fn finished(aura: &Aura, id: &str) -> Value {
+    invocation_until(aura, id, |a| {
+        a["status"] == "succeeded" || a["status"] == "failed"
+    })
+    .await
 }
 
 #[tokio::test]
@@ -171,21 +180,7 @@ async fn queued_invocations_survive_a_restart() {
     let running = accepted(&aura, "/fn/sleepy?ms=3000", "").await;
     let waiting = accepted(&aura, "/fn/sleepy?ms=10", "").await;
     // Stop the server while the first one runs.
-    for _ in 0..100 {
-        let answer: Value = aura
-            .http
-            .get(aura.at(&format!("/api/invocations/{running}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if answer["status"] == "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    invocation_until(&aura, &running, |a| a["status"] == "running").await;
     let aura = Aura::start_in(aura.stop());
     for id in [&running, &waiting] {
         let answer = finished(&aura, id).await;

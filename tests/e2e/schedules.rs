@@ -25,6 +25,19 @@ async fn runs(aura: &Aura, name: &str) -> Vec<Value> {
     body["runs"].as_array().cloned().unwrap_or_default()
 }
 
+/// Polls a schedule's runs until `done` holds; returns them.
+async fn runs_until(aura: &Aura, name: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let mut all = Vec::new();
+    for _ in 0..100 {
+        all = runs(aura, name).await;
+        if done(&all) {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the runs of {name} never got there: {all:?}");
+}
+
 fn with_status<'a>(runs: &'a [Value], status: &str) -> Vec<&'a Value> {
     runs.iter().filter(|r| r["status"] == status).collect()
 }
@@ -73,14 +86,7 @@ async fn payload_path_and_headers_reach_the_function() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    let mut ok = Vec::new();
-    for _ in 0..100 {
-        ok = runs(&aura, "cleanup").await;
-        if !ok.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let ok = runs_until(&aura, "cleanup", |runs| !runs.is_empty()).await;
     assert_eq!(ok[0]["status"], "ok", "{ok:?}");
     let record = aura
         .invocation_log("recorder", ok[0]["invocation_id"].as_str().unwrap())
@@ -113,14 +119,7 @@ async fn a_failing_run_retries_with_backoff() {
         .send()
         .await
         .unwrap();
-    let mut all = Vec::new();
-    for _ in 0..100 {
-        all = runs(&aura, "flaky").await;
-        if all.len() >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let all = runs_until(&aura, "flaky", |runs| runs.len() >= 3).await;
     let attempts: Vec<i64> = all
         .iter()
         .rev()

@@ -160,22 +160,46 @@ const CASES: &[(&str, &[&str])] = &[
     ("'admin' ?= @request.auth.roles", &[]),
 ];
 
-/// Runs `SELECT id …` with the compiled parameters bound in order.
-macro_rules! select {
-    ($text:expr, $params:expr, $db:expr, $filter:expr) => {{
-        let mut query = sqlx::query_scalar::<_, String>(&$text);
-        for param in $params {
-            query = match param {
-                Param::Text(v) => query.bind(v),
-                Param::Number(v) => query.bind(v),
-                Param::Bool(v) => query.bind(v),
-                Param::Null => query.bind(None::<String>),
-            };
+/// Creates `posts` with `create`, inserts [`ROWS`] with `insert`, then runs
+/// every case compiled for `dialect`; returns each filter's selected ids.
+/// The backends differ only in these three and the connection type.
+macro_rules! run_cases {
+    ($db:expr, $create:expr, $insert:expr, $dialect:expr) => {{
+        let db = $db;
+        sqlx::query($create).execute(&mut *db).await.unwrap();
+        for (id, title, author, views, published, tags, scores) in ROWS {
+            sqlx::query($insert)
+                .bind(id)
+                .bind(title)
+                .bind(author)
+                .bind(views)
+                .bind(published)
+                .bind(tags)
+                .bind(scores)
+                .execute(&mut *db)
+                .await
+                .unwrap();
         }
-        query
-            .fetch_all($db)
-            .await
-            .unwrap_or_else(|e| panic!("{}: {}: {e}", $filter, $text))
+        let mut results = Vec::new();
+        for (filter, _) in CASES {
+            let compiled = sql(filter, $dialect).unwrap_or_else(|e| panic!("{filter}: {e}"));
+            let text = format!("SELECT id FROM posts WHERE {} ORDER BY id", compiled.text);
+            let mut query = sqlx::query_scalar::<_, String>(&text);
+            for param in compiled.params {
+                query = match param {
+                    Param::Text(v) => query.bind(v),
+                    Param::Number(v) => query.bind(v),
+                    Param::Bool(v) => query.bind(v),
+                    Param::Null => query.bind(None::<String>),
+                };
+            }
+            let ids = query
+                .fetch_all(&mut *db)
+                .await
+                .unwrap_or_else(|e| panic!("{filter}: {text}: {e}"));
+            results.push((filter.to_string(), ids));
+        }
+        results
     }};
 }
 
@@ -184,66 +208,24 @@ async fn run_sqlite() -> Vec<(String, Vec<String>)> {
     let mut db = sqlx::SqliteConnection::connect("sqlite::memory:")
         .await
         .unwrap();
-    sqlx::query(
+    run_cases!(
+        &mut db,
         "CREATE TABLE posts (id TEXT, title TEXT, author TEXT, views REAL, published BOOLEAN, tags TEXT, scores TEXT)",
+        "INSERT INTO posts VALUES (?, ?, ?, ?, ?, ?, ?)",
+        Dialect::Sqlite
     )
-    .execute(&mut db)
-    .await
-    .unwrap();
-    for (id, title, author, views, published, tags, scores) in ROWS {
-        sqlx::query("INSERT INTO posts VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(id)
-            .bind(title)
-            .bind(author)
-            .bind(views)
-            .bind(published)
-            .bind(tags)
-            .bind(scores)
-            .execute(&mut db)
-            .await
-            .unwrap();
-    }
-    let mut results = Vec::new();
-    for (filter, _) in CASES {
-        let compiled = sql(filter, Dialect::Sqlite).unwrap_or_else(|e| panic!("{filter}: {e}"));
-        let text = format!("SELECT id FROM posts WHERE {} ORDER BY id", compiled.text);
-        let ids = select!(text, compiled.params, &mut db, filter);
-        results.push((filter.to_string(), ids));
-    }
-    results
 }
 
 async fn run_postgres(url: &str) -> Vec<(String, Vec<String>)> {
     use sqlx::Connection;
     let mut db = sqlx::PgConnection::connect(url).await.unwrap();
     // A temporary table lives in this connection only: tests can run at once.
-    sqlx::query(
+    run_cases!(
+        &mut db,
         "CREATE TEMP TABLE posts (id TEXT, title TEXT, author TEXT, views FLOAT8, published BOOLEAN, tags JSONB, scores JSONB)",
+        "INSERT INTO posts VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)",
+        Dialect::Postgres
     )
-    .execute(&mut db)
-    .await
-    .unwrap();
-    for (id, title, author, views, published, tags, scores) in ROWS {
-        sqlx::query("INSERT INTO posts VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)")
-            .bind(id)
-            .bind(title)
-            .bind(author)
-            .bind(views)
-            .bind(published)
-            .bind(tags)
-            .bind(scores)
-            .execute(&mut db)
-            .await
-            .unwrap();
-    }
-    let mut results = Vec::new();
-    for (filter, _) in CASES {
-        let compiled = sql(filter, Dialect::Postgres).unwrap_or_else(|e| panic!("{filter}: {e}"));
-        let text = format!("SELECT id FROM posts WHERE {} ORDER BY id", compiled.text);
-        let ids = select!(text, compiled.params, &mut db, filter);
-        results.push((filter.to_string(), ids));
-    }
-    results
 }
 
 fn check(backend: &str, results: Vec<(String, Vec<String>)>) {
