@@ -1,6 +1,7 @@
 //! `aura serve`: open the data directory, load functions, serve HTTP.
 
 use crate::api::{self, AppState};
+use crate::db::{Database, Location};
 use crate::functions::Functions;
 use crate::functions::logs::InvocationLog;
 use crate::metrics::Metrics;
@@ -33,6 +34,8 @@ pub struct ServeOptions {
     pub max_queued: u64,
     /// Realtime events kept for resuming, and how far a subscriber may lag.
     pub realtime_buffer: usize,
+    /// Where collections and records live (`None`: `DATA/collections.db`).
+    pub database: Option<String>,
 }
 
 /// Runs the server until interrupted.
@@ -50,6 +53,16 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         Egress::new(&options.resolve, options.outbound_ca.as_deref())?,
         broker.clone(),
     )?;
+    let location = match &options.database {
+        Some(text) => Location::parse(text),
+        None => Location::File(data_dir.join("collections.db")),
+    };
+    let records = Arc::new(
+        Database::open(location.clone())
+            .await
+            .with_context(|| format!("opening the database ({})", location.describe()))?,
+    );
+    tracing::info!(database = %location.describe(), "database open");
     let db = store::open_data(data_dir).await?;
     let logs = InvocationLog::start(store::open_logs(data_dir).await?, metrics.clone());
     let functions = Arc::new(
@@ -66,6 +79,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let queue = Queue::start(db, functions.clone(), options.max_queued).await?;
     let state = Arc::new(AppState {
         functions,
+        db: records,
         scheduler,
         queue,
         realtime: broker,

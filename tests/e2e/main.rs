@@ -2,6 +2,7 @@
 //! built from `examples/` and `tests/components/`, real HTTP clients.
 
 mod cli;
+mod database;
 mod deploy;
 mod grants;
 mod imports;

@@ -103,3 +103,53 @@ impl IntoResponse for ApiError {
         (self.status, Json(json!({ "error": error }))).into_response()
     }
 }
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(err: crate::db::DbError) -> Self {
+        use crate::db::DbError as E;
+        let message = err.to_string();
+        match err {
+            E::CollectionNotFound(name) => {
+                Self::new(StatusCode::NOT_FOUND, "collection_not_found", message)
+                    .with_details(json!({ "collection": name }))
+            }
+            E::CollectionExists(_) => Self::new(StatusCode::CONFLICT, "collection_exists", message),
+            E::InvalidSchema(problems) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_schema", message)
+                    .with_details(json!({ "problems": problems }))
+            }
+            E::Lossy(changes) => Self::new(StatusCode::CONFLICT, "lossy_migration", message)
+                .with_details(json!({ "lossy": changes })),
+            E::InUse(..) => Self::new(StatusCode::CONFLICT, "collection_in_use", message),
+            E::RecordNotFound(..) => Self::new(StatusCode::NOT_FOUND, "record_not_found", message),
+            E::Validation(fields) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                "some fields are invalid",
+            )
+            .with_details(json!({ "fields": fields })),
+            E::InvalidBody(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_body", message),
+            E::Query {
+                param, position, ..
+            } => {
+                let code = match param {
+                    "filter" => "invalid_filter",
+                    "sort" => "invalid_sort",
+                    "expand" => "invalid_expand",
+                    "fields" => "invalid_fields",
+                    "cursor" => "invalid_cursor",
+                    _ => "invalid_paging",
+                };
+                let mut details = json!({ "param": param });
+                if let Some(position) = position {
+                    details["position"] = json!(position);
+                }
+                Self::new(StatusCode::BAD_REQUEST, code, message).with_details(details)
+            }
+            E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            E::Unique(fields) => Self::new(StatusCode::CONFLICT, "unique_violation", message)
+                .with_details(json!({ "fields": fields })),
+            E::Internal(err) => Self::internal(format!("{err:#}")),
+        }
+    }
+}

@@ -4,13 +4,16 @@
 //! the result to JSON or to an [`ApiError`]. No business rule lives here.
 
 mod admin;
+mod collections;
 mod error;
 mod invoke;
 mod realtime;
+mod records;
 mod schedules;
 
 pub use error::ApiError;
 
+use crate::db::Database;
 use crate::functions::Functions;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
@@ -28,6 +31,8 @@ use std::sync::Arc;
 pub struct AppState {
     /// The functions service.
     pub functions: Arc<Functions>,
+    /// The database service.
+    pub db: Arc<Database>,
     /// The scheduler.
     pub scheduler: Arc<Scheduler>,
     /// The queue of asynchronous invocations.
@@ -47,6 +52,7 @@ const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 pub fn router(state: Arc<AppState>) -> Router {
     let admin = admin::routes()
         .merge(schedules::routes())
+        .merge(collections::routes())
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
@@ -66,6 +72,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
+        .merge(records::routes())
         .merge(admin)
         .fallback(|| async { ApiError::route_not_found() })
         .with_state(state)

@@ -73,6 +73,10 @@ enum Command {
         /// far behind is disconnected
         #[arg(long, env = "AURA_REALTIME_BUFFER", default_value_t = 1024)]
         realtime_buffer: usize,
+        /// Where collections and records live: `memory`, a SQLite file, or
+        /// a `postgres://` URL [default: DATA/collections.db]
+        #[arg(long, env = "AURA_DATABASE_URL", value_name = "URL")]
+        database: Option<String>,
     },
     /// Deploy a component as a new version of a function and activate it
     Deploy {
@@ -183,6 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         outbound_ca,
         max_queued,
         realtime_buffer,
+        database,
     } = cli.command
     {
         init_tracing();
@@ -194,6 +199,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             outbound_ca,
             max_queued,
             realtime_buffer,
+            database,
         })
         .await;
     }

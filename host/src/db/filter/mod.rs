@@ -39,7 +39,7 @@ impl FilterError {
 /// The SQL dialect to emit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// SQLite (`?` placeholders, `LIKE` is case-insensitive, `json_each`).
+    /// SQLite (`?n` placeholders, `LIKE` is case-insensitive, `json_each`).
     Sqlite,
     /// PostgreSQL (`$n` placeholders, `ILIKE`, `jsonb_array_elements_text`).
     Postgres,
@@ -105,9 +105,21 @@ pub struct Sql {
 
 /// Compiles `expr` into a SQL condition.
 pub fn compile(expr: &Expr, resolver: &dyn Resolver, dialect: Dialect) -> Result<Sql, FilterError> {
+    compile_after(expr, resolver, dialect, 0)
+}
+
+/// Compiles `expr` into a condition that follows `earlier` parameters of
+/// the same statement (PostgreSQL placeholders are numbered).
+pub fn compile_after(
+    expr: &Expr,
+    resolver: &dyn Resolver,
+    dialect: Dialect,
+    earlier: usize,
+) -> Result<Sql, FilterError> {
     let mut compiler = Compiler {
         resolver,
         dialect,
+        earlier,
         params: Vec::new(),
         patterns: Vec::new(),
     };
@@ -150,6 +162,8 @@ enum Side {
 struct Compiler<'a> {
     resolver: &'a dyn Resolver,
     dialect: Dialect,
+    /// Parameters of the statement before this condition.
+    earlier: usize,
     params: Vec<Param>,
     /// Parameters already turned into `%…%` patterns.
     patterns: Vec<usize>,
@@ -168,14 +182,15 @@ impl Compiler<'_> {
     fn bind(&mut self, param: Param, kind: Option<Kind>) -> String {
         self.params.push(param);
         match self.dialect {
-            Dialect::Sqlite => "?".to_owned(),
+            // Numbered, so that a value used twice binds once.
+            Dialect::Sqlite => format!("?{}", self.earlier + self.params.len()),
             Dialect::Postgres => {
                 let cast = match kind {
                     Some(Kind::Text) | None => "text",
                     Some(Kind::Number) => "float8",
                     Some(Kind::Bool) => "boolean",
                 };
-                format!("${}::{cast}", self.params.len())
+                format!("${}::{cast}", self.earlier + self.params.len())
             }
         }
     }

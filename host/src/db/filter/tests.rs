@@ -39,7 +39,7 @@ fn values_are_bound_never_inlined() {
     // The quote ends the string early, so this is a syntax error, not SQL.
     assert!(compiled.is_err());
     let compiled = sql("title = \"x' OR '1'='1\" && views > 3", Dialect::Sqlite).unwrap();
-    assert_eq!(compiled.text, "((\"title\" = ?) AND (\"views\" > ?))");
+    assert_eq!(compiled.text, "((\"title\" = ?1) AND (\"views\" > ?2))");
     assert_eq!(
         compiled.params,
         [Param::Text("x' OR '1'='1".into()), Param::Number(3.0)]

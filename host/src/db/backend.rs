@@ -1,0 +1,524 @@
+//! The two storage backends behind one small API: statements with bound
+//! arguments, write transactions, and rows decoded by column storage.
+//!
+//! SQLite runs with one writer connection (writes are serialised in the
+//! process, so concurrent writers never meet `SQLITE_BUSY`) and a pool of
+//! readers (WAL lets them read while the writer writes). PostgreSQL uses
+//! one pool; schema changes there take an advisory lock so that several
+//! nodes never migrate at once.
+
+use super::filter::{Dialect, Param};
+use super::schema::Storage;
+use super::values::number_value;
+use anyhow::Context as _;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Row as _, Sqlite, SqlitePool, Transaction};
+use std::path::PathBuf;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+/// Where records live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// SQLite in memory: gone when the process ends.
+    Memory,
+    /// A SQLite file (WAL).
+    File(PathBuf),
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
+impl Location {
+    /// Parses `memory`, `postgres://…`, `sqlite:PATH` or a file path.
+    pub fn parse(text: &str) -> Self {
+        if text == "memory" || text == ":memory:" {
+            Location::Memory
+        } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Location::Postgres(text.to_owned())
+        } else {
+            Location::File(PathBuf::from(text.strip_prefix("sqlite:").unwrap_or(text)))
+        }
+    }
+
+    /// How it is named in logs (no credentials).
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Memory => "sqlite in memory".into(),
+            Location::File(path) => format!("sqlite {}", path.display()),
+            Location::Postgres(url) => match url::Url::parse(url) {
+                Ok(url) => format!(
+                    "postgres {}:{}{}",
+                    url.host_str().unwrap_or(""),
+                    url.port().unwrap_or(5432),
+                    url.path()
+                ),
+                Err(_) => "postgres".into(),
+            },
+        }
+    }
+}
+
+/// A bound argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    /// Text.
+    Text(String),
+    /// A double.
+    Number(f64),
+    /// An integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// JSON text (cast to JSONB in PostgreSQL by its placeholder).
+    Json(String),
+    /// NULL.
+    Null,
+}
+
+impl From<Param> for Arg {
+    fn from(param: Param) -> Self {
+        match param {
+            Param::Text(v) => Arg::Text(v),
+            Param::Number(v) => Arg::Number(v),
+            Param::Bool(v) => Arg::Bool(v),
+            Param::Null => Arg::Null,
+        }
+    }
+}
+
+/// A statement under construction: text plus arguments in order.
+#[derive(Debug, Clone)]
+pub struct Query {
+    dialect: Dialect,
+    /// The SQL text.
+    pub text: String,
+    /// The arguments of its placeholders.
+    pub args: Vec<Arg>,
+}
+
+impl Query {
+    /// An empty statement for `dialect`.
+    pub fn new(dialect: Dialect) -> Self {
+        Self {
+            dialect,
+            text: String::new(),
+            args: Vec::new(),
+        }
+    }
+
+    /// The dialect of the statement.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Appends trusted SQL text.
+    pub fn sql(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder for `arg`, typed for `storage` in PostgreSQL.
+    pub fn arg(&mut self, arg: Arg, storage: Storage) -> &mut Self {
+        self.args.push(arg);
+        match self.dialect {
+            Dialect::Sqlite => self.text.push_str(&format!("?{}", self.args.len())),
+            Dialect::Postgres => {
+                let cast = match storage {
+                    Storage::Text => "text",
+                    Storage::Number => "float8",
+                    Storage::Bool => "boolean",
+                    Storage::Json => "jsonb",
+                };
+                self.text.push_str(&format!("${}::{cast}", self.args.len()));
+            }
+        }
+        self
+    }
+
+    /// Appends an integer placeholder (limits, offsets).
+    pub fn int(&mut self, value: i64) -> &mut Self {
+        self.args.push(Arg::Int(value));
+        match self.dialect {
+            Dialect::Sqlite => self.text.push_str(&format!("?{}", self.args.len())),
+            Dialect::Postgres => self.text.push_str(&format!("${}::int8", self.args.len())),
+        }
+        self
+    }
+
+    /// Appends a compiled filter condition whose placeholders were numbered
+    /// after this statement's arguments.
+    pub fn condition(&mut self, sql: super::filter::Sql) -> &mut Self {
+        self.text.push_str(&sql.text);
+        self.args.extend(sql.params.into_iter().map(Arg::from));
+        self
+    }
+}
+
+/// Quotes an identifier built from a validated name.
+pub fn ident(name: &str) -> String {
+    debug_assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    format!("\"{name}\"")
+}
+
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                Arg::Text(v) | Arg::Json(v) => query.bind(v.clone()),
+                Arg::Number(v) => query.bind(*v),
+                Arg::Int(v) => query.bind(*v),
+                Arg::Bool(v) => query.bind(*v),
+                Arg::Null => query.bind(None::<String>),
+            };
+        }
+        query
+    }};
+}
+
+/// Decodes column `i` of a row as `storage`.
+macro_rules! decode {
+    ($row:expr, $i:expr, $storage:expr) => {{
+        let row = $row;
+        match $storage {
+            Storage::Text => row.try_get::<Option<String>, _>($i)?.map(Value::String),
+            Storage::Number => row.try_get::<Option<f64>, _>($i)?.map(number_value),
+            Storage::Bool => row.try_get::<Option<bool>, _>($i)?.map(Value::Bool),
+            Storage::Json => match row.try_get::<Option<String>, _>($i)? {
+                Some(text) => Some(serde_json::from_str(&text).context("a stored JSON value")?),
+                None => None,
+            },
+        }
+        .unwrap_or(Value::Null)
+    }};
+}
+
+fn decode_sqlite(
+    rows: Vec<sqlx::sqlite::SqliteRow>,
+    columns: &[Storage],
+) -> anyhow::Result<Vec<Vec<Value>>> {
+    rows.iter()
+        .map(|row| {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, storage)| Ok(decode!(row, i, storage)))
+                .collect()
+        })
+        .collect()
+}
+
+fn decode_pg(
+    rows: Vec<sqlx::postgres::PgRow>,
+    columns: &[Storage],
+) -> anyhow::Result<Vec<Vec<Value>>> {
+    rows.iter()
+        .map(|row| {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, storage)| Ok(decode!(row, i, storage)))
+                .collect()
+        })
+        .collect()
+}
+
+/// The connection pools.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// SQLite: one writer, several readers (the same pool in memory).
+    Sqlite {
+        /// Pool of read connections.
+        reader: SqlitePool,
+        /// The single write connection.
+        writer: SqlitePool,
+    },
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+/// A write transaction.
+pub enum Tx {
+    /// On SQLite's writer connection.
+    Sqlite(Transaction<'static, Sqlite>),
+    /// On PostgreSQL.
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// The key of the advisory lock that serialises schema changes.
+const SCHEMA_LOCK: i64 = 0x4155_5241_0001;
+
+impl Backend {
+    /// Connects, creating the SQLite file if needed.
+    pub async fn open(location: &Location) -> anyhow::Result<Self> {
+        Ok(match location {
+            Location::Memory => {
+                // One connection that never closes: the database lives in it.
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_with(SqliteConnectOptions::from_str("sqlite::memory:")?)
+                    .await?;
+                Backend::Sqlite {
+                    reader: pool.clone(),
+                    writer: pool,
+                }
+            }
+            Location::File(path) => {
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .pragma("cache_size", "-16000");
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options.clone())
+                    .await
+                    .with_context(|| format!("opening {}", path.display()))?;
+                let reader = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("opening {}", path.display()))?;
+                Backend::Sqlite { reader, writer }
+            }
+            Location::Postgres(url) => {
+                let options =
+                    PgConnectOptions::from_str(url).context("parsing the PostgreSQL URL")?;
+                Backend::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(16)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .connect_with(options)
+                        .await
+                        .context("connecting to PostgreSQL")?,
+                )
+            }
+        })
+    }
+
+    /// The SQL dialect.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Backend::Sqlite { .. } => Dialect::Sqlite,
+            Backend::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// A new statement in this backend's dialect.
+    pub fn query(&self) -> Query {
+        Query::new(self.dialect())
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> anyhow::Result<Tx> {
+        Ok(match self {
+            Backend::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Starts a transaction for a schema change, holding the schema lock.
+    pub async fn begin_schema_change(&self) -> anyhow::Result<Tx> {
+        let mut tx = self.begin().await?;
+        if let Tx::Postgres(tx) = &mut tx {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(SCHEMA_LOCK)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// Runs a read, decoding each row's columns as `columns`.
+    pub async fn fetch(
+        &self,
+        query: &Query,
+        columns: &[Storage],
+    ) -> anyhow::Result<Vec<Vec<Value>>> {
+        match self {
+            Backend::Sqlite { reader, .. } => {
+                let rows = bind_all!(sqlx::query(&query.text), &query.args)
+                    .fetch_all(reader)
+                    .await?;
+                decode_sqlite(rows, columns)
+            }
+            Backend::Postgres(pool) => {
+                let rows = bind_all!(sqlx::query(&query.text), &query.args)
+                    .fetch_all(pool)
+                    .await?;
+                decode_pg(rows, columns)
+            }
+        }
+    }
+
+    /// Runs a read returning one integer (a count).
+    pub async fn count(&self, query: &Query) -> anyhow::Result<i64> {
+        Ok(match self {
+            Backend::Sqlite { reader, .. } => {
+                bind_all!(sqlx::query_scalar::<_, i64>(&query.text), &query.args)
+                    .fetch_one(reader)
+                    .await?
+            }
+            Backend::Postgres(pool) => {
+                bind_all!(sqlx::query_scalar::<_, i64>(&query.text), &query.args)
+                    .fetch_one(pool)
+                    .await?
+            }
+        })
+    }
+}
+
+impl Tx {
+    /// Runs a statement; returns the rows it affected.
+    pub async fn execute(&mut self, query: &Query) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            Tx::Sqlite(tx) => bind_all!(sqlx::query(&query.text), &query.args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            Tx::Postgres(tx) => bind_all!(sqlx::query(&query.text), &query.args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    /// Runs a read inside the transaction.
+    pub async fn fetch(
+        &mut self,
+        query: &Query,
+        columns: &[Storage],
+    ) -> anyhow::Result<Vec<Vec<Value>>> {
+        match self {
+            Tx::Sqlite(tx) => {
+                let rows = bind_all!(sqlx::query(&query.text), &query.args)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                decode_sqlite(rows, columns)
+            }
+            Tx::Postgres(tx) => {
+                let rows = bind_all!(sqlx::query(&query.text), &query.args)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                decode_pg(rows, columns)
+            }
+        }
+    }
+
+    /// Runs a read returning one integer.
+    pub async fn count(&mut self, query: &Query) -> anyhow::Result<i64> {
+        Ok(match self {
+            Tx::Sqlite(tx) => {
+                bind_all!(sqlx::query_scalar::<_, i64>(&query.text), &query.args)
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+            Tx::Postgres(tx) => {
+                bind_all!(sqlx::query_scalar::<_, i64>(&query.text), &query.args)
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+        })
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        }
+    }
+}
+
+/// The column type of `storage` in `dialect`.
+pub fn column_type(dialect: Dialect, storage: Storage) -> &'static str {
+    match (dialect, storage) {
+        (_, Storage::Text) => "TEXT",
+        (Dialect::Sqlite, Storage::Number) => "REAL",
+        (Dialect::Postgres, Storage::Number) => "DOUBLE PRECISION",
+        (_, Storage::Bool) => "BOOLEAN",
+        (Dialect::Sqlite, Storage::Json) => "TEXT",
+        (Dialect::Postgres, Storage::Json) => "JSONB",
+    }
+}
+
+/// The SQL that reads column `column` so that [`Backend::fetch`] decodes it.
+pub fn select_column(dialect: Dialect, column: &str, storage: Storage) -> String {
+    match (dialect, storage) {
+        (Dialect::Postgres, Storage::Json) => format!("{column}::text"),
+        _ => column.to_owned(),
+    }
+}
+
+/// A text argument.
+pub fn text_arg(text: &str) -> Arg {
+    Arg::Text(text.to_owned())
+}
+
+/// The argument storing a normal JSON value in a column of `storage`.
+pub fn to_arg(value: &Value, storage: Storage) -> Arg {
+    match (value, storage) {
+        (Value::Null, _) => Arg::Null,
+        (_, Storage::Json) => Arg::Json(value.to_string()),
+        (Value::String(text), _) => Arg::Text(text.clone()),
+        (Value::Number(n), _) => Arg::Number(n.as_f64().unwrap_or(0.0)),
+        (Value::Bool(b), _) => Arg::Bool(*b),
+        (other, _) => Arg::Text(other.to_string()),
+    }
+}
+
+/// Whether `err` is a unique violation; if so, what the database named
+/// (a constraint in PostgreSQL, `table.column` list in SQLite).
+pub fn unique_violation(err: &sqlx::Error) -> Option<String> {
+    let db = err.as_database_error()?;
+    if !db.is_unique_violation() {
+        return None;
+    }
+    Some(match db.constraint() {
+        Some(name) => name.to_owned(),
+        None => db
+            .message()
+            .rsplit_once(": ")
+            .map(|(_, columns)| columns.to_owned())
+            .unwrap_or_default(),
+    })
+}
+
+/// The system tables, created on open.
+pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
+    let id = match backend.dialect() {
+        Dialect::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+        Dialect::Postgres => "BIGSERIAL PRIMARY KEY",
+    };
+    let statements = [
+        "CREATE TABLE IF NOT EXISTS _aura_collections (name TEXT PRIMARY KEY, definition TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL)".to_owned(),
+        format!("CREATE TABLE IF NOT EXISTS _aura_migrations (id {id}, collection TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL, changes TEXT NOT NULL)"),
+    ];
+    let mut tx = backend.begin_schema_change().await?;
+    for statement in statements {
+        let mut query = backend.query();
+        query.sql(&statement);
+        tx.execute(&query).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Reads every stored definition.
+pub async fn load_definitions(backend: &Backend) -> anyhow::Result<Vec<String>> {
+    let mut query = backend.query();
+    query.sql("SELECT definition FROM _aura_collections ORDER BY name");
+    Ok(backend
+        .fetch(&query, &[Storage::Text])
+        .await?
+        .into_iter()
+        .filter_map(|mut row| row.pop()?.as_str().map(str::to_owned))
+        .collect())
+}

@@ -1,0 +1,241 @@
+//! Resolving filter and rule paths against collection schemas: fields,
+//! relation paths (`author.team.name`) as correlated subqueries, and
+//! request values (`@request.auth.id`, `@request.body.title`, `@now`).
+
+use super::Catalog;
+use super::backend::ident;
+use super::filter::{Dialect, Kind, Resolved, Resolver};
+use super::schema::{Collection, SYSTEM_FIELDS};
+use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Most segments in a relation path.
+pub const MAX_PATH_DEPTH: usize = 6;
+
+/// The signed-in user a request acts for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct User {
+    /// The user's id.
+    pub id: String,
+    /// The user's email.
+    pub email: String,
+    /// The user's roles.
+    pub roles: Vec<String>,
+    /// Whether the email is verified.
+    pub verified: bool,
+}
+
+/// Who is asking, as rules see it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Caller {
+    /// The admin token or a function with service access: rules do not apply.
+    Service,
+    /// A signed-in user, or nobody; rules apply.
+    User(Option<User>),
+}
+
+impl Caller {
+    /// Nobody signed in.
+    pub const ANONYMOUS: Caller = Caller::User(None);
+}
+
+/// The request data rules may refer to.
+#[derive(Debug, Clone, Default)]
+pub struct RequestData {
+    /// The signed-in user, if any.
+    pub auth: Option<User>,
+    /// The request body (create and update).
+    pub body: Map<String, Value>,
+    /// `@now`, in the stored datetime form.
+    pub now: String,
+}
+
+/// Resolves paths of one collection, aliased `alias` in the statement.
+pub struct PathResolver<'a> {
+    catalog: &'a Catalog,
+    base: &'a Collection,
+    alias: &'a str,
+    dialect: Dialect,
+    request: &'a RequestData,
+    aliases: AtomicUsize,
+}
+
+/// Where a relation walk stands.
+enum Source {
+    /// The row of the base collection.
+    Row(String),
+    /// One record of a collection, whose id is this SQL expression.
+    Single(String),
+    /// Records of a collection whose ids this query selects (one column).
+    Many(String),
+}
+
+impl<'a> PathResolver<'a> {
+    /// A resolver for `base`, aliased `alias`.
+    pub fn new(
+        catalog: &'a Catalog,
+        base: &'a Collection,
+        alias: &'a str,
+        dialect: Dialect,
+        request: &'a RequestData,
+    ) -> Self {
+        Self {
+            catalog,
+            base,
+            alias,
+            dialect,
+            request,
+            aliases: AtomicUsize::new(0),
+        }
+    }
+
+    fn next_alias(&self) -> String {
+        let n = self.aliases.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("{}_{n}", self.alias)
+    }
+
+    fn request_value(&self, path: &str) -> Result<Resolved, String> {
+        let auth = self.request.auth.as_ref();
+        let value = match path {
+            "@now" => Value::String(self.request.now.clone()),
+            "@request.auth.id" => auth.map_or(Value::Null, |u| u.id.clone().into()),
+            "@request.auth.email" => auth.map_or(Value::Null, |u| u.email.clone().into()),
+            "@request.auth.roles" => auth.map_or(Value::Array(vec![]), |u| u.roles.clone().into()),
+            "@request.auth.verified" => Value::Bool(auth.is_some_and(|u| u.verified)),
+            _ => match path.strip_prefix("@request.body.") {
+                Some(name) if self.base.field(name).is_some() || name == "id" => {
+                    self.request.body.get(name).cloned().unwrap_or(Value::Null)
+                }
+                Some(name) => return Err(format!("unknown field `{name}` in `{path}`")),
+                None => return Err(format!("unknown request value `{path}`")),
+            },
+        };
+        Ok(Resolved::Value(value))
+    }
+
+    /// One column of the elements of a JSON array expression.
+    fn elements(&self, array: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!("SELECT value FROM json_each({array})"),
+            Dialect::Postgres => format!("SELECT jsonb_array_elements_text({array})"),
+        }
+    }
+}
+
+impl Resolver for PathResolver<'_> {
+    fn resolve(&self, path: &str) -> Result<Resolved, String> {
+        if path.starts_with('@') {
+            return self.request_value(path);
+        }
+        let segments: Vec<&str> = path.split('.').collect();
+        if segments.len() > MAX_PATH_DEPTH {
+            return Err(format!("`{path}` is deeper than {MAX_PATH_DEPTH} fields"));
+        }
+        let mut collection = self.base;
+        let mut source = Source::Row(self.alias.to_owned());
+        for (i, segment) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            let field = collection.field(segment);
+            let (kind, multi) = match field {
+                _ if SYSTEM_FIELDS.contains(segment) => (Kind::Text, false),
+                None => {
+                    return Err(if i == 0 {
+                        format!("unknown field `{segment}`")
+                    } else {
+                        format!("unknown field `{segment}` in `{path}`")
+                    });
+                }
+                Some(field) => field.filter_kind().ok_or_else(|| {
+                    format!("`{segment}` holds JSON, which filters cannot compare")
+                })?,
+            };
+            let column = ident(segment);
+            let table = ident(&collection.name);
+            if last {
+                return Ok(match source {
+                    Source::Row(alias) => Resolved::Column {
+                        sql: format!("{alias}.{column}"),
+                        kind,
+                        multi,
+                    },
+                    Source::Single(id) => {
+                        let a = self.next_alias();
+                        Resolved::Column {
+                            sql: format!(
+                                "(SELECT {a}.{column} FROM {table} {a} WHERE {a}.\"id\" = {id})"
+                            ),
+                            kind,
+                            multi,
+                        }
+                    }
+                    Source::Many(ids) => {
+                        let a = self.next_alias();
+                        let q = self.next_alias();
+                        let values = match (self.dialect, multi) {
+                            (_, false) => format!(
+                                "SELECT {a}.{column} AS v FROM {table} {a} WHERE {a}.\"id\" IN ({ids})"
+                            ),
+                            (Dialect::Sqlite, true) => format!(
+                                "SELECT e.value AS v FROM {table} {a}, json_each({a}.{column}) e WHERE {a}.\"id\" IN ({ids})"
+                            ),
+                            (Dialect::Postgres, true) => format!(
+                                "SELECT jsonb_array_elements({a}.{column}) AS v FROM {table} {a} WHERE {a}.\"id\" IN ({ids})"
+                            ),
+                        };
+                        let sql = match self.dialect {
+                            Dialect::Sqlite => format!(
+                                "(SELECT json_group_array(v) FROM ({values}) {q} WHERE v IS NOT NULL)"
+                            ),
+                            Dialect::Postgres => format!(
+                                "(SELECT COALESCE(jsonb_agg(v), '[]'::jsonb) FROM ({values}) {q} WHERE v IS NOT NULL)"
+                            ),
+                        };
+                        Resolved::Column {
+                            sql,
+                            kind,
+                            multi: true,
+                        }
+                    }
+                });
+            }
+            let Some(field) = field.filter(|f| f.collection.is_some()) else {
+                return Err(format!("`{segment}` in `{path}` is not a relation"));
+            };
+            let target = field.collection.as_deref().unwrap_or_default();
+            let next = self
+                .catalog
+                .get(target)
+                .ok_or_else(|| format!("`{segment}` relates to a missing collection"))?;
+            source = match source {
+                Source::Row(alias) if !multi => Source::Single(format!("{alias}.{column}")),
+                Source::Row(alias) => Source::Many(self.elements(&format!("{alias}.{column}"))),
+                Source::Single(id) => {
+                    let a = self.next_alias();
+                    let value =
+                        format!("(SELECT {a}.{column} FROM {table} {a} WHERE {a}.\"id\" = {id})");
+                    if multi {
+                        Source::Many(self.elements(&value))
+                    } else {
+                        Source::Single(value)
+                    }
+                }
+                Source::Many(ids) => {
+                    let a = self.next_alias();
+                    Source::Many(match (self.dialect, multi) {
+                        (_, false) => format!(
+                            "SELECT {a}.{column} FROM {table} {a} WHERE {a}.\"id\" IN ({ids})"
+                        ),
+                        (Dialect::Sqlite, true) => format!(
+                            "SELECT e.value FROM {table} {a}, json_each({a}.{column}) e WHERE {a}.\"id\" IN ({ids})"
+                        ),
+                        (Dialect::Postgres, true) => format!(
+                            "SELECT jsonb_array_elements_text({a}.{column}) FROM {table} {a} WHERE {a}.\"id\" IN ({ids})"
+                        ),
+                    })
+                }
+            };
+            collection = &next.definition;
+        }
+        unreachable!("a path has at least one segment")
+    }
+}
