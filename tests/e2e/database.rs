@@ -737,7 +737,7 @@ async fn rules_govern_each_action(db: &Db) {
         .send("GET", "/api/collections/notes/records", None, false)
         .await;
     assert_eq!(status, 200);
-    assert_eq!(ids(&page), [public.clone()], "the draft is filtered out");
+    assert_eq!(ids(&page), [public.as_str()], "the draft is filtered out");
     assert_eq!(page["totalItems"], 1, "totals do not count hidden records");
     let (status, _) = db
         .send(
