@@ -13,6 +13,12 @@
 //! A function can call out over HTTP with [`fetch`] (blocking, body read in
 //! full); the host only lets it reach the hosts in its network grant.
 //!
+//! Platform services are wrapped in modules: [`db`] reads and writes records
+//! of collections (under a `collections` grant) and [`events`] publishes
+//! realtime events (under an `events` grant). A component imports a platform
+//! interface only if the function calls into its module, so a function that
+//! uses neither needs no grant for them.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -41,6 +47,7 @@
 //! have `crate-type = ["cdylib"]`); the resulting `.wasm` is a component.
 #![deny(missing_docs)]
 
+pub mod db;
 pub mod events;
 mod fetch;
 mod request;

@@ -6,6 +6,7 @@
 //! `runtime::capabilities`, outbound policy in `runtime::outbound`).
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// What a function version is allowed to use beyond the sandbox.
@@ -21,12 +22,50 @@ pub struct Grants {
     pub functions: Vec<String>,
     /// Realtime channels the function may publish on (patterns: `chat.*`).
     pub events: Vec<String>,
+    /// Collections the function may use through `aura:platform/db`, and how:
+    /// `"read"`, `"read-write"` (both under the invoking user's rules) or
+    /// `"service"` (read-write, bypassing rules).
+    pub collections: BTreeMap<String, String>,
+}
+
+/// How a function may use a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectionAccess {
+    /// Read, under the invoking user's rules.
+    Read,
+    /// Read and write, under the invoking user's rules.
+    ReadWrite,
+    /// Read and write, bypassing rules.
+    Service,
 }
 
 impl Grants {
     /// Checks every pattern, returning the compiled allow-list.
     pub fn network_patterns(&self) -> Result<Vec<HostPattern>, String> {
         self.network.iter().map(|p| HostPattern::parse(p)).collect()
+    }
+
+    /// Checks every collections grant, returning the access per collection.
+    pub fn collection_access(&self) -> Result<BTreeMap<String, CollectionAccess>, String> {
+        self.collections
+            .iter()
+            .map(|(name, access)| {
+                let access = match access.as_str() {
+                    "read" => CollectionAccess::Read,
+                    "read-write" => CollectionAccess::ReadWrite,
+                    "service" => CollectionAccess::Service,
+                    other => {
+                        return Err(format!(
+                            "collections grant `{name} = \"{other}\"`: use \"read\", \"read-write\" or \"service\""
+                        ));
+                    }
+                };
+                if !crate::db::schema::valid_name(name) {
+                    return Err(format!("collections grant: `{name}` is not a collection name"));
+                }
+                Ok((name.clone(), access))
+            })
+            .collect()
     }
 
     /// Checks every events pattern, returning the compiled list.

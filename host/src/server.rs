@@ -47,12 +47,6 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let admin_token = admin_token(data_dir)?;
     let metrics = Arc::new(Metrics::default());
     let broker = Arc::new(Broker::new(options.realtime_buffer));
-    let runtime = Runtime::new(
-        &data_dir.join("cache"),
-        options.max_instances,
-        Egress::new(&options.resolve, options.outbound_ca.as_deref())?,
-        broker.clone(),
-    )?;
     let location = match &options.database {
         Some(text) => Location::parse(text),
         None => Location::File(data_dir.join("collections.db")),
@@ -63,6 +57,13 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             .with_context(|| format!("opening the database ({})", location.describe()))?,
     );
     tracing::info!(database = %location.describe(), "database open");
+    let runtime = Runtime::new(
+        &data_dir.join("cache"),
+        options.max_instances,
+        Egress::new(&options.resolve, options.outbound_ca.as_deref())?,
+        broker.clone(),
+        records.clone(),
+    )?;
     let db = store::open_data(data_dir).await?;
     let logs = InvocationLog::start(store::open_logs(data_dir).await?, metrics.clone());
     let functions = Arc::new(

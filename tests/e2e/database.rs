@@ -174,6 +174,7 @@ on_both_backends! {
     injection => injection_attempts_fail_safely;
     concurrency => concurrent_writers_lose_nothing;
     errors => bad_input_gets_clear_errors;
+    functions => functions_use_collections_through_wit;
 }
 
 async fn field_types_round_trip(db: &Db) {
@@ -1223,4 +1224,205 @@ async fn records_survive_a_restart_and_memory_mode_works() {
     db.insert("temp", json!({"v": "a"})).await;
     assert_eq!(db.list("temp", "").await["totalItems"], 1);
     assert!(!db.aura.data_dir().join("collections.db").exists());
+}
+
+/// `examples/todo-api` does CRUD through `aura:platform/db`: refused
+/// without a grant, held to the caller's rules with `read-write`, free of
+/// them with `service`; its batch is all or nothing.
+async fn functions_use_collections_through_wit(db: &Db) {
+    let aura = &db.aura;
+    db.define(json!({"name": "todos", "fields": [
+        {"name": "title", "type": "text", "required": true},
+        {"name": "done", "type": "bool"}
+    ]}))
+    .await;
+    let todos = |path: &str| aura.at(&format!("/fn/todo-api/todos{path}"));
+
+    // Importing aura:platform/db needs a collections grant.
+    let (status, body) = aura
+        .deploy_bytes("todo-api", crate::support::wasm("todo_api"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("missing_grant")),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["details"]["missing_grants"][0]["grant"],
+        "collections"
+    );
+
+    // read-write: calls act for the (anonymous) invoker; todos is admin-only.
+    aura.deploy(
+        "todo-api",
+        "todo_api",
+        json!({"grants": {"collections": {"todos": "read-write"}}}),
+    )
+    .await;
+    let response = aura
+        .http
+        .post(todos(""))
+        .json(&json!({"title": "milk"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 403, "denied").await;
+    // Public rules let the same call through.
+    db.define(json!({"name": "todos", "fields": [
+        {"name": "title", "type": "text", "required": true},
+        {"name": "done", "type": "bool"}
+    ], "listRule": "", "viewRule": "", "createRule": "done != true"}))
+        .await;
+    let response = aura
+        .http
+        .post(todos(""))
+        .json(&json!({"title": "milk"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let response = aura
+        .http
+        .post(todos(""))
+        .json(&json!({"title": "x", "done": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 403, "denied").await;
+    let response = aura
+        .http
+        .post(todos(""))
+        .json(&json!({"done": false}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(response, 400, "invalid").await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("title"),
+        "{body}"
+    );
+
+    // A collection outside the grant is refused, naming the grant to add.
+    db.define(json!({"name": "other", "fields": [{"name": "title", "type": "text"}]}))
+        .await;
+    aura.deploy(
+        "todo-api",
+        "todo_api",
+        json!({"grants": {"collections": {"todos": "read"}}}),
+    )
+    .await;
+    let response = aura
+        .http
+        .post(todos(""))
+        .json(&json!({"title": "eggs"}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(response, 403, "denied").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("[grants]"),
+        "{body}"
+    );
+    let page: Value = aura
+        .http
+        .get(todos(""))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["totalItems"], 1, "reads are allowed: {page}");
+
+    // service: rules do not apply; full CRUD.
+    aura.deploy(
+        "todo-api",
+        "todo_api",
+        json!({"grants": {"collections": {"todos": "service"}}}),
+    )
+    .await;
+    let response = aura
+        .http
+        .post(todos(""))
+        .json(&json!({"title": "bread", "done": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let bread: Value = response.json().await.unwrap();
+    let id = bread["id"].as_str().unwrap();
+    let response = aura
+        .http
+        .patch(todos(&format!("/{id}")))
+        .json(&json!({"title": "rye"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let got: Value = aura
+        .http
+        .get(todos(&format!("/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (got["title"].as_str(), got["done"].as_bool()),
+        (Some("rye"), Some(true))
+    );
+    let page: Value = aura
+        .http
+        .get(todos("?filter=done%3Dtrue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["totalItems"], 1, "{page}");
+    let response = aura
+        .http
+        .delete(todos(&format!("/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let response = aura
+        .http
+        .get(todos(&format!("/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 404, "not_found").await;
+
+    // A batch is all or nothing.
+    let response = aura
+        .http
+        .post(todos("/batch"))
+        .json(&json!({"create": [{"title": "a"}, {"title": "b"}], "delete": ["nosuchid"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404, "{:?}", response.text().await);
+    assert_eq!(
+        db.list("todos", "").await["totalItems"],
+        1,
+        "the failed batch left nothing"
+    );
+    let response = aura
+        .http
+        .post(todos("/batch"))
+        .json(&json!({"create": [{"title": "a"}, {"title": "b"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["results"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(db.list("todos", "").await["totalItems"], 3);
 }

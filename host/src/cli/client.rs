@@ -122,7 +122,13 @@ impl Client {
             value["error"]["message"].as_str(),
             value["error"]["code"].as_str(),
         ) {
-            (Some(message), Some(code)) => anyhow::bail!("{message} ({code})"),
+            (Some(message), Some(code)) => match value["error"].get("details") {
+                Some(details) => anyhow::bail!(
+                    "{message} ({code})\n{}",
+                    serde_json::to_string_pretty(details).unwrap_or_default()
+                ),
+                None => anyhow::bail!("{message} ({code})"),
+            },
             _ => anyhow::bail!("the server answered {status}"),
         }
     }

@@ -4,6 +4,7 @@
 //! ```toml
 //! [function]
 //! name = "checkout"
+//! schema = "schema.toml"   # collections applied before the deploy
 //!
 //! [limits]
 //! cpu_ms = 500
@@ -40,6 +41,9 @@ struct Manifest {
 #[serde(default, deny_unknown_fields)]
 struct FunctionSection {
     name: Option<String>,
+    /// A collections schema file (relative to the manifest) applied before
+    /// the component is uploaded.
+    schema: Option<PathBuf>,
 }
 
 /// `aura deploy` options beyond the component path.
@@ -51,7 +55,8 @@ pub struct DeployArgs {
     /// Manifest to read [default: ./aura.toml, else aura.toml beside the component]
     #[arg(long)]
     manifest: Option<PathBuf>,
-    /// Add a grant: `network=HOST[:PORT]` (repeatable) or `sockets`
+    /// Add a grant: `network=HOST[:PORT]`, `sockets` or
+    /// `collection=NAME[:read|read-write|service]` (repeatable)
     #[arg(long = "grant", value_name = "GRANT")]
     grants: Vec<String>,
     /// Memory limit in MiB
@@ -83,6 +88,8 @@ pub struct DeployPlan {
     /// Schedules to create or replace after the deploy: name and the
     /// schedule spec (its `function` is the deployed function).
     pub schedules: Vec<(String, serde_json::Value)>,
+    /// Collection definitions to apply before the upload.
+    pub collections: Vec<serde_json::Value>,
 }
 
 impl DeployArgs {
@@ -97,6 +104,16 @@ impl DeployArgs {
                     .with_context(|| format!("{} is not a valid manifest", path.display()))?
             }
             None => Manifest::default(),
+        };
+        let collections = match (&manifest.function.schema, &path) {
+            (Some(schema), Some(manifest_path)) => {
+                let schema = manifest_path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(schema);
+                super::collections::read_schema(&schema)?
+            }
+            _ => Vec::new(),
         };
         let name = match self.name.clone().or(manifest.function.name) {
             Some(name) => name,
@@ -134,7 +151,15 @@ impl DeployArgs {
                         .parse()
                         .with_context(|| format!("--grant {grant}: expected true or false"))?
                 }
-                _ => anyhow::bail!("--grant `{grant}`: expected network=HOST[:PORT] or sockets"),
+                Some(("collection", value)) => {
+                    let (name, access) = value.split_once(':').unwrap_or((value, "read-write"));
+                    grants
+                        .collections
+                        .insert(name.to_owned(), access.to_owned());
+                }
+                _ => anyhow::bail!(
+                    "--grant `{grant}`: expected network=HOST[:PORT], sockets or collection=NAME[:ACCESS]"
+                ),
             }
         }
         let schedules = manifest
@@ -155,6 +180,7 @@ impl DeployArgs {
             config: VersionConfig { limits, grants },
             manifest: path,
             schedules,
+            collections,
         })
     }
 

@@ -2,6 +2,7 @@
 //! running server over its admin API (`deploy`, `functions …`, `logs`).
 
 mod client;
+mod collections;
 mod manifest;
 
 use crate::server::{self, ServeOptions};
@@ -94,6 +95,11 @@ enum Command {
     Schedules {
         #[command(subcommand)]
         command: SchedulesCommand,
+    },
+    /// Define, migrate and inspect collections
+    Collections {
+        #[command(subcommand)]
+        command: collections::CollectionsCommand,
     },
     /// Show recent invocations of a function with their stdout/stderr
     Logs {
@@ -219,6 +225,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let name = plan.name;
             let wasm = std::fs::read(&file)
                 .map_err(|err| anyhow::anyhow!("reading {}: {err}", file.display()))?;
+            for answer in collections::apply_all(&client, &plan.collections, false, false).await? {
+                if !json {
+                    eprintln!("collection {}", text(&answer["collection"]["name"]));
+                }
+            }
             let version = client.deploy(&name, wasm, &plan.config).await?;
             for (schedule, spec) in &plan.schedules {
                 let answer = client
@@ -351,6 +362,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Command::Schedules { command } => schedules(&client, json, command).await?,
+        Command::Collections { command } => collections::run(&client, json, command).await?,
         Command::Logs {
             name,
             follow,

@@ -75,6 +75,10 @@ pub enum Arg {
     Json(String),
     /// NULL.
     Null,
+    /// NULL of a column type: PostgreSQL prepares a statement once with its
+    /// parameter types, so a NULL must have the same type as the values
+    /// the same statement binds later.
+    NullOf(Storage),
 }
 
 impl From<Param> for Arg {
@@ -121,7 +125,10 @@ impl Query {
 
     /// Appends a placeholder for `arg`, typed for `storage` in PostgreSQL.
     pub fn arg(&mut self, arg: Arg, storage: Storage) -> &mut Self {
-        self.args.push(arg);
+        self.args.push(match arg {
+            Arg::Null => Arg::NullOf(storage),
+            other => other,
+        });
         match self.dialect {
             Dialect::Sqlite => self.text.push_str(&format!("?{}", self.args.len())),
             Dialect::Postgres => {
@@ -171,7 +178,11 @@ macro_rules! bind_all {
                 Arg::Number(v) => query.bind(*v),
                 Arg::Int(v) => query.bind(*v),
                 Arg::Bool(v) => query.bind(*v),
-                Arg::Null => query.bind(None::<String>),
+                Arg::Null | Arg::NullOf(Storage::Text | Storage::Json) => {
+                    query.bind(None::<String>)
+                }
+                Arg::NullOf(Storage::Number) => query.bind(None::<f64>),
+                Arg::NullOf(Storage::Bool) => query.bind(None::<bool>),
             };
         }
         query

@@ -2,7 +2,7 @@
 //! rules, with filters, sorting, page and cursor paging, relation
 //! expansion and field projection.
 
-use super::backend::{Arg, Query, ident, select_column, text_arg, to_arg, unique_violation};
+use super::backend::{Arg, Query, Tx, ident, select_column, text_arg, to_arg, unique_violation};
 use super::filter::{self, Expr, FilterError};
 use super::resolve::{Caller, PathResolver, RequestData};
 use super::schema::{Action, Collection, FieldType, SYSTEM_FIELDS, Storage};
@@ -22,6 +22,8 @@ pub const MAX_PER_PAGE: u32 = 500;
 const MAX_SORT_KEYS: usize = 8;
 /// Most expanded paths per request.
 const MAX_EXPANDS: usize = 16;
+/// Most operations in one batch.
+const MAX_BATCH: usize = 1000;
 /// Ids per `IN (…)` lookup.
 const LOOKUP_CHUNK: usize = 500;
 
@@ -54,6 +56,45 @@ pub struct ReadQuery {
     pub expand: Option<String>,
     /// Fields to return.
     pub fields: Option<String>,
+}
+
+/// One operation of a [`Database::batch`].
+#[derive(Debug, Clone)]
+pub enum BatchOp {
+    /// Create a record from a JSON object.
+    Create {
+        /// The collection.
+        collection: String,
+        /// The record.
+        data: Value,
+    },
+    /// Change a record.
+    Update {
+        /// The collection.
+        collection: String,
+        /// The record's id.
+        id: String,
+        /// The fields to change.
+        data: Value,
+    },
+    /// Delete a record.
+    Delete {
+        /// The collection.
+        collection: String,
+        /// The record's id.
+        id: String,
+    },
+}
+
+impl BatchOp {
+    /// The collection it acts on.
+    pub fn collection(&self) -> &str {
+        match self {
+            BatchOp::Create { collection, .. }
+            | BatchOp::Update { collection, .. }
+            | BatchOp::Delete { collection, .. } => collection,
+        }
+    }
 }
 
 /// A page of records.
@@ -281,7 +322,7 @@ impl Database {
         let definition = &entry.definition;
         let request = request_data(caller, Map::new());
         let mut records = self
-            .fetch_by_ids(&catalog, definition, &[id.to_owned()], rule, &request)
+            .fetch_by_ids(&catalog, definition, &[id.to_owned()], rule, &request, None)
             .await?;
         let not_found = || DbError::RecordNotFound(id.to_owned(), collection.to_owned());
         if records.is_empty() {
@@ -303,8 +344,26 @@ impl Database {
         query: &ReadQuery,
     ) -> Result<Value, DbError> {
         let (catalog, entry) = self.entry(collection)?;
-        let rule = self.rule_for(&entry, Action::Create, caller)?;
-        let (expand, fields) = read_options(query)?;
+        let options = read_options(query)?;
+        let mut tx = self.backend.begin().await?;
+        let record = self
+            .create_in(&mut tx, &catalog, &entry, caller, body)
+            .await?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        self.present(&catalog, &entry.definition, record, options, caller)
+            .await
+    }
+
+    /// Creates a record inside `tx`.
+    async fn create_in(
+        &self,
+        tx: &mut Tx,
+        catalog: &Catalog,
+        entry: &Entry,
+        caller: &Caller,
+        body: Value,
+    ) -> Result<Map<String, Value>, DbError> {
+        let rule = self.rule_for(entry, Action::Create, caller)?;
         let definition = &entry.definition;
         let body = object(body)?;
         let mut errors = BTreeMap::new();
@@ -345,7 +404,7 @@ impl Database {
                 }
             }
         }
-        self.check_relations(&catalog, definition, &normal, &mut errors)
+        self.check_relations(tx, catalog, definition, &normal, &mut errors)
             .await?;
         if !errors.is_empty() {
             return Err(DbError::Validation(errors));
@@ -374,7 +433,6 @@ impl Database {
             );
         }
         insert.sql(")");
-        let mut tx = self.backend.begin().await?;
         if let Err(err) = tx.execute(&insert).await {
             return Err(
                 unique_error(definition, &err).unwrap_or_else(|| anyhow::Error::from(err).into())
@@ -382,7 +440,7 @@ impl Database {
         }
         if let Some(rule) = rule {
             let request = request_data(caller, body.clone());
-            let resolver = PathResolver::new(&catalog, definition, "r0", dialect, &request);
+            let resolver = PathResolver::new(catalog, definition, "r0", dialect, &request);
             let mut check = self.backend.query();
             check
                 .sql(&format!(
@@ -396,7 +454,6 @@ impl Database {
                 return Err(DbError::Forbidden(Action::Create));
             }
         }
-        tx.commit().await.map_err(anyhow::Error::from)?;
         let mut record = Map::new();
         record.insert("id".into(), Value::String(id));
         record.insert("created".into(), Value::String(now.clone()));
@@ -411,12 +468,7 @@ impl Database {
                 ),
             );
         }
-        let mut records = vec![record];
-        if let Some(tree) = &expand {
-            self.expand(&catalog, definition, &mut records, tree, caller)
-                .await?;
-        }
-        Ok(project(records.remove(0), fields.as_ref()))
+        Ok(record)
     }
 
     /// Changes the fields `body` names; `field+` and `field-` add to and
@@ -430,8 +482,27 @@ impl Database {
         query: &ReadQuery,
     ) -> Result<Value, DbError> {
         let (catalog, entry) = self.entry(collection)?;
-        let rule = self.rule_for(&entry, Action::Update, caller)?;
-        let (expand, fields) = read_options(query)?;
+        let options = read_options(query)?;
+        let mut tx = self.backend.begin().await?;
+        let record = self
+            .update_in(&mut tx, &catalog, &entry, caller, id, body)
+            .await?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        self.present(&catalog, &entry.definition, record, options, caller)
+            .await
+    }
+
+    /// Updates a record inside `tx`.
+    async fn update_in(
+        &self,
+        tx: &mut Tx,
+        catalog: &Catalog,
+        entry: &Entry,
+        caller: &Caller,
+        id: &str,
+        body: Value,
+    ) -> Result<Map<String, Value>, DbError> {
+        let rule = self.rule_for(entry, Action::Update, caller)?;
         let definition = &entry.definition;
         let body = object(body)?;
         let mut errors = BTreeMap::new();
@@ -493,18 +564,17 @@ impl Database {
             }
         }
         let set_map: Map<String, Value> = sets.iter().cloned().collect();
-        self.check_relations(&catalog, definition, &set_map, &mut errors)
+        self.check_relations(tx, catalog, definition, &set_map, &mut errors)
             .await?;
         if !errors.is_empty() {
             return Err(DbError::Validation(errors));
         }
         let dialect = self.backend.dialect();
         let request = request_data(caller, body.clone());
-        let mut tx = self.backend.begin().await?;
         self.authorize_existing(
-            &mut tx,
-            &catalog,
-            &entry,
+            tx,
+            catalog,
+            entry,
             id,
             Action::Update,
             rule,
@@ -552,7 +622,7 @@ impl Database {
             .fetch(&read, &storages)
             .await?
             .pop()
-            .ok_or_else(|| DbError::RecordNotFound(id.to_owned(), collection.to_owned()))?;
+            .ok_or_else(|| DbError::RecordNotFound(id.to_owned(), definition.name.clone()))?;
         let record = to_record(definition, row);
         // Increments are checked against min/max once applied.
         for (name, _) in &increments {
@@ -564,25 +634,34 @@ impl Database {
         if !errors.is_empty() {
             return Err(DbError::Validation(errors));
         }
-        tx.commit().await.map_err(anyhow::Error::from)?;
-        let mut records = vec![record];
-        if let Some(tree) = &expand {
-            self.expand(&catalog, definition, &mut records, tree, caller)
-                .await?;
-        }
-        Ok(project(records.remove(0), fields.as_ref()))
+        Ok(record)
     }
 
     /// Deletes a record.
     pub async fn delete(&self, caller: &Caller, collection: &str, id: &str) -> Result<(), DbError> {
         let (catalog, entry) = self.entry(collection)?;
-        let rule = self.rule_for(&entry, Action::Delete, caller)?;
-        let request = request_data(caller, Map::new());
         let mut tx = self.backend.begin().await?;
+        self.delete_in(&mut tx, &catalog, &entry, caller, id)
+            .await?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        Ok(())
+    }
+
+    /// Deletes a record inside `tx`.
+    async fn delete_in(
+        &self,
+        tx: &mut Tx,
+        catalog: &Catalog,
+        entry: &Entry,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(), DbError> {
+        let rule = self.rule_for(entry, Action::Delete, caller)?;
+        let request = request_data(caller, Map::new());
         self.authorize_existing(
-            &mut tx,
-            &catalog,
-            &entry,
+            tx,
+            catalog,
+            entry,
             id,
             Action::Delete,
             rule,
@@ -598,8 +677,67 @@ impl Database {
             ))
             .arg(text_arg(id), Storage::Text);
         tx.execute(&delete).await.map_err(anyhow::Error::from)?;
-        tx.commit().await.map_err(anyhow::Error::from)?;
         Ok(())
+    }
+
+    /// Runs operations in one transaction, each as its caller: all take
+    /// effect or none does. Returns each operation's record (`null` for
+    /// deletes), or the index of the first that failed and why.
+    pub async fn batch(&self, ops: Vec<(Caller, BatchOp)>) -> Result<Vec<Value>, (usize, DbError)> {
+        if ops.len() > MAX_BATCH {
+            return Err((
+                MAX_BATCH,
+                DbError::InvalidBody(format!("a batch holds at most {MAX_BATCH} operations")),
+            ));
+        }
+        let catalog = self.catalog();
+        let mut tx = self.backend.begin().await.map_err(|e| (0, e.into()))?;
+        let mut results = Vec::with_capacity(ops.len());
+        for (index, (caller, op)) in ops.into_iter().enumerate() {
+            let entry = catalog.get(op.collection()).cloned().ok_or_else(|| {
+                (
+                    index,
+                    DbError::CollectionNotFound(op.collection().to_owned()),
+                )
+            })?;
+            let result = match op {
+                BatchOp::Create { data, .. } => self
+                    .create_in(&mut tx, &catalog, &entry, &caller, data)
+                    .await
+                    .map(Value::Object),
+                BatchOp::Update { id, data, .. } => self
+                    .update_in(&mut tx, &catalog, &entry, &caller, &id, data)
+                    .await
+                    .map(Value::Object),
+                BatchOp::Delete { id, .. } => self
+                    .delete_in(&mut tx, &catalog, &entry, &caller, &id)
+                    .await
+                    .map(|()| Value::Null),
+            };
+            results.push(result.map_err(|e| (index, e))?);
+        }
+        let last = results.len().saturating_sub(1);
+        tx.commit()
+            .await
+            .map_err(|e| (last, anyhow::Error::from(e).into()))?;
+        Ok(results)
+    }
+
+    /// Expands and projects a record for the answer.
+    async fn present(
+        &self,
+        catalog: &Catalog,
+        definition: &Collection,
+        record: Map<String, Value>,
+        (expand, fields): (Option<PathTree>, Option<PathTree>),
+        caller: &Caller,
+    ) -> Result<Value, DbError> {
+        let mut records = vec![record];
+        if let Some(tree) = &expand {
+            self.expand(catalog, definition, &mut records, tree, caller)
+                .await?;
+        }
+        Ok(project(records.remove(0), fields.as_ref()))
     }
 
     /// The rule condition `caller` is held to for `action`: `None` when
@@ -679,6 +817,7 @@ impl Database {
         ids: &[String],
         rule: Option<&Expr>,
         request: &RequestData,
+        mut tx: Option<&mut Tx>,
     ) -> Result<Vec<Map<String, Value>>, DbError> {
         let dialect = self.backend.dialect();
         let resolver = PathResolver::new(catalog, definition, "r0", dialect, request);
@@ -701,7 +840,11 @@ impl Database {
                 query.sql(" AND ");
                 push_condition(&mut query, rule, &resolver)?;
             }
-            for row in self.backend.fetch(&query, &storages).await? {
+            let rows = match tx.as_deref_mut() {
+                Some(tx) => tx.fetch(&query, &storages).await?,
+                None => self.backend.fetch(&query, &storages).await?,
+            };
+            for row in rows {
                 records.push(to_record(definition, row));
             }
         }
@@ -711,6 +854,7 @@ impl Database {
     /// Relation values must name existing records.
     async fn check_relations(
         &self,
+        tx: &mut Tx,
         catalog: &Catalog,
         definition: &Collection,
         values: &Map<String, Value>,
@@ -738,7 +882,14 @@ impl Database {
             };
             let request = RequestData::default();
             let found = self
-                .fetch_by_ids(catalog, &target.definition, &ids, None, &request)
+                .fetch_by_ids(
+                    catalog,
+                    &target.definition,
+                    &ids,
+                    None,
+                    &request,
+                    Some(&mut *tx),
+                )
                 .await?;
             if let Some(missing) = ids
                 .iter()
@@ -802,7 +953,7 @@ impl Database {
                 }
                 let request = request_data(caller, Map::new());
                 let mut related = self
-                    .fetch_by_ids(catalog, &target.definition, &ids, rule, &request)
+                    .fetch_by_ids(catalog, &target.definition, &ids, rule, &request, None)
                     .await?;
                 if !children.0.is_empty() {
                     self.expand(catalog, &target.definition, &mut related, children, caller)

@@ -25,6 +25,8 @@ enum Requirement {
     Sockets,
     /// `[grants] events` must list at least one channel pattern.
     Events,
+    /// `[grants] collections` must name at least one collection.
+    Collections,
 }
 
 /// One capability: the interfaces it provides, the grant they need, and how
@@ -99,6 +101,11 @@ const CAPABILITIES: &[Capability] = &[
         requires: Requirement::Events,
         add_to_linker: Some(super::events::add_to_linker),
     },
+    Capability {
+        interfaces: &["aura:platform/db"],
+        requires: Requirement::Collections,
+        add_to_linker: Some(super::db::add_to_linker),
+    },
 ];
 
 /// The export every HTTP function must provide (any 0.2.x version).
@@ -166,7 +173,7 @@ pub(super) fn pre_link(
             code: "missing_grant",
             message: format!(
                 "the component imports interfaces its grants do not allow: {} (add them under [grants] in aura.toml, \
-                 e.g. network = [\"api.example.com:443\"], sockets = true or events = [\"chat.*\"])",
+                 e.g. network = [\"api.example.com:443\"], sockets = true, events = [\"chat.*\"] or collections = {{ todos = \"read-write\" }})",
                 list.join("; ")
             ),
             unknown_imports: Vec::new(),
@@ -222,7 +229,11 @@ fn unmet(requirement: Requirement, grants: &Grants) -> Option<&'static str> {
         Requirement::Network if grants.network.is_empty() => Some("network"),
         Requirement::Sockets if !grants.sockets => Some("sockets"),
         Requirement::Events if grants.events.is_empty() => Some("events"),
-        Requirement::Network | Requirement::Sockets | Requirement::Events => None,
+        Requirement::Collections if grants.collections.is_empty() => Some("collections"),
+        Requirement::Network
+        | Requirement::Sockets
+        | Requirement::Events
+        | Requirement::Collections => None,
     }
 }
 
@@ -250,8 +261,7 @@ mod tests {
         let granted = Grants {
             network: vec!["api.example.com:443".into()],
             sockets: true,
-            functions: Vec::new(),
-            events: Vec::new(),
+            ..Grants::default()
         };
         let outgoing = requirement("wasi:http/outgoing-handler@0.2.12").unwrap();
         let tcp = requirement("wasi:sockets/tcp@0.2.12").unwrap();

@@ -7,12 +7,7 @@ use crate::realtime::{Broker, Pattern};
 use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "aura:platform/platform",
-});
-
-use self::aura::platform::events::{Error, Host};
+use super::platform::aura::platform::events::{self as wit, Error, Host};
 
 /// What a version may publish, compiled from its grants at deploy.
 #[derive(Clone)]
@@ -42,8 +37,5 @@ impl Host for InvocationState {
 
 /// Links `aura:platform/events`.
 pub(super) fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
-    self::aura::platform::events::add_to_linker::<InvocationState, HasSelf<InvocationState>>(
-        linker,
-        |state| state,
-    )
+    wit::add_to_linker::<InvocationState, HasSelf<InvocationState>>(linker, |state| state)
 }

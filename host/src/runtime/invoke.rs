@@ -246,6 +246,7 @@ impl Runtime {
             cpu_ticks,
             &prepared.network,
             prepared.events.clone(),
+            prepared.db.clone(),
             hooks,
             monitor,
         );

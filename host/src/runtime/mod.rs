@@ -6,12 +6,14 @@
 //! `functions` service decides *what* runs and this module runs it.
 
 mod capabilities;
+mod db;
 mod events;
 mod invoke;
 mod limits;
 mod links;
 mod outbound;
 mod output;
+mod platform;
 mod state;
 
 pub use capabilities::MissingGrant;
@@ -80,6 +82,7 @@ pub struct Prepared {
     pre: ProxyPre<InvocationState>,
     network: NetworkAccess,
     events: events::EventAccess,
+    db: db::DbAccess,
     exports: Vec<String>,
     links: Vec<Link>,
 }
@@ -104,6 +107,7 @@ pub struct Runtime {
     pooling: bool,
     egress: Arc<Egress>,
     broker: Arc<Broker>,
+    database: Arc<crate::db::Database>,
 }
 
 impl Runtime {
@@ -114,6 +118,7 @@ impl Runtime {
         max_instances: u32,
         egress: Egress,
         broker: Arc<Broker>,
+        database: Arc<crate::db::Database>,
     ) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(max_instances > 0, "the instance limit must be at least 1");
         std::fs::create_dir_all(cache_dir)
@@ -134,6 +139,7 @@ impl Runtime {
             pooling,
             egress: Arc::new(egress),
             broker,
+            database,
         }))
     }
 
@@ -160,6 +166,10 @@ impl Runtime {
                 .event_patterns()
                 .map_err(InvalidComponent::new)?
                 .into(),
+        };
+        let db = db::DbAccess {
+            db: self.database.clone(),
+            grants: Arc::new(grants.collection_access().map_err(InvalidComponent::new)?),
         };
         capabilities::check_format(wasm)?;
         let cached = self.cached_artifact(hash);
@@ -193,6 +203,7 @@ impl Runtime {
                 pre,
                 network,
                 events,
+                db,
                 exports,
                 links,
             },

@@ -4,9 +4,11 @@
 //! A fresh [`InvocationState`] is built for every request; nothing in it is
 //! shared with another invocation except the monitor the caller holds.
 
+use super::db::DbAccess;
 use super::events::EventAccess;
 use super::outbound::{NetworkAccess, OutboundPolicy};
 use super::output::CapturedOutput;
+use crate::db::Caller;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -146,6 +148,8 @@ pub struct InvocationState {
     pub(super) cpu_limit_ticks: u64,
     pub(super) monitor: Arc<Monitor>,
     events: EventAccess,
+    db: DbAccess,
+    caller: Caller,
 }
 
 impl InvocationState {
@@ -155,6 +159,7 @@ impl InvocationState {
         cpu_limit_ticks: u64,
         access: &NetworkAccess,
         events: EventAccess,
+        db: DbAccess,
         hooks: OutboundPolicy,
         monitor: Arc<Monitor>,
     ) -> Self {
@@ -190,6 +195,10 @@ impl InvocationState {
             cpu_limit_ticks,
             monitor,
             events,
+            db,
+            // Signed-in users reach functions with the auth service; until
+            // then every invocation acts for nobody.
+            caller: Caller::ANONYMOUS,
         }
     }
 }
@@ -201,6 +210,16 @@ impl InvocationState {
     /// What this invocation may publish.
     pub(super) fn events(&self) -> &EventAccess {
         &self.events
+    }
+
+    /// What this invocation may do with collections.
+    pub(super) fn db(&self) -> &DbAccess {
+        &self.db
+    }
+
+    /// Whose rules database calls follow unless the grant is `service`.
+    pub(super) fn caller(&self) -> &Caller {
+        &self.caller
     }
 }
 

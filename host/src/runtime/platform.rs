@@ -1,0 +1,10 @@
+//! Host bindings of the `aura:platform` interfaces (`wit/`). Interfaces
+//! whose calls wait on I/O (`db`) are generated as async.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "aura:platform/platform",
+    imports: {
+        "aura:platform/db": async,
+    },
+});
