@@ -1426,3 +1426,72 @@ async fn functions_use_collections_through_wit(db: &Db) {
     assert_eq!(body["results"].as_array().unwrap().len(), 2, "{body}");
     assert_eq!(db.list("todos", "").await["totalItems"], 3);
 }
+
+/// The CLI applies schema files (with dry runs and forced changes), and
+/// `aura deploy` applies the schema a function's aura.toml names.
+#[tokio::test]
+async fn cli_applies_schemas_and_deploys_bring_their_collections() {
+    let db = Db::sqlite();
+    let aura = &db.aura;
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/todo-api");
+    let out = aura.cli_in(
+        &example,
+        &["deploy", &crate::support::wasm_path("todo_api")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("collection todos"), "{stderr}");
+    let response = aura
+        .http
+        .post(aura.at("/fn/todo-api/todos"))
+        .json(&json!({"title": "milk"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let todo: Value = response.json().await.unwrap();
+    assert_eq!(todo["done"], false, "the schema's default applies");
+
+    // Dropping `done`, which holds values: refused, previewed, then forced.
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("todos.toml");
+    std::fs::write(
+        &schema,
+        "name = \"todos\"\n[[fields]]\nname = \"title\"\ntype = \"text\"\n",
+    )
+    .unwrap();
+    let schema = schema.to_str().unwrap();
+    let out = aura.cli(&["collections", "apply", schema]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("lossy_migration") && stderr.contains("`done` holds values in 1 records"),
+        "{stderr}"
+    );
+    let out = aura.cli(&["collections", "apply", schema, "--dry-run", "--force"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && stdout.contains("would apply")
+            && stdout.contains("drop field `done`"),
+        "{stdout}"
+    );
+    let out = aura.cli(&["collections", "apply", schema, "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = aura.cli(&["collections", "history", "todos"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("create collection `todos`") && stdout.contains("drop field `done`"),
+        "{stdout}"
+    );
+    let out = aura.cli(&["collections", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("todos"));
+    let out = aura.cli(&["collections", "drop", "todos"]);
+    assert!(!out.status.success(), "records are there: force needed");
+    let out = aura.cli(&["collections", "drop", "todos", "--force"]);
+    assert!(out.status.success());
+}
