@@ -95,9 +95,10 @@ class Aura:
         return values
 
 
-def wrk(url, connections, seconds):
+def wrk(url, connections, seconds, script=None):
+    extra = ["-s", script] if script else []
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *extra, url],
         capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
 
     def latency_ms(pct):

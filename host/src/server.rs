@@ -51,11 +51,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         Some(text) => Location::parse(text),
         None => Location::File(data_dir.join("collections.db")),
     };
-    let records = Arc::new(
-        Database::open(location.clone())
-            .await
-            .with_context(|| format!("opening the database ({})", location.describe()))?,
-    );
+    let records = Database::open(location.clone())
+        .await
+        .with_context(|| format!("opening the database ({})", location.describe()))?;
     tracing::info!(database = %location.describe(), "database open");
     let runtime = Runtime::new(
         &data_dir.join("cache"),

@@ -1495,3 +1495,76 @@ async fn cli_applies_schemas_and_deploys_bring_their_collections() {
     let out = aura.cli(&["collections", "drop", "todos", "--force"]);
     assert!(out.status.success());
 }
+
+/// Two nodes on one PostgreSQL database: a collection defined or migrated
+/// on one is usable on the other without a restart, and records written on
+/// either are read on both.
+#[tokio::test]
+async fn two_nodes_share_collections_over_postgres() {
+    let Some(a) = Db::postgres().await else {
+        return;
+    };
+    let url = postgres_url_of(&a);
+    let b = Db {
+        aura: Aura::start_with(tempfile::tempdir().unwrap(), &["--database", &url]),
+        postgres: None,
+    };
+    a.define(json!({"name": "notes", "fields": [{"name": "text", "type": "text"}]}))
+        .await;
+    let created = wait_for_status(
+        &b,
+        "POST",
+        "/api/collections/notes/records",
+        json!({"text": "from b"}),
+        201,
+    )
+    .await;
+    let (status, read) = a
+        .send(
+            "GET",
+            &format!(
+                "/api/collections/notes/records/{}",
+                created["id"].as_str().unwrap()
+            ),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!((status, &read["text"]), (200, &json!("from b")));
+    // A migration on A reaches B: the new field is accepted there.
+    a.define(json!({"name": "notes", "fields": [{"name": "text", "type": "text"}, {"name": "stars", "type": "number"}]}))
+        .await;
+    wait_for_status(
+        &b,
+        "POST",
+        "/api/collections/notes/records",
+        json!({"text": "x", "stars": 3}),
+        201,
+    )
+    .await;
+    drop(b);
+    a.finish().await;
+}
+
+/// The PostgreSQL URL a [`Db`] server runs on.
+fn postgres_url_of(db: &Db) -> String {
+    let (url, name) = db.postgres.as_ref().expect("a PostgreSQL server");
+    format!("{}/{name}", url.rsplit_once('/').expect("a database URL").0)
+}
+
+/// Repeats a request until it answers `status` (other nodes learn of schema
+/// changes asynchronously); returns the body.
+async fn wait_for_status(db: &Db, method: &str, path: &str, body: Value, status: u16) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (got, answer) = db.send(method, path, Some(body.clone()), true).await;
+        if got == status {
+            return answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{method} {path}: still {got} {answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

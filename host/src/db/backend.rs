@@ -258,6 +258,9 @@ pub enum Tx {
     Postgres(Transaction<'static, Postgres>),
 }
 
+/// The PostgreSQL notification channel of schema changes.
+pub const SCHEMA_CHANNEL: &str = "aura_schema";
+
 /// The key of the advisory lock that serialises schema changes.
 const SCHEMA_LOCK: i64 = 0x4155_5241_0001;
 
@@ -437,6 +440,20 @@ impl Tx {
                     .await?
             }
         })
+    }
+
+    /// Tells the other nodes, once this transaction commits, that the
+    /// definition of `collection` changed (PostgreSQL `NOTIFY`; a no-op on
+    /// SQLite, which one process owns).
+    pub async fn notify_schema_change(&mut self, collection: &str) -> Result<(), sqlx::Error> {
+        if let Tx::Postgres(tx) = self {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(SCHEMA_CHANNEL)
+                .bind(collection)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Commits.

@@ -657,6 +657,9 @@ async fn record_history(
     actor: &str,
     changes: &[String],
 ) -> Result<(), DbError> {
+    tx.notify_schema_change(name)
+        .await
+        .map_err(anyhow::Error::from)?;
     let mut query = db.backend.query();
     query
         .sql("INSERT INTO _aura_migrations (collection, actor, at, changes) VALUES (")

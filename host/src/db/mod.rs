@@ -137,16 +137,22 @@ pub struct Database {
 }
 
 impl Database {
-    /// Connects, creates the system tables and loads the collections.
-    pub async fn open(location: Location) -> anyhow::Result<Self> {
+    /// Connects, creates the system tables and loads the collections. On
+    /// PostgreSQL, also follows other nodes' schema changes.
+    pub async fn open(location: Location) -> anyhow::Result<Arc<Self>> {
         let backend = Backend::open(&location).await?;
         backend::prepare(&backend).await?;
-        let db = Self {
+        let db = Arc::new(Self {
             backend,
             location,
             catalog: RwLock::new(Arc::default()),
-        };
+        });
         db.reload().await?;
+        if let Backend::Postgres(pool) = &db.backend {
+            let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+            listener.listen(backend::SCHEMA_CHANNEL).await?;
+            tokio::spawn(follow_schema_changes(Arc::downgrade(&db), listener));
+        }
         Ok(db)
     }
 
@@ -275,6 +281,27 @@ impl Database {
     /// A collection's migration history.
     pub async fn migrations(&self, name: &str) -> Result<Vec<Migration>, DbError> {
         migrate::history(self, name).await
+    }
+}
+
+/// Reloads the catalog whenever any node changes a definition, and after
+/// every reconnection (notifications sent meanwhile are lost).
+async fn follow_schema_changes(
+    db: std::sync::Weak<Database>,
+    mut listener: sqlx::postgres::PgListener,
+) {
+    loop {
+        let received = listener.recv().await;
+        let Some(db) = db.upgrade() else {
+            return;
+        };
+        if let Err(err) = &received {
+            tracing::warn!(error = %err, "schema-change listener lost its connection; reconnecting");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        if let Err(err) = db.reload().await {
+            tracing::warn!(error = %format!("{err:#}"), "reloading collection definitions");
+        }
     }
 }
 
