@@ -54,7 +54,8 @@ def measure(port, records_path, view_id, connections, seconds, script_dir):
     results = {}
     for name, url, script in [
         ("view", f"{base}/{view_id}", None),
-        ("list (perPage 50)", f"{base}?perPage=50&sort=-views", None),
+        ("list (perPage 50)", f"{base}?perPage=50", None),
+        ("list (perPage 50, sort=-views)", f"{base}?perPage=50&sort=-views", None),
         ("create", base, post),
     ]:
         wrk(url, connections, 2, script)  # warm-up

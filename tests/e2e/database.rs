@@ -1002,6 +1002,22 @@ async fn concurrent_writers_lose_nothing(db: &Db) {
         50,
         "every create stored"
     );
+    // Concurrent creates of the same unique value: exactly one wins, the
+    // others get a 409 each, and nothing else is lost.
+    db.define(json!({"name": "handles", "fields": [{"name": "handle", "type": "text", "unique": true}], "createRule": ""}))
+        .await;
+    let racers = (0..20).map(|i| {
+        let http = db.aura.http.clone();
+        let url = db.aura.at("/api/collections/handles/records");
+        let handle = if i % 2 == 0 { "taken".to_owned() } else { format!("free{i}") };
+        async move { http.post(url).json(&json!({"handle": handle})).send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(racers).await;
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    let conflicts = statuses.iter().filter(|s| **s == 409).count();
+    assert_eq!((created, conflicts), (11, 9), "{statuses:?}");
+    assert_eq!(db.list("handles", "").await["totalItems"], 11);
+
     // Increments respect min/max once applied.
     db.define(json!({"name": "counters", "fields": [
         {"name": "hits", "type": "number", "max": 50},

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres, Row as _, Sqlite, SqlitePool, Transaction};
 use std::path::PathBuf;
 use std::str::FromStr as _;
@@ -245,17 +246,31 @@ pub enum Backend {
         reader: SqlitePool,
         /// The single write connection.
         writer: SqlitePool,
+        /// Groups concurrent autocommit inserts.
+        inserts: InsertBatcher,
     },
     /// PostgreSQL.
     Postgres(PgPool),
 }
 
-/// A write transaction.
+/// A write transaction, or a write connection in autocommit mode for work
+/// that is a single statement (each statement commits as it runs, which
+/// saves the `BEGIN` and `COMMIT` round trips).
 pub enum Tx {
     /// On SQLite's writer connection.
     Sqlite(Transaction<'static, Sqlite>),
     /// On PostgreSQL.
     Postgres(Transaction<'static, Postgres>),
+    /// SQLite in autocommit mode: single-row inserts go to the
+    /// [`InsertBatcher`], reads to the reader pool.
+    SqliteBatched {
+        /// Pool of read connections.
+        reader: SqlitePool,
+        /// The insert batcher.
+        inserts: InsertBatcher,
+    },
+    /// A PostgreSQL connection, autocommitting.
+    PostgresAutocommit(PoolConnection<Postgres>),
 }
 
 /// The PostgreSQL notification channel of schema changes.
@@ -279,6 +294,7 @@ impl Backend {
                     .await?;
                 Backend::Sqlite {
                     reader: pool.clone(),
+                    inserts: InsertBatcher::start(pool.clone()),
                     writer: pool,
                 }
             }
@@ -300,7 +316,11 @@ impl Backend {
                     .connect_with(options)
                     .await
                     .with_context(|| format!("opening {}", path.display()))?;
-                Backend::Sqlite { reader, writer }
+                Backend::Sqlite {
+                    reader,
+                    inserts: InsertBatcher::start(writer.clone()),
+                    writer,
+                }
             }
             Location::Postgres(url) => {
                 let options =
@@ -335,6 +355,20 @@ impl Backend {
         Ok(match self {
             Backend::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
             Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// The write connection in autocommit mode: only for work that is one
+    /// statement.
+    pub async fn autocommit(&self) -> anyhow::Result<Tx> {
+        Ok(match self {
+            Backend::Sqlite {
+                reader, inserts, ..
+            } => Tx::SqliteBatched {
+                reader: reader.clone(),
+                inserts: inserts.clone(),
+            },
+            Backend::Postgres(pool) => Tx::PostgresAutocommit(pool.acquire().await?),
         })
     }
 
@@ -389,16 +423,36 @@ impl Backend {
     }
 }
 
+/// The connection a [`Tx`] runs on.
+enum Conn<'a> {
+    Sqlite(&'a mut sqlx::SqliteConnection),
+    SqlitePool(&'a SqlitePool),
+    Postgres(&'a mut sqlx::PgConnection),
+}
+
 impl Tx {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(tx) => Conn::Sqlite(&mut **tx),
+            Tx::SqliteBatched { reader, .. } => Conn::SqlitePool(reader),
+            Tx::Postgres(tx) => Conn::Postgres(&mut **tx),
+            Tx::PostgresAutocommit(conn) => Conn::Postgres(&mut **conn),
+        }
+    }
+
     /// Runs a statement; returns the rows it affected.
     pub async fn execute(&mut self, query: &Query) -> Result<u64, sqlx::Error> {
-        Ok(match self {
-            Tx::Sqlite(tx) => bind_all!(sqlx::query(&query.text), &query.args)
-                .execute(&mut **tx)
+        if let Tx::SqliteBatched { inserts, .. } = self {
+            return inserts.insert(query).await;
+        }
+        Ok(match self.conn() {
+            Conn::SqlitePool(_) => unreachable!("handled above"),
+            Conn::Sqlite(conn) => bind_all!(sqlx::query(&query.text), &query.args)
+                .execute(conn)
                 .await?
                 .rows_affected(),
-            Tx::Postgres(tx) => bind_all!(sqlx::query(&query.text), &query.args)
-                .execute(&mut **tx)
+            Conn::Postgres(conn) => bind_all!(sqlx::query(&query.text), &query.args)
+                .execute(conn)
                 .await?
                 .rows_affected(),
         })
@@ -410,16 +464,22 @@ impl Tx {
         query: &Query,
         columns: &[Storage],
     ) -> anyhow::Result<Vec<Vec<Value>>> {
-        match self {
-            Tx::Sqlite(tx) => {
+        match self.conn() {
+            Conn::Sqlite(conn) => {
                 let rows = bind_all!(sqlx::query(&query.text), &query.args)
-                    .fetch_all(&mut **tx)
+                    .fetch_all(conn)
                     .await?;
                 decode_sqlite(rows, columns)
             }
-            Tx::Postgres(tx) => {
+            Conn::SqlitePool(pool) => {
                 let rows = bind_all!(sqlx::query(&query.text), &query.args)
-                    .fetch_all(&mut **tx)
+                    .fetch_all(pool)
+                    .await?;
+                decode_sqlite(rows, columns)
+            }
+            Conn::Postgres(conn) => {
+                let rows = bind_all!(sqlx::query(&query.text), &query.args)
+                    .fetch_all(conn)
                     .await?;
                 decode_pg(rows, columns)
             }
@@ -428,15 +488,20 @@ impl Tx {
 
     /// Runs a read returning one integer.
     pub async fn count(&mut self, query: &Query) -> anyhow::Result<i64> {
-        Ok(match self {
-            Tx::Sqlite(tx) => {
+        Ok(match self.conn() {
+            Conn::Sqlite(conn) => {
                 bind_all!(sqlx::query_scalar::<_, i64>(&query.text), &query.args)
-                    .fetch_one(&mut **tx)
+                    .fetch_one(conn)
                     .await?
             }
-            Tx::Postgres(tx) => {
+            Conn::SqlitePool(pool) => {
                 bind_all!(sqlx::query_scalar::<_, i64>(&query.text), &query.args)
-                    .fetch_one(&mut **tx)
+                    .fetch_one(pool)
+                    .await?
+            }
+            Conn::Postgres(conn) => {
+                bind_all!(sqlx::query_scalar::<_, i64>(&query.text), &query.args)
+                    .fetch_one(conn)
                     .await?
             }
         })
@@ -446,21 +511,149 @@ impl Tx {
     /// definition of `collection` changed (PostgreSQL `NOTIFY`; a no-op on
     /// SQLite, which one process owns).
     pub async fn notify_schema_change(&mut self, collection: &str) -> Result<(), sqlx::Error> {
-        if let Tx::Postgres(tx) = self {
+        if let Conn::Postgres(conn) = self.conn() {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(SCHEMA_CHANNEL)
                 .bind(collection)
-                .execute(&mut **tx)
+                .execute(conn)
                 .await?;
         }
         Ok(())
     }
 
-    /// Commits.
+    /// Commits (statements in autocommit mode are committed already).
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await,
             Tx::Postgres(tx) => tx.commit().await,
+            Tx::SqliteBatched { .. } | Tx::PostgresAutocommit(_) => Ok(()),
+        }
+    }
+}
+
+/// Most rows in one grouped insert.
+const MAX_GROUPED_ROWS: usize = 200;
+
+/// An autocommit single-row insert waiting for the writer.
+struct PendingInsert {
+    /// `INSERT INTO "t" ("a", "b") VALUES `: rows with equal heads group.
+    head: String,
+    args: Vec<Arg>,
+    done: tokio::sync::oneshot::Sender<Result<u64, sqlx::Error>>,
+}
+
+/// Turns concurrent single-row autocommit inserts (record creates) into
+/// multi-row inserts on SQLite's one writer connection: one statement and
+/// one commit for many rows instead of one each. If a grouped insert fails
+/// (a unique violation, say), its rows are retried one by one so each gets
+/// its own answer.
+#[derive(Debug, Clone)]
+pub struct InsertBatcher {
+    sender: tokio::sync::mpsc::UnboundedSender<PendingInsert>,
+}
+
+impl std::fmt::Debug for PendingInsert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.head)
+    }
+}
+
+impl InsertBatcher {
+    fn start(writer: SqlitePool) -> Self {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(run_inserts(writer, receiver));
+        Self { sender }
+    }
+
+    /// Inserts one row (`INSERT INTO … VALUES (?1, …)`), grouped with
+    /// others when several wait.
+    async fn insert(&self, query: &Query) -> Result<u64, sqlx::Error> {
+        let head = match query.text.find(" VALUES (") {
+            Some(at) => query.text[..at + " VALUES ".len()].to_owned(),
+            None => return Err(sqlx::Error::Protocol("only inserts are batched".into())),
+        };
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.sender
+            .send(PendingInsert {
+                head,
+                args: query.args.clone(),
+                done,
+            })
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
+    }
+}
+
+async fn run_inserts(
+    writer: SqlitePool,
+    mut receiver: tokio::sync::mpsc::UnboundedReceiver<PendingInsert>,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut waiting = vec![first];
+        while waiting.len() < MAX_GROUPED_ROWS {
+            match receiver.try_recv() {
+                Ok(next) => waiting.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut conn = match writer.acquire().await {
+            Ok(conn) => conn,
+            Err(_) => {
+                for pending in waiting {
+                    let _ = pending.done.send(Err(sqlx::Error::PoolTimedOut));
+                }
+                continue;
+            }
+        };
+        // Group by statement head, keeping arrival order within a group.
+        let mut groups: Vec<Vec<PendingInsert>> = Vec::new();
+        for pending in waiting {
+            match groups.iter_mut().find(|g| g[0].head == pending.head) {
+                Some(group) => group.push(pending),
+                None => groups.push(vec![pending]),
+            }
+        }
+        for group in groups {
+            if group.len() > 1 {
+                let mut text = group[0].head.clone();
+                let mut args = Vec::new();
+                for (row, pending) in group.iter().enumerate() {
+                    text.push_str(if row == 0 { "(" } else { ", (" });
+                    for column in 0..pending.args.len() {
+                        if column > 0 {
+                            text.push_str(", ");
+                        }
+                        args.push(pending.args[column].clone());
+                        text.push_str(&format!("?{}", args.len()));
+                    }
+                    text.push(')');
+                }
+                let grouped = bind_all!(sqlx::query(&text), &args)
+                    .execute(&mut *conn)
+                    .await;
+                if grouped.is_ok() {
+                    for pending in group {
+                        let _ = pending.done.send(Ok(1));
+                    }
+                    continue;
+                }
+            }
+            for pending in group {
+                let mut text = pending.head.clone();
+                text.push('(');
+                for column in 0..pending.args.len() {
+                    if column > 0 {
+                        text.push_str(", ");
+                    }
+                    text.push_str(&format!("?{}", column + 1));
+                }
+                text.push(')');
+                let result = bind_all!(sqlx::query(&text), &pending.args)
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected());
+                let _ = pending.done.send(result);
+            }
         }
     }
 }

@@ -509,7 +509,7 @@ async fn run(
                 columns.join(", ")
             )));
             statements.push(plain(format!(
-                "CREATE INDEX {} ON {table} (\"created\")",
+                "CREATE INDEX {} ON {table} (\"created\", \"id\")",
                 ident(&format!("ix_{}__created", collection.name))
             )));
         }

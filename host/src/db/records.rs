@@ -274,24 +274,37 @@ impl Database {
                     .ok_or_else(|| invalid("page", "page must be a number from 1"))?,
             };
             let skip_total = matches!(query.skip_total.as_deref(), Some("1" | "true"));
-            if !skip_total {
+            let count = if skip_total {
+                None
+            } else {
                 let mut count = self.backend.query();
                 count.sql(&format!(
                     "SELECT COUNT(*) FROM {} r0",
                     ident(&definition.name)
                 ));
                 where_clause(&mut count, filter.as_ref(), rule, &resolver)?;
-                let total = self.backend.count(&count).await? as u64;
-                page.total_items = Some(total);
-                page.total_pages = Some(total.div_ceil(u64::from(per_page)));
-            }
+                Some(count)
+            };
             page.page = Some(number);
             order_by(&mut sql, &keys);
             sql.sql(" LIMIT ")
                 .int(i64::from(per_page))
                 .sql(" OFFSET ")
                 .int(((number - 1) * u64::from(per_page)) as i64);
-            self.backend.fetch(&sql, &storages).await?
+            // The count and the page run at once, on two connections.
+            let total = async {
+                match &count {
+                    Some(count) => self.backend.count(count).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            let (total, rows) = futures::try_join!(total, self.backend.fetch(&sql, &storages))?;
+            if let Some(total) = total {
+                let total = total as u64;
+                page.total_items = Some(total);
+                page.total_pages = Some(total.div_ceil(u64::from(per_page)));
+            }
+            rows
         };
         let mut records: Vec<Map<String, Value>> = rows
             .into_iter()
@@ -345,7 +358,14 @@ impl Database {
     ) -> Result<Value, DbError> {
         let (catalog, entry) = self.entry(collection)?;
         let options = read_options(query)?;
-        let mut tx = self.backend.begin().await?;
+        // Without a rule to check after the insert, a create is one
+        // statement: no explicit transaction needed.
+        let single = matches!(caller, Caller::Service) || !matches!(entry.rule(Action::Create), Rule::Expr(_));
+        let mut tx = if single {
+            self.backend.autocommit().await?
+        } else {
+            self.backend.begin().await?
+        };
         let record = self
             .create_in(&mut tx, &catalog, &entry, caller, body)
             .await?;
