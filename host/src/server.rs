@@ -55,6 +55,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the database ({})", location.describe()))?;
     tracing::info!(database = %location.describe(), "database open");
+    records.publish_changes_to(broker.clone());
     let runtime = Runtime::new(
         &data_dir.join("cache"),
         options.max_instances,

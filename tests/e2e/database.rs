@@ -1009,8 +1009,20 @@ async fn concurrent_writers_lose_nothing(db: &Db) {
     let racers = (0..20).map(|i| {
         let http = db.aura.http.clone();
         let url = db.aura.at("/api/collections/handles/records");
-        let handle = if i % 2 == 0 { "taken".to_owned() } else { format!("free{i}") };
-        async move { http.post(url).json(&json!({"handle": handle})).send().await.unwrap().status().as_u16() }
+        let handle = if i % 2 == 0 {
+            "taken".to_owned()
+        } else {
+            format!("free{i}")
+        };
+        async move {
+            http.post(url)
+                .json(&json!({"handle": handle}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     });
     let statuses = futures::future::join_all(racers).await;
     let created = statuses.iter().filter(|s| **s == 201).count();

@@ -257,3 +257,124 @@ async fn functions_publish_on_granted_channels_only() {
         "{body}"
     );
 }
+
+/// Record changes are published after commit on
+/// `collections.{collection}.{id}`; each reaches a subscriber only if the
+/// collection's view rule lets that subscriber see the record.
+#[tokio::test]
+async fn record_changes_reach_subscribers_under_view_rules() {
+    let aura = Aura::start();
+    let (status, body) = aura
+        .admin_post(
+            "/api/collections",
+            json!({"name": "notes", "fields": [
+                {"name": "title", "type": "text"}, {"name": "published", "type": "bool"}
+            ], "viewRule": "published = true"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut admin = subscribe(&aura, "collections.notes.*", None).await;
+    // No token: only record-change channels, filtered by the view rule.
+    let response = aura
+        .http
+        .get(aura.at("/api/realtime?channels=collections.notes.*"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut anonymous: Events = Box::pin(
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|e| e.expect("SSE event")),
+    );
+    assert_eq!(next(&mut anonymous).await.event, "ready");
+    let response = aura
+        .http
+        .get(aura.at("/api/realtime?channels=chat.*"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        401,
+        "custom channels still need the admin token"
+    );
+
+    let records = aura.at("/api/collections/notes/records");
+    let (_, draft) = aura
+        .admin_post(
+            "/api/collections/notes/records",
+            json!({"title": "draft", "published": false}),
+        )
+        .await;
+    let (_, note) = aura
+        .admin_post(
+            "/api/collections/notes/records",
+            json!({"title": "hello", "published": true}),
+        )
+        .await;
+    let id = note["id"].as_str().unwrap();
+    let response = aura
+        .http
+        .patch(format!("{records}/{id}"))
+        .bearer_auth(&aura.token)
+        .json(&json!({"title": "hello again"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = aura
+        .http
+        .delete(format!("{records}/{id}"))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+
+    let read = |event: Event| {
+        let body: Value = serde_json::from_str(&event.data).unwrap();
+        (
+            body["channel"].as_str().unwrap().to_owned(),
+            body["data"]["action"].as_str().unwrap().to_owned(),
+            body["data"]["record"]["title"].as_str().unwrap().to_owned(),
+        )
+    };
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(read(next(&mut admin).await));
+    }
+    let draft_channel = format!("collections.notes.{}", draft["id"].as_str().unwrap());
+    let channel = format!("collections.notes.{id}");
+    assert_eq!(
+        seen,
+        [
+            (draft_channel, "create".to_owned(), "draft".to_owned()),
+            (channel.clone(), "create".to_owned(), "hello".to_owned()),
+            (
+                channel.clone(),
+                "update".to_owned(),
+                "hello again".to_owned()
+            ),
+            (
+                channel.clone(),
+                "delete".to_owned(),
+                "hello again".to_owned()
+            ),
+        ],
+        "the admin sees every change, in order"
+    );
+    // The anonymous subscriber never sees the draft: its first event is the
+    // public note's creation.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(read(next(&mut anonymous).await));
+    }
+    assert_eq!(
+        seen.iter()
+            .map(|(_, action, title)| format!("{action} {title}"))
+            .collect::<Vec<_>>(),
+        ["create hello", "update hello again", "delete hello again"]
+    );
+}

@@ -1,11 +1,15 @@
 //! `GET /api/realtime` (Server-Sent Events) and
 //! `POST /api/realtime/channels/{channel}` (publish).
 //!
-//! Until per-channel rules exist (they come with auth), both need the admin
-//! token: as `Authorization: Bearer`, or as `?token=` for `EventSource`,
-//! which cannot set headers.
+//! Record-change channels (`collections.{collection}.{id}`) are open to
+//! everyone: each event reaches a subscriber only if the collection's view
+//! rule lets that subscriber see the record. Other channels need the admin
+//! token until per-channel rules exist (they come with auth): as
+//! `Authorization: Bearer`, or as `?token=` for `EventSource`, which cannot
+//! set headers.
 
 use super::{ApiError, AppState};
+use crate::db::{Caller, Database};
 use crate::realtime::{Event, MAX_PATTERNS, Pattern, Resume};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -51,12 +55,36 @@ fn check_admin(
     }
 }
 
+/// The admin token (header or `?token=`) means every channel; no token
+/// means record-change channels under view rules; another token is refused.
+fn subscriber(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<Caller, ApiError> {
+    match query_token {
+        Some(token) if !headers.contains_key(header::AUTHORIZATION) => {
+            let mut with_token = HeaderMap::new();
+            let value = format!("Bearer {token}").parse().map_err(|_| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    "the token is not valid",
+                )
+            })?;
+            with_token.insert(header::AUTHORIZATION, value);
+            super::records::caller(state, &with_token)
+        }
+        _ => super::records::caller(state, headers),
+    }
+}
+
 pub(super) async fn subscribe(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(query): Query<SubscribeQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    check_admin(&state, &headers, query.token.as_deref())?;
+    let caller = subscriber(&state, &headers, query.token.as_deref())?;
     let list = query.channels.unwrap_or_default();
     let patterns: Vec<Pattern> = list
         .split(',')
@@ -69,6 +97,20 @@ pub(super) async fn subscribe(
         return Err(ApiError::bad_request(format!(
             "`channels` must list 1 to {MAX_PATTERNS} comma-separated patterns"
         )));
+    }
+    if caller != Caller::Service
+        && let Some(other) = list
+            .split(',')
+            .map(str::trim)
+            .find(|p| !p.is_empty() && !p.starts_with("collections."))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!(
+                "`{other}` is not a record-change channel: custom channels need the admin token"
+            ),
+        ));
     }
     let last = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
         Some(value) => Some(
@@ -93,6 +135,10 @@ pub(super) async fn subscribe(
         }
     };
     let feed = Feed {
+        access: match caller {
+            Caller::Service => None,
+            caller => Some((state.db.clone(), caller)),
+        },
         patterns,
         receiver,
         replay,
@@ -105,6 +151,9 @@ pub(super) async fn subscribe(
 
 /// One subscriber's stream: opening events, the replay, then live events.
 struct Feed {
+    /// For subscribers other than the admin: whose view rules filter
+    /// record-change events.
+    access: Option<(Arc<Database>, Caller)>,
     patterns: Vec<Pattern>,
     receiver: Receiver<Arc<Event>>,
     replay: VecDeque<Arc<Event>>,
@@ -155,6 +204,19 @@ impl Feed {
                 continue;
             }
             self.last_sent = event.id;
+            if let Some((db, caller)) = &self.access {
+                let collection = event.data["collection"].as_str().unwrap_or_default();
+                let visible = db
+                    .can_view(caller, collection, &event.data["record"])
+                    .await
+                    .unwrap_or_else(|err| {
+                        tracing::warn!(error = %err, "checking a record event against its view rule");
+                        false
+                    });
+                if !visible {
+                    continue;
+                }
+            }
             let data = json!({ "channel": event.channel, "data": event.data });
             return Some(
                 sse::Event::default()

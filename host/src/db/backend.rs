@@ -12,9 +12,9 @@ use super::schema::Storage;
 use super::values::number_value;
 use anyhow::Context as _;
 use serde_json::Value;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres, Row as _, Sqlite, SqlitePool, Transaction};
 use std::path::PathBuf;
 use std::str::FromStr as _;
@@ -433,10 +433,10 @@ enum Conn<'a> {
 impl Tx {
     fn conn(&mut self) -> Conn<'_> {
         match self {
-            Tx::Sqlite(tx) => Conn::Sqlite(&mut **tx),
+            Tx::Sqlite(tx) => Conn::Sqlite(tx),
             Tx::SqliteBatched { reader, .. } => Conn::SqlitePool(reader),
-            Tx::Postgres(tx) => Conn::Postgres(&mut **tx),
-            Tx::PostgresAutocommit(conn) => Conn::Postgres(&mut **conn),
+            Tx::Postgres(tx) => Conn::Postgres(tx),
+            Tx::PostgresAutocommit(conn) => Conn::Postgres(conn),
         }
     }
 

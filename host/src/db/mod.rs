@@ -134,6 +134,8 @@ pub struct Database {
     backend: Backend,
     location: Location,
     catalog: RwLock<Arc<Catalog>>,
+    /// Where committed changes are published, once set.
+    events: std::sync::OnceLock<Arc<crate::realtime::Broker>>,
 }
 
 impl Database {
@@ -146,6 +148,7 @@ impl Database {
             backend,
             location,
             catalog: RwLock::new(Arc::default()),
+            events: std::sync::OnceLock::new(),
         });
         db.reload().await?;
         if let Backend::Postgres(pool) = &db.backend {
@@ -154,6 +157,12 @@ impl Database {
             tokio::spawn(follow_schema_changes(Arc::downgrade(&db), listener));
         }
         Ok(db)
+    }
+
+    /// Publishes every committed record change to `broker`, on channel
+    /// `collections.{collection}.{id}`.
+    pub fn publish_changes_to(&self, broker: Arc<crate::realtime::Broker>) {
+        let _ = self.events.set(broker);
     }
 
     /// Where the records live.

@@ -58,6 +58,24 @@ pub struct ReadQuery {
     pub fields: Option<String>,
 }
 
+/// What happened to a record, as change events name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Change {
+    fn name(self) -> &'static str {
+        match self {
+            Change::Create => "create",
+            Change::Update => "update",
+            Change::Delete => "delete",
+        }
+    }
+}
+
 /// One operation of a [`Database::batch`].
 #[derive(Debug, Clone)]
 pub enum BatchOp {
@@ -360,7 +378,8 @@ impl Database {
         let options = read_options(query)?;
         // Without a rule to check after the insert, a create is one
         // statement: no explicit transaction needed.
-        let single = matches!(caller, Caller::Service) || !matches!(entry.rule(Action::Create), Rule::Expr(_));
+        let single = matches!(caller, Caller::Service)
+            || !matches!(entry.rule(Action::Create), Rule::Expr(_));
         let mut tx = if single {
             self.backend.autocommit().await?
         } else {
@@ -370,6 +389,7 @@ impl Database {
             .create_in(&mut tx, &catalog, &entry, caller, body)
             .await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
+        self.emit(Change::Create, collection, &record);
         self.present(&catalog, &entry.definition, record, options, caller)
             .await
     }
@@ -508,6 +528,7 @@ impl Database {
             .update_in(&mut tx, &catalog, &entry, caller, id, body)
             .await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
+        self.emit(Change::Update, collection, &record);
         self.present(&catalog, &entry.definition, record, options, caller)
             .await
     }
@@ -661,9 +682,11 @@ impl Database {
     pub async fn delete(&self, caller: &Caller, collection: &str, id: &str) -> Result<(), DbError> {
         let (catalog, entry) = self.entry(collection)?;
         let mut tx = self.backend.begin().await?;
-        self.delete_in(&mut tx, &catalog, &entry, caller, id)
+        let record = self
+            .delete_in(&mut tx, &catalog, &entry, caller, id)
             .await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
+        self.emit(Change::Delete, collection, &record);
         Ok(())
     }
 
@@ -675,7 +698,7 @@ impl Database {
         entry: &Entry,
         caller: &Caller,
         id: &str,
-    ) -> Result<(), DbError> {
+    ) -> Result<Map<String, Value>, DbError> {
         let rule = self.rule_for(entry, Action::Delete, caller)?;
         let request = request_data(caller, Map::new());
         self.authorize_existing(
@@ -689,15 +712,29 @@ impl Database {
             &request,
         )
         .await?;
+        // The record as it was goes out with the delete event.
+        let definition = &entry.definition;
+        let (select, storages) = select_list(definition, self.backend.dialect());
+        let mut read = self.backend.query();
+        read.sql(&format!(
+            "SELECT {select} FROM {} r0 WHERE r0.\"id\" = ",
+            ident(&definition.name)
+        ))
+        .arg(text_arg(id), Storage::Text);
+        let row = tx
+            .fetch(&read, &storages)
+            .await?
+            .pop()
+            .ok_or_else(|| DbError::RecordNotFound(id.to_owned(), definition.name.clone()))?;
         let mut delete = self.backend.query();
         delete
             .sql(&format!(
                 "DELETE FROM {} WHERE \"id\" = ",
-                ident(&entry.definition.name)
+                ident(&definition.name)
             ))
             .arg(text_arg(id), Storage::Text);
         tx.execute(&delete).await.map_err(anyhow::Error::from)?;
-        Ok(())
+        Ok(to_record(definition, row))
     }
 
     /// Runs operations in one transaction, each as its caller: all take
@@ -712,7 +749,7 @@ impl Database {
         }
         let catalog = self.catalog();
         let mut tx = self.backend.begin().await.map_err(|e| (0, e.into()))?;
-        let mut results = Vec::with_capacity(ops.len());
+        let mut changes = Vec::with_capacity(ops.len());
         for (index, (caller, op)) in ops.into_iter().enumerate() {
             let entry = catalog.get(op.collection()).cloned().ok_or_else(|| {
                 (
@@ -720,27 +757,97 @@ impl Database {
                     DbError::CollectionNotFound(op.collection().to_owned()),
                 )
             })?;
+            let collection = op.collection().to_owned();
             let result = match op {
                 BatchOp::Create { data, .. } => self
                     .create_in(&mut tx, &catalog, &entry, &caller, data)
                     .await
-                    .map(Value::Object),
+                    .map(|r| (Change::Create, r)),
                 BatchOp::Update { id, data, .. } => self
                     .update_in(&mut tx, &catalog, &entry, &caller, &id, data)
                     .await
-                    .map(Value::Object),
+                    .map(|r| (Change::Update, r)),
                 BatchOp::Delete { id, .. } => self
                     .delete_in(&mut tx, &catalog, &entry, &caller, &id)
                     .await
-                    .map(|()| Value::Null),
+                    .map(|r| (Change::Delete, r)),
             };
-            results.push(result.map_err(|e| (index, e))?);
+            changes.push((collection, result.map_err(|e| (index, e))?));
         }
-        let last = results.len().saturating_sub(1);
+        let last = changes.len().saturating_sub(1);
         tx.commit()
             .await
             .map_err(|e| (last, anyhow::Error::from(e).into()))?;
-        Ok(results)
+        Ok(changes
+            .into_iter()
+            .map(|(collection, (change, record))| {
+                self.emit(change, &collection, &record);
+                match change {
+                    Change::Delete => Value::Null,
+                    _ => Value::Object(record),
+                }
+            })
+            .collect())
+    }
+
+    /// Publishes a committed change on `collections.{collection}.{id}`.
+    fn emit(&self, change: Change, collection: &str, record: &Map<String, Value>) {
+        let Some(broker) = self.events.get() else {
+            return;
+        };
+        let id = record.get("id").and_then(Value::as_str).unwrap_or_default();
+        let data = serde_json::json!({
+            "action": change.name(),
+            "collection": collection,
+            "record": record,
+        });
+        if let Err(err) = broker.publish(&format!("collections.{collection}.{id}"), data) {
+            tracing::warn!(error = %err, collection, id, "record event not published");
+        }
+    }
+
+    /// Whether `caller` may view `record` of `collection` (as the record
+    /// is, or was before a delete): the view rule evaluated on the record's
+    /// values, not on the table, so it also answers for deleted records.
+    pub async fn can_view(
+        &self,
+        caller: &Caller,
+        collection: &str,
+        record: &Value,
+    ) -> Result<bool, DbError> {
+        let (catalog, entry) = self.entry(collection)?;
+        let rule = match self.rule_for(&entry, Action::View, caller) {
+            Ok(None) => return Ok(true),
+            Ok(Some(rule)) => rule,
+            Err(_) => return Ok(false),
+        };
+        let definition = &entry.definition;
+        let mut query = self.backend.query();
+        query.sql("SELECT COUNT(*) FROM (SELECT ");
+        let columns = SYSTEM_FIELDS
+            .iter()
+            .map(|name| (*name, Storage::Text))
+            .chain(
+                definition
+                    .fields
+                    .iter()
+                    .map(|f| (f.name.as_str(), f.storage())),
+            );
+        for (i, (name, storage)) in columns.enumerate() {
+            if i > 0 {
+                query.sql(", ");
+            }
+            let value = record.get(name).unwrap_or(&Value::Null);
+            query
+                .arg(to_arg(value, storage), storage)
+                .sql(&format!(" AS {}", ident(name)));
+        }
+        query.sql(") r0 WHERE ");
+        let request = request_data(caller, Map::new());
+        let resolver =
+            PathResolver::new(&catalog, definition, "r0", self.backend.dialect(), &request);
+        push_condition(&mut query, rule, &resolver)?;
+        Ok(self.backend.count(&query).await? > 0)
     }
 
     /// Expands and projects a record for the answer.
