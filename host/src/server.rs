@@ -56,6 +56,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .with_context(|| format!("opening the database ({})", location.describe()))?;
     tracing::info!(database = %location.describe(), "database open");
     records.publish_changes_to(broker.clone());
+    if let Some(pool) = records.postgres_pool() {
+        crate::realtime::relay::start(pool, broker.clone()).await?;
+    }
     let runtime = Runtime::new(
         &data_dir.join("cache"),
         options.max_instances,

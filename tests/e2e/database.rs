@@ -1223,6 +1223,14 @@ async fn bad_input_gets_clear_errors(db: &Db) {
         (400, Some("invalid_schema")),
         "{body}"
     );
+    // Names the databases reserve are refused; declared indexes never
+    // collide with the ones Aura adds.
+    let (status, _) = db
+        .apply(json!({"name": "sqlite_stat9", "fields": []}))
+        .await;
+    assert_eq!(status, 400);
+    db.define(json!({"name": "by_created", "fields": [], "indexes": [{"fields": ["created"]}, {"fields": ["id", "updated"]}]}))
+        .await;
     // The schema API is admin-only.
     let (status, _) = db.send("GET", "/api/collections", None, false).await;
     assert_eq!(status, 401);
@@ -1525,8 +1533,8 @@ async fn cli_applies_schemas_and_deploys_bring_their_collections() {
 }
 
 /// Two nodes on one PostgreSQL database: a collection defined or migrated
-/// on one is usable on the other without a restart, and records written on
-/// either are read on both.
+/// on one is usable on the other without a restart, records written on
+/// either are read on both, and realtime events cross from one to the other.
 #[tokio::test]
 async fn two_nodes_share_collections_over_postgres() {
     let Some(a) = Db::postgres().await else {
@@ -1559,6 +1567,70 @@ async fn two_nodes_share_collections_over_postgres() {
         )
         .await;
     assert_eq!((status, &read["text"]), (200, &json!("from b")));
+    // Events published on A reach subscribers on B: record changes, and
+    // custom events too large for one NOTIFY payload.
+    let mut events = {
+        use eventsource_stream::Eventsource as _;
+        use futures::StreamExt as _;
+        let response = b
+            .aura
+            .http
+            .get(
+                b.aura
+                    .at("/api/realtime?channels=collections.notes.*,chat.*"),
+            )
+            .bearer_auth(&b.aura.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|e| e.expect("SSE event"))
+            .boxed()
+    };
+    let mut next = async || {
+        use futures::StreamExt as _;
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("an open stream");
+        (
+            event.event,
+            serde_json::from_str::<Value>(&event.data).unwrap(),
+        )
+    };
+    assert_eq!(next().await.0, "ready");
+    a.insert("notes", json!({"text": "from a"})).await;
+    let (kind, body) = next().await;
+    assert_eq!(
+        (
+            kind.as_str(),
+            &body["data"]["action"],
+            &body["data"]["record"]["text"]
+        ),
+        ("message", &json!("create"), &json!("from a"))
+    );
+    let big = "x".repeat(20_000);
+    let (status, _) = a
+        .send(
+            "POST",
+            "/api/realtime/channels/chat.room",
+            Some(json!({"text": big})),
+            true,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (_, body) = next().await;
+    assert_eq!(
+        (
+            body["channel"].as_str(),
+            body["data"]["text"].as_str().map(str::len)
+        ),
+        (Some("chat.room"), Some(20_000))
+    );
+
     // A migration on A reaches B: the new field is accepted there.
     a.define(json!({"name": "notes", "fields": [{"name": "text", "type": "text"}, {"name": "stars", "type": "number"}]}))
         .await;

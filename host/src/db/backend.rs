@@ -722,6 +722,11 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
         "CREATE TABLE IF NOT EXISTS _aura_collections (name TEXT PRIMARY KEY, definition TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL)".to_owned(),
         format!("CREATE TABLE IF NOT EXISTS _aura_migrations (id {id}, collection TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL, changes TEXT NOT NULL)"),
     ];
+    let mut statements = statements.to_vec();
+    if backend.dialect() == Dialect::Postgres {
+        // Realtime events too large for a NOTIFY payload (see realtime::relay).
+        statements.push("CREATE TABLE IF NOT EXISTS _aura_event_payloads (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now())".to_owned());
+    }
     let mut tx = backend.begin_schema_change().await?;
     for statement in statements {
         let mut query = backend.query();

@@ -510,7 +510,8 @@ async fn run(
             )));
             statements.push(plain(format!(
                 "CREATE INDEX {} ON {table} (\"created\", \"id\")",
-                ident(&format!("ix_{}__created", collection.name))
+                // Not `ix_…`: that prefix belongs to declared indexes.
+                ident(&format!("sys_{}__created", collection.name))
             )));
         }
         Step::Add(field) => {

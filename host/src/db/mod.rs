@@ -165,6 +165,15 @@ impl Database {
         let _ = self.events.set(broker);
     }
 
+    /// The PostgreSQL pool, when records live there (for other services
+    /// that coordinate nodes through it).
+    pub fn postgres_pool(&self) -> Option<sqlx::PgPool> {
+        match &self.backend {
+            Backend::Postgres(pool) => Some(pool.clone()),
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
     /// Where the records live.
     pub fn location(&self) -> &Location {
         &self.location

@@ -302,6 +302,14 @@ pub fn check(collection: &Collection) -> Result<Compiled, BTreeMap<String, Strin
             "name".to_owned(),
             "use 1-48 lowercase letters, digits or `_`, starting with a letter".to_owned(),
         );
+    } else if ["sqlite_", "pg_"]
+        .iter()
+        .any(|p| collection.name.starts_with(p))
+    {
+        problems.insert(
+            "name".to_owned(),
+            "names starting with `sqlite_` or `pg_` are reserved by the databases".to_owned(),
+        );
     }
     if collection.fields.len() > MAX_FIELDS {
         problems.insert(

@@ -8,6 +8,8 @@
 //! that falls a whole buffer behind is cut off with a reason instead of
 //! holding memory without bound. Fan-out costs no database query.
 
+pub mod relay;
+
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -33,6 +35,8 @@ pub struct Event {
 
 /// The broker.
 pub struct Broker {
+    /// Where events published here also go, for other nodes (see [`relay`]).
+    relay: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(String, Value)>>,
     next_id: AtomicU64,
     sender: broadcast::Sender<std::sync::Arc<Event>>,
     history: Mutex<VecDeque<std::sync::Arc<Event>>>,
@@ -54,6 +58,7 @@ impl Broker {
         let capacity = capacity.max(1);
         let (sender, _) = broadcast::channel(capacity);
         Self {
+            relay: std::sync::OnceLock::new(),
             next_id: AtomicU64::new(1),
             sender,
             history: Mutex::new(VecDeque::with_capacity(capacity)),
@@ -61,8 +66,19 @@ impl Broker {
         }
     }
 
-    /// Publishes `data` on `channel`, returning the event id.
+    /// Publishes `data` on `channel` here and, through the relay if one is
+    /// set, on every other node; returns the (local) event id.
     pub fn publish(&self, channel: &str, data: Value) -> Result<u64, String> {
+        validate_channel(channel)?;
+        if let Some(relay) = self.relay.get() {
+            let _ = relay.send((channel.to_owned(), data.clone()));
+        }
+        self.publish_local(channel, data)
+    }
+
+    /// Publishes an event to this node's subscribers only (events arriving
+    /// from other nodes).
+    pub fn publish_local(&self, channel: &str, data: Value) -> Result<u64, String> {
         validate_channel(channel)?;
         let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
         // Ids are assigned under the lock so the buffer stays in id order.
@@ -79,6 +95,11 @@ impl Broker {
         // No subscribers is not an error.
         let _ = self.sender.send(event);
         Ok(id)
+    }
+
+    /// Sends every event published here to `relay` as well.
+    pub fn relay_to(&self, relay: tokio::sync::mpsc::UnboundedSender<(String, Value)>) {
+        let _ = self.relay.set(relay);
     }
 
     /// A live feed, plus what a client resuming after `last` missed. Subscribe
