@@ -274,6 +274,12 @@ async fn record_changes_reach_subscribers_under_view_rules() {
         .await;
     assert_eq!(status, 201, "{body}");
     let mut admin = subscribe(&aura, "collections.notes.*", None).await;
+    let mut filtered = subscribe(
+        &aura,
+        "collections.notes.*&filter=title%20~%20'again'",
+        None,
+    )
+    .await;
     // No token: only record-change channels, filtered by the view rule.
     let response = aura
         .http
@@ -365,6 +371,22 @@ async fn record_changes_reach_subscribers_under_view_rules() {
         ],
         "the admin sees every change, in order"
     );
+    // A subscriber's filter applies to each event's record.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        seen.push(read(next(&mut filtered).await).1);
+    }
+    assert_eq!(seen, ["update", "delete"]);
+    // Only the database publishes on record-change channels.
+    let response = aura
+        .http
+        .post(aura.at("/api/realtime/channels/collections.notes.fake"))
+        .bearer_auth(&aura.token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
     // The anonymous subscriber never sees the draft: its first event is the
     // public note's creation.
     let mut seen = Vec::new();

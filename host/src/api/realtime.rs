@@ -31,6 +31,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[derive(Debug, Deserialize)]
 pub(super) struct SubscribeQuery {
     channels: Option<String>,
+    /// A filter record-change events must match (the filter language).
+    filter: Option<String>,
     token: Option<String>,
     #[serde(rename = "lastEventId")]
     last_event_id: Option<u64>,
@@ -112,6 +114,13 @@ pub(super) async fn subscribe(
             ),
         ));
     }
+    let filter = match query.filter.as_deref().map(str::trim) {
+        Some(text) if !text.is_empty() => Some(crate::db::filter::parse(text).map_err(|err| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", err.to_string())
+                .with_details(json!({ "position": err.position }))
+        })?),
+        _ => None,
+    };
     let last = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
         Some(value) => Some(
             value
@@ -135,9 +144,13 @@ pub(super) async fn subscribe(
         }
     };
     let feed = Feed {
-        access: match caller {
-            Caller::Service => None,
-            caller => Some((state.db.clone(), caller)),
+        access: match (caller, filter) {
+            (Caller::Service, None) => None,
+            (caller, filter) => Some(RecordAccess {
+                db: state.db.clone(),
+                caller,
+                filter,
+            }),
         },
         patterns,
         receiver,
@@ -149,11 +162,18 @@ pub(super) async fn subscribe(
     Ok(Sse::new(feed.stream()).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
+/// How one subscriber's record-change events are checked.
+struct RecordAccess {
+    db: Arc<Database>,
+    caller: Caller,
+    filter: Option<crate::db::filter::Expr>,
+}
+
 /// One subscriber's stream: opening events, the replay, then live events.
 struct Feed {
-    /// For subscribers other than the admin: whose view rules filter
-    /// record-change events.
-    access: Option<(Arc<Database>, Caller)>,
+    /// What record-change events must pass: the view rule (for subscribers
+    /// other than the admin) and the subscriber's filter.
+    access: Option<RecordAccess>,
     patterns: Vec<Pattern>,
     receiver: Receiver<Arc<Event>>,
     replay: VecDeque<Arc<Event>>,
@@ -204,10 +224,15 @@ impl Feed {
                 continue;
             }
             self.last_sent = event.id;
-            if let Some((db, caller)) = &self.access {
+            if let Some(access) = self
+                .access
+                .as_ref()
+                .filter(|_| event.channel.starts_with("collections."))
+            {
                 let collection = event.data["collection"].as_str().unwrap_or_default();
-                let visible = db
-                    .can_view(caller, collection, &event.data["record"])
+                let visible = access
+                    .db
+                    .can_view(&access.caller, collection, &event.data["record"], access.filter.as_ref())
                     .await
                     .unwrap_or_else(|err| {
                         tracing::warn!(error = %err, "checking a record event against its view rule");
@@ -241,6 +266,8 @@ pub(super) async fn publish(
         serde_json::from_slice(&body)
             .map_err(|err| ApiError::bad_request(format!("the body must be JSON: {err}")))?
     };
+    crate::realtime::check_publishable(&channel)
+        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "invalid_channel", message))?;
     let id = state
         .realtime
         .publish(&channel, data)

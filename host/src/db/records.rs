@@ -807,20 +807,25 @@ impl Database {
     }
 
     /// Whether `caller` may view `record` of `collection` (as the record
-    /// is, or was before a delete): the view rule evaluated on the record's
-    /// values, not on the table, so it also answers for deleted records.
+    /// is, or was before a delete) and it matches `filter`, if any: the view
+    /// rule and the filter are evaluated on the record's values, not on the
+    /// table, so this also answers for deleted records. A filter that does
+    /// not apply to the collection (an unknown field) does not match.
     pub async fn can_view(
         &self,
         caller: &Caller,
         collection: &str,
         record: &Value,
+        filter: Option<&Expr>,
     ) -> Result<bool, DbError> {
         let (catalog, entry) = self.entry(collection)?;
         let rule = match self.rule_for(&entry, Action::View, caller) {
-            Ok(None) => return Ok(true),
-            Ok(Some(rule)) => rule,
+            Ok(rule) => rule,
             Err(_) => return Ok(false),
         };
+        if rule.is_none() && filter.is_none() {
+            return Ok(true);
+        }
         let definition = &entry.definition;
         let mut query = self.backend.query();
         query.sql("SELECT COUNT(*) FROM (SELECT ");
@@ -842,11 +847,21 @@ impl Database {
                 .arg(to_arg(value, storage), storage)
                 .sql(&format!(" AS {}", ident(name)));
         }
-        query.sql(") r0 WHERE ");
+        query.sql(") r0 WHERE 1 = 1");
         let request = request_data(caller, Map::new());
         let resolver =
             PathResolver::new(&catalog, definition, "r0", self.backend.dialect(), &request);
-        push_condition(&mut query, rule, &resolver)?;
+        if let Some(rule) = rule {
+            query.sql(" AND ");
+            push_condition(&mut query, rule, &resolver)?;
+        }
+        if let Some(filter) = filter {
+            query.sql(" AND ");
+            match filter::compile_after(filter, &resolver, query.dialect(), query.args.len()) {
+                Ok(sql) => query.condition(sql),
+                Err(_) => return Ok(false),
+            };
+        }
         Ok(self.backend.count(&query).await? > 0)
     }
 

@@ -127,6 +127,19 @@ impl Broker {
     }
 }
 
+/// The prefix of record-change channels, which only the database publishes on.
+pub const RECORD_CHANNELS: &str = "collections.";
+
+/// Refuses channels reserved for record changes (for REST and functions).
+pub fn check_publishable(channel: &str) -> Result<(), String> {
+    if channel.starts_with(RECORD_CHANNELS) {
+        return Err(format!(
+            "`{channel}`: channels starting with `{RECORD_CHANNELS}` carry record changes and are published by the database only"
+        ));
+    }
+    validate_channel(channel)
+}
+
 /// Channel names: dot-separated segments of `a-z A-Z 0-9 - _ :`.
 pub fn validate_channel(channel: &str) -> Result<(), String> {
     let valid = !channel.is_empty()

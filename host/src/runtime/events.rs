@@ -26,6 +26,7 @@ impl Host for InvocationState {
                 channel.split('.').next().unwrap_or(&channel)
             )));
         }
+        crate::realtime::check_publishable(&channel).map_err(Error::Invalid)?;
         let data = serde_json::from_str(&data)
             .map_err(|err| Error::Invalid(format!("the data is not JSON: {err}")))?;
         access
