@@ -59,6 +59,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     if let Some(pool) = records.postgres_pool() {
         crate::realtime::relay::start(pool, broker.clone()).await?;
     }
+    let auth = crate::auth::Auth::start(records.clone()).await?;
     let runtime = Runtime::new(
         &data_dir.join("cache"),
         options.max_instances,
@@ -83,6 +84,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         functions,
         db: records,
+        auth,
         scheduler,
         queue,
         realtime: broker,

@@ -5,6 +5,7 @@
 //! response, success or error, carries `x-aura-invocation-id`.
 
 use super::{ApiError, AppState};
+use crate::db::Caller;
 use crate::queue::{Accepted, QueueError, Queued};
 use crate::runtime::Failure;
 use axum::body::Body;
@@ -76,6 +77,12 @@ async fn run(state: &AppState, id: String, request: Request) -> Result<Response,
         .build()
         .map_err(|_| ApiError::bad_request("the request URI is not valid"))?;
 
+    // The function's database calls act for the caller. A token that is
+    // not Aura's is the function's business: it runs for nobody then.
+    let caller = super::records::caller(state, &parts.headers)
+        .await
+        .unwrap_or(Caller::ANONYMOUS);
+    parts.extensions.insert(caller);
     let request = http::Request::from_parts(parts, body);
     match state.functions.invoke(&name, &active, id, request).await {
         Ok(response) => {

@@ -4,6 +4,7 @@
 //! the result to JSON or to an [`ApiError`]. No business rule lives here.
 
 mod admin;
+mod auth;
 mod collections;
 mod error;
 mod invoke;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub functions: Arc<Functions>,
     /// The database service.
     pub db: Arc<Database>,
+    /// The auth service.
+    pub auth: Arc<crate::auth::Auth>,
     /// The scheduler.
     pub scheduler: Arc<Scheduler>,
     /// The queue of asynchronous invocations.
@@ -73,6 +76,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
         .merge(records::routes())
+        .merge(auth::routes())
         .merge(admin)
         .fallback(|| async { ApiError::route_not_found() })
         .with_state(state)

@@ -59,7 +59,7 @@ fn check_admin(
 
 /// The admin token (header or `?token=`) means every channel; no token
 /// means record-change channels under view rules; another token is refused.
-fn subscriber(
+async fn subscriber(
     state: &AppState,
     headers: &HeaderMap,
     query_token: Option<&str>,
@@ -75,9 +75,9 @@ fn subscriber(
                 )
             })?;
             with_token.insert(header::AUTHORIZATION, value);
-            super::records::caller(state, &with_token)
+            super::records::caller(state, &with_token).await
         }
-        _ => super::records::caller(state, headers),
+        _ => super::records::caller(state, headers).await,
     }
 }
 
@@ -86,7 +86,7 @@ pub(super) async fn subscribe(
     headers: HeaderMap,
     Query(query): Query<SubscribeQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = subscriber(&state, &headers, query.token.as_deref())?;
+    let caller = subscriber(&state, &headers, query.token.as_deref()).await?;
     let list = query.channels.unwrap_or_default();
     let patterns: Vec<Pattern> = list
         .split(',')

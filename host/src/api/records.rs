@@ -31,27 +31,29 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
 
-/// Who is calling: the admin token means service access; no token means
-/// nobody signed in; any other token is refused.
-pub(super) fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Caller::ANONYMOUS);
-    };
-    let token = value
+/// The bearer token of a request, if any.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
         .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok()?
+        .strip_prefix("Bearer ")
         .map(str::trim)
-        .unwrap_or_default();
-    if super::constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
-        Ok(Caller::Service)
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "the bearer token is not valid",
-        ))
+}
+
+/// Who is calling: the admin token means service access; a user's access
+/// token means that user; no token means nobody signed in; any other token
+/// is refused.
+pub(super) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return Ok(Caller::ANONYMOUS);
     }
+    let token = bearer(headers).unwrap_or_default();
+    if super::constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
+        return Ok(Caller::Service);
+    }
+    let auth = state.auth.authenticate(token).await?;
+    Ok(Caller::User(Some(auth.user)))
 }
 
 fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
@@ -74,7 +76,7 @@ async fn list(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = caller(&state, &headers)?;
+    let caller = caller(&state, &headers).await?;
     Ok(Json(state.db.list(&caller, &collection, &query).await?))
 }
 
@@ -84,7 +86,7 @@ async fn view(
     headers: HeaderMap,
     Query(query): Query<ReadQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = caller(&state, &headers)?;
+    let caller = caller(&state, &headers).await?;
     Ok(Json(
         state.db.view(&caller, &collection, &id, &query).await?,
     ))
@@ -97,7 +99,7 @@ async fn create(
     Query(query): Query<ReadQuery>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = caller(&state, &headers)?;
+    let caller = caller(&state, &headers).await?;
     let record = state
         .db
         .create(&caller, &collection, json_body(body)?, &query)
@@ -112,7 +114,7 @@ async fn update(
     Query(query): Query<ReadQuery>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = caller(&state, &headers)?;
+    let caller = caller(&state, &headers).await?;
     Ok(Json(
         state
             .db
@@ -126,7 +128,7 @@ async fn remove(
     Path((collection, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = caller(&state, &headers)?;
+    let caller = caller(&state, &headers).await?;
     state.db.delete(&caller, &collection, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -721,6 +721,12 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
     let statements = [
         "CREATE TABLE IF NOT EXISTS _aura_collections (name TEXT PRIMARY KEY, definition TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL)".to_owned(),
         format!("CREATE TABLE IF NOT EXISTS _aura_migrations (id {id}, collection TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL, changes TEXT NOT NULL)"),
+        // Auth (see the auth module): password hashes, signing keys,
+        // sessions and their refresh tokens.
+        "CREATE TABLE IF NOT EXISTS _aura_credentials (user_id TEXT PRIMARY KEY, password_hash TEXT NOT NULL)".to_owned(),
+        "CREATE TABLE IF NOT EXISTS _aura_auth_keys (kid TEXT PRIMARY KEY, secret TEXT NOT NULL, created TEXT NOT NULL)".to_owned(),
+        "CREATE TABLE IF NOT EXISTS _aura_sessions (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, user_agent TEXT, ip TEXT, created TEXT NOT NULL, last_used TEXT NOT NULL, expires TEXT NOT NULL, revoked TEXT)".to_owned(),
+        "CREATE TABLE IF NOT EXISTS _aura_refresh_tokens (hash TEXT PRIMARY KEY, session_id TEXT NOT NULL, created TEXT NOT NULL, used TEXT)".to_owned(),
     ];
     let mut statements = statements.to_vec();
     if backend.dialect() == Dialect::Postgres {

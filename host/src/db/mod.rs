@@ -165,6 +165,12 @@ impl Database {
         let _ = self.events.set(broker);
     }
 
+    /// The storage backend, for services that keep tables of their own
+    /// beside the collections (auth).
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
     /// The PostgreSQL pool, when records live there (for other services
     /// that coordinate nodes through it).
     pub fn postgres_pool(&self) -> Option<sqlx::PgPool> {
@@ -224,6 +230,9 @@ impl Database {
         options: ApplyOptions,
         actor: &str,
     ) -> Result<Applied, DbError> {
+        if definition.name == schema::USERS && actor != schema::SYSTEM_ACTOR {
+            schema::check_users(&definition).map_err(DbError::InvalidSchema)?;
+        }
         let entry = Entry::new(definition.clone()).map_err(DbError::InvalidSchema)?;
         let mut catalog = (*self.catalog()).clone();
         if options.create_only && catalog.contains_key(&definition.name) {
@@ -277,6 +286,12 @@ impl Database {
         force: bool,
         actor: &str,
     ) -> Result<(), DbError> {
+        if name == schema::USERS {
+            return Err(DbError::InUse(
+                name.to_owned(),
+                "the auth service (accounts live there)".to_owned(),
+            ));
+        }
         let users: Vec<String> = self
             .collections()
             .into_iter()

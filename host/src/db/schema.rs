@@ -423,3 +423,50 @@ fn check_options(field: &Field) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The system collection of accounts (managed by the auth service).
+pub const USERS: &str = "users";
+/// The actor the history names for changes Aura makes itself.
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// The `users` collection as Aura creates it: fields the auth service
+/// relies on, and rules that let each user read their own record. Apps may
+/// add fields and change rules; the system fields stay.
+pub fn users_collection() -> Collection {
+    serde_json::from_value(serde_json::json!({
+        "name": USERS,
+        "fields": [
+            {"name": "email", "type": "email", "required": true, "unique": true},
+            {"name": "name", "type": "text", "max": 200},
+            {"name": "roles", "type": "array", "items": "text"},
+            {"name": "verified", "type": "bool", "default": false}
+        ],
+        "listRule": "id = @request.auth.id",
+        "viewRule": "id = @request.auth.id"
+    }))
+    .expect("a valid definition")
+}
+
+/// A changed `users` definition must keep the system fields as they are.
+pub fn check_users(collection: &Collection) -> Result<(), BTreeMap<String, String>> {
+    let mut problems = BTreeMap::new();
+    for field in users_collection().fields {
+        let kept = collection.field(&field.name).is_some_and(|f| {
+            Field {
+                renamed_from: None,
+                ..f.clone()
+            } == field
+        });
+        if !kept {
+            problems.insert(
+                format!("fields.{}", field.name),
+                "a system field of `users`: the auth service relies on it as it is".to_owned(),
+            );
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}

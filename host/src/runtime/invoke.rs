@@ -2,8 +2,9 @@
 //! `wasi:http` request handed to the guest, and the guest's response returned
 //! as soon as it sets one, while its body keeps streaming.
 
-use super::state::{InvocationState, LimitHit, Monitor};
+use super::state::{InvocationState, LimitHit, Monitor, Platform};
 use super::{EPOCH_TICK, Limits, Prepared, Runtime};
+use crate::db::Caller;
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -107,6 +108,11 @@ impl Runtime {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
+        let caller = request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or(Caller::ANONYMOUS);
         // The guest reads the body through a cap; going over it marks the
         // monitor and fails the guest's read.
         let request = request.map(|body| {
@@ -118,7 +124,7 @@ impl Runtime {
             )
             .map_err(request_body_error)
         });
-        let mut store = self.new_store(prepared, limits, monitor.clone());
+        let mut store = self.new_store(prepared, limits, monitor.clone(), caller);
 
         let (response_tx, response_rx) = oneshot::channel();
         let handles = store
@@ -236,6 +242,7 @@ impl Runtime {
         prepared: &Prepared,
         limits: &Limits,
         monitor: Arc<Monitor>,
+        caller: Caller,
     ) -> Store<InvocationState> {
         let cpu_ticks = limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
         let hooks = prepared
@@ -245,8 +252,11 @@ impl Runtime {
             limits.memory_bytes(),
             cpu_ticks,
             &prepared.network,
-            prepared.events.clone(),
-            prepared.db.clone(),
+            Platform {
+                events: prepared.events.clone(),
+                db: prepared.db.clone(),
+                caller,
+            },
             hooks,
             monitor,
         );

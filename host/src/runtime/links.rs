@@ -16,6 +16,7 @@
 use super::invoke::classify;
 use super::state::InvocationState;
 use super::{Failure, InvalidComponent, Limits, Monitor, Prepared, Runtime};
+use crate::db::Caller;
 use crate::grants::Grants;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -276,9 +277,11 @@ pub(super) fn linker(
             };
             let target = Arc::new(target);
             bridge
-                .func_new_async(name, move |_caller, _ty: ComponentFunc, params, results| {
+                .func_new_async(name, move |store, _ty: ComponentFunc, params, results| {
                     let target = target.clone();
-                    Box::new(async move { target.call(params, results).await })
+                    // The callee acts for the same user as the caller.
+                    let caller = store.data().caller().clone();
+                    Box::new(async move { target.call(caller, params, results).await })
                 })
                 .map_err(link_error)?;
         }
@@ -296,7 +299,12 @@ struct Target {
 }
 
 impl Target {
-    async fn call(&self, params: &[Val], results: &mut [Val]) -> wasmtime::Result<()> {
+    async fn call(
+        &self,
+        caller: Caller,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
         let runtime = self
             .runtime
             .upgrade()
@@ -310,11 +318,11 @@ impl Target {
         let result = runtime
             .call_export(
                 &callee,
-                &self.interface,
-                &self.name,
+                (&self.interface, &self.name),
                 params,
                 results,
                 monitor.clone(),
+                caller,
             )
             .await;
         let failure = result.err();
@@ -344,14 +352,14 @@ impl Runtime {
     async fn call_export(
         &self,
         callee: &Loaded,
-        interface: &str,
-        name: &str,
+        (interface, name): (&str, &str),
         params: &[Val],
         results: &mut [Val],
         monitor: Arc<Monitor>,
+        caller: Caller,
     ) -> Result<(), Failure> {
         let limits = callee.limits;
-        let mut store = self.new_store(&callee.prepared, &limits, monitor.clone());
+        let mut store = self.new_store(&callee.prepared, &limits, monitor.clone(), caller);
         let run = async {
             let instance = callee
                 .prepared

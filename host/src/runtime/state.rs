@@ -152,14 +152,24 @@ pub struct InvocationState {
     caller: Caller,
 }
 
+/// What the `aura:platform` interfaces may do in one invocation, and for
+/// whom.
+pub(super) struct Platform {
+    /// Channels it may publish on.
+    pub events: EventAccess,
+    /// Collections it may use.
+    pub db: DbAccess,
+    /// The user it acts for.
+    pub caller: Caller,
+}
+
 impl InvocationState {
     /// State for one invocation with the given limits and outbound policy.
     pub(super) fn new(
         memory_bytes: usize,
         cpu_limit_ticks: u64,
         access: &NetworkAccess,
-        events: EventAccess,
-        db: DbAccess,
+        Platform { events, db, caller }: Platform,
         hooks: OutboundPolicy,
         monitor: Arc<Monitor>,
     ) -> Self {
@@ -196,9 +206,7 @@ impl InvocationState {
             monitor,
             events,
             db,
-            // Signed-in users reach functions with the auth service; until
-            // then every invocation acts for nobody.
-            caller: Caller::ANONYMOUS,
+            caller,
         }
     }
 }

@@ -1,0 +1,620 @@
+//! The auth service: accounts with passwords (argon2id), short-lived JWT
+//! access tokens and rotating refresh tokens, sessions.
+//!
+//! Accounts are records of the system collection `users` (so rules and
+//! relations refer to them like any record); password hashes, signing keys,
+//! sessions and refresh tokens live in tables of their own beside it.
+//!
+//! - An access token is an HS256 JWT (`kid` header; keys in
+//!   `_aura_auth_keys`, shared by every node) naming the user and the
+//!   session. It is accepted while unexpired and while its session stands,
+//!   so logging out ends it at once.
+//! - A refresh token is opaque, stored only as a SHA-256 hash, and single
+//!   use: refreshing returns a new one. Presenting a used one again revokes
+//!   the whole session (reuse detection) and is logged.
+
+use crate::db::backend::{Query, text_arg};
+use crate::db::schema::{self, Storage};
+use crate::db::{ApplyOptions, Caller, Database, DbError, ReadQuery, User, values};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Argon2, Params};
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// How long an access token lives.
+pub const ACCESS_TTL_SECONDS: i64 = 15 * 60;
+/// How long a session (and its refresh tokens) lives without refreshing.
+pub const SESSION_TTL_DAYS: i64 = 30;
+/// Shortest password accepted.
+pub const MIN_PASSWORD: usize = 8;
+/// Longest password accepted (argon2 work is bounded).
+pub const MAX_PASSWORD: usize = 256;
+
+/// Why an auth request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown email or wrong password (never says which).
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    /// The token is not valid (forged, expired, for an ended session…).
+    #[error("the token is not valid: {0}")]
+    InvalidToken(String),
+    /// A refresh token was used twice: its session is revoked.
+    #[error("this refresh token was already used; the session has been revoked, sign in again")]
+    TokenReused,
+    /// Input that breaks a policy (password length, email format).
+    #[error("{0}")]
+    Invalid(String),
+    /// The email belongs to an account.
+    #[error("an account with this email exists")]
+    EmailTaken,
+    /// No such session (of this user).
+    #[error("no such session")]
+    SessionNotFound,
+    /// Anything else.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<DbError> for AuthError {
+    fn from(err: DbError) -> Self {
+        AuthError::Internal(anyhow::anyhow!("{err}"))
+    }
+}
+
+/// Where a request came from, recorded with its session.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// The peer address.
+    pub ip: Option<String>,
+}
+
+/// What sign-in and refresh answer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tokens {
+    /// The JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The single-use refresh token.
+    pub refresh_token: String,
+    /// The user's record.
+    pub user: Value,
+}
+
+/// An authenticated request: the user and their session.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The user, as rules see them.
+    pub user: User,
+    /// The session the token belongs to.
+    pub session: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    sid: String,
+    email: String,
+    roles: Vec<String>,
+    verified: bool,
+    typ: String,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+}
+
+/// Signing keys by id; the newest signs.
+struct Keys {
+    active: String,
+    secrets: HashMap<String, Vec<u8>>,
+}
+
+/// The auth service.
+pub struct Auth {
+    db: Arc<Database>,
+    keys: RwLock<Keys>,
+    /// Verified against for unknown emails, so both answers take as long.
+    decoy_hash: String,
+}
+
+fn hasher() -> Argon2<'static> {
+    // argon2id v19 with OWASP's parameters: 19 MiB, 2 passes, 1 lane.
+    Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        Params::default(),
+    )
+}
+
+async fn hash_password(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(hasher()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| anyhow::anyhow!("hashing: {e}"))?
+            .to_string())
+    })
+    .await?
+}
+
+/// Whether `password` matches `hash`, and whether the hash should be
+/// redone with today's parameters.
+async fn verify_password(password: String, hash: String) -> anyhow::Result<(bool, bool)> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+        let ok = hasher()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        let current = Params::default();
+        let stale = parsed.algorithm.as_str() != "argon2id"
+            || Params::try_from(&parsed).map_or(true, |p| {
+                p.m_cost() != current.m_cost()
+                    || p.t_cost() != current.t_cost()
+                    || p.p_cost() != current.p_cost()
+            });
+        Ok((ok, stale))
+    })
+    .await?
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+fn normal_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn check_password(password: &str) -> Result<(), AuthError> {
+    let length = password.chars().count();
+    if length < MIN_PASSWORD {
+        return Err(AuthError::Invalid(format!(
+            "the password needs at least {MIN_PASSWORD} characters"
+        )));
+    }
+    if length > MAX_PASSWORD {
+        return Err(AuthError::Invalid(format!(
+            "the password may have at most {MAX_PASSWORD} characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Auth {
+    /// Creates the `users` collection and a signing key if missing.
+    pub async fn start(db: Arc<Database>) -> anyhow::Result<Arc<Self>> {
+        if db.collection(schema::USERS).is_err() {
+            db.apply(
+                schema::users_collection(),
+                ApplyOptions::default(),
+                schema::SYSTEM_ACTOR,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the users collection: {e}"))?;
+        }
+        let decoy_hash = hash_password(hex::encode(rand::random::<[u8; 16]>())).await?;
+        let auth = Arc::new(Self {
+            db,
+            keys: RwLock::new(Keys {
+                active: String::new(),
+                secrets: HashMap::new(),
+            }),
+            decoy_hash,
+        });
+        auth.load_keys().await?;
+        Ok(auth)
+    }
+
+    fn query(&self) -> Query {
+        self.db.backend().query()
+    }
+
+    async fn load_keys(&self) -> anyhow::Result<()> {
+        let backend = self.db.backend();
+        let mut select = self.query();
+        select.sql("SELECT kid, secret FROM _aura_auth_keys ORDER BY created, kid");
+        let mut rows = backend
+            .fetch(&select, &[Storage::Text, Storage::Text])
+            .await?;
+        if rows.is_empty() {
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            let kid = sha256_hex(&secret)[..16].to_owned();
+            let mut insert = self.query();
+            insert
+                .sql("INSERT INTO _aura_auth_keys (kid, secret, created) VALUES (")
+                .arg(text_arg(&kid), Storage::Text)
+                .sql(", ")
+                .arg(text_arg(&secret), Storage::Text)
+                .sql(", ")
+                .arg(text_arg(&values::now()), Storage::Text)
+                .sql(")");
+            let mut tx = backend.begin().await?;
+            tx.execute(&insert).await?;
+            tx.commit().await?;
+            rows = backend
+                .fetch(&select, &[Storage::Text, Storage::Text])
+                .await?;
+        }
+        let mut keys = Keys {
+            active: String::new(),
+            secrets: HashMap::new(),
+        };
+        for row in rows {
+            let (Some(kid), Some(secret)) = (row[0].as_str(), row[1].as_str()) else {
+                continue;
+            };
+            keys.secrets.insert(kid.to_owned(), hex::decode(secret)?);
+            keys.active = kid.to_owned();
+        }
+        *self.keys.write().expect("keys lock") = keys;
+        Ok(())
+    }
+
+    /// Runs one write statement in its own transaction.
+    async fn write(&self, query: Query) -> anyhow::Result<u64> {
+        let mut tx = self.db.backend().begin().await?;
+        let affected = tx.execute(&query).await?;
+        tx.commit().await?;
+        Ok(affected)
+    }
+
+    async fn user_by_email(&self, email: &str) -> anyhow::Result<Option<(String, String)>> {
+        let mut query = self.query();
+        query
+            .sql("SELECT u.\"id\", c.password_hash FROM \"users\" u JOIN _aura_credentials c ON c.user_id = u.\"id\" WHERE u.\"email\" = ")
+            .arg(text_arg(email), Storage::Text);
+        let rows = self
+            .db
+            .backend()
+            .fetch(&query, &[Storage::Text, Storage::Text])
+            .await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|row| Some((row[0].as_str()?.to_owned(), row[1].as_str()?.to_owned()))))
+    }
+
+    async fn user_record(&self, id: &str) -> Result<Value, AuthError> {
+        self.db
+            .view(&Caller::Service, schema::USERS, id, &ReadQuery::default())
+            .await
+            .map_err(|err| match err {
+                DbError::RecordNotFound(..) => {
+                    AuthError::InvalidToken("the account no longer exists".into())
+                }
+                other => other.into(),
+            })
+    }
+
+    /// Creates an account and signs it in.
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        name: Option<&str>,
+        client: &Client,
+    ) -> Result<Tokens, AuthError> {
+        check_password(password)?;
+        let email = normal_email(email);
+        let mut data = json!({ "email": email, "roles": [], "verified": false });
+        if let Some(name) = name {
+            data["name"] = json!(name);
+        }
+        let hash = hash_password(password.to_owned()).await?;
+        let user = match self
+            .db
+            .create(&Caller::Service, schema::USERS, data, &ReadQuery::default())
+            .await
+        {
+            Ok(user) => user,
+            Err(DbError::Unique(_)) => return Err(AuthError::EmailTaken),
+            Err(DbError::Validation(fields)) => {
+                let reasons: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", v.message))
+                    .collect();
+                return Err(AuthError::Invalid(reasons.join("; ")));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let id = user["id"].as_str().unwrap_or_default().to_owned();
+        let mut insert = self.query();
+        insert
+            .sql("INSERT INTO _aura_credentials (user_id, password_hash) VALUES (")
+            .arg(text_arg(&id), Storage::Text)
+            .sql(", ")
+            .arg(text_arg(&hash), Storage::Text)
+            .sql(")");
+        if let Err(err) = self.write(insert).await {
+            // No account without a password.
+            let _ = self.db.delete(&Caller::Service, schema::USERS, &id).await;
+            return Err(err.into());
+        }
+        tracing::info!(target: "aura::audit", event = "register", user = %id);
+        self.open_session(user, client).await
+    }
+
+    /// Signs in with email and password.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: &Client,
+    ) -> Result<Tokens, AuthError> {
+        let email = normal_email(email);
+        let found = self.user_by_email(&email).await?;
+        let (id, hash) = match &found {
+            Some((id, hash)) => (id.clone(), hash.clone()),
+            None => (String::new(), self.decoy_hash.clone()),
+        };
+        let (ok, stale) = verify_password(password.to_owned(), hash).await?;
+        if !ok || found.is_none() {
+            tracing::info!(target: "aura::audit", event = "login_failed", email = %email);
+            return Err(AuthError::InvalidCredentials);
+        }
+        if stale {
+            let hash = hash_password(password.to_owned()).await?;
+            let mut update = self.query();
+            update
+                .sql("UPDATE _aura_credentials SET password_hash = ")
+                .arg(text_arg(&hash), Storage::Text)
+                .sql(" WHERE user_id = ")
+                .arg(text_arg(&id), Storage::Text);
+            self.write(update).await?;
+        }
+        tracing::info!(target: "aura::audit", event = "login", user = %id);
+        let user = self.user_record(&id).await?;
+        self.open_session(user, client).await
+    }
+
+    async fn open_session(&self, user: Value, client: &Client) -> Result<Tokens, AuthError> {
+        let session = values::new_id();
+        let now = values::now();
+        let expires =
+            values::format_time(chrono::Utc::now() + chrono::Duration::days(SESSION_TTL_DAYS));
+        let mut insert = self.query();
+        insert
+            .sql("INSERT INTO _aura_sessions (id, user_id, user_agent, ip, created, last_used, expires) VALUES (")
+            .arg(text_arg(&session), Storage::Text)
+            .sql(", ")
+            .arg(text_arg(user["id"].as_str().unwrap_or_default()), Storage::Text)
+            .sql(", ")
+            .arg(client.user_agent.as_deref().map_or(crate::db::backend::Arg::Null, text_arg), Storage::Text)
+            .sql(", ")
+            .arg(client.ip.as_deref().map_or(crate::db::backend::Arg::Null, text_arg), Storage::Text)
+            .sql(", ")
+            .arg(text_arg(&now), Storage::Text)
+            .sql(", ")
+            .arg(text_arg(&now), Storage::Text)
+            .sql(", ")
+            .arg(text_arg(&expires), Storage::Text)
+            .sql(")");
+        self.write(insert).await?;
+        self.issue(user, &session).await
+    }
+
+    /// A new access token and refresh token for `session`.
+    async fn issue(&self, user: Value, session: &str) -> Result<Tokens, AuthError> {
+        let refresh = format!(
+            "{session}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+        );
+        let mut insert = self.query();
+        insert
+            .sql("INSERT INTO _aura_refresh_tokens (hash, session_id, created) VALUES (")
+            .arg(text_arg(&sha256_hex(&refresh)), Storage::Text)
+            .sql(", ")
+            .arg(text_arg(session), Storage::Text)
+            .sql(", ")
+            .arg(text_arg(&values::now()), Storage::Text)
+            .sql(")");
+        self.write(insert).await?;
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: user["id"].as_str().unwrap_or_default().to_owned(),
+            sid: session.to_owned(),
+            email: user["email"].as_str().unwrap_or_default().to_owned(),
+            roles: serde_json::from_value(user["roles"].clone()).unwrap_or_default(),
+            verified: user["verified"].as_bool().unwrap_or(false),
+            typ: "access".into(),
+            iat: now,
+            nbf: now,
+            exp: now + ACCESS_TTL_SECONDS,
+        };
+        let access_token = {
+            let keys = self.keys.read().expect("keys lock");
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some(keys.active.clone());
+            jsonwebtoken::encode(
+                &header,
+                &claims,
+                &EncodingKey::from_secret(&keys.secrets[&keys.active]),
+            )
+            .map_err(|e| anyhow::anyhow!("signing: {e}"))?
+        };
+        Ok(Tokens {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ACCESS_TTL_SECONDS,
+            refresh_token: refresh,
+            user,
+        })
+    }
+
+    /// Trades a refresh token for new tokens. A token used before revokes
+    /// its session.
+    pub async fn refresh(&self, token: &str) -> Result<Tokens, AuthError> {
+        let invalid = || AuthError::InvalidToken("unknown refresh token".into());
+        let hash = sha256_hex(token);
+        let mut select = self.query();
+        select
+            .sql("SELECT t.session_id, t.used, s.user_id, s.revoked, s.expires FROM _aura_refresh_tokens t JOIN _aura_sessions s ON s.id = t.session_id WHERE t.hash = ")
+            .arg(text_arg(&hash), Storage::Text);
+        let row = self
+            .db
+            .backend()
+            .fetch(&select, &[Storage::Text; 5])
+            .await?
+            .pop()
+            .ok_or_else(invalid)?;
+        let session = row[0].as_str().unwrap_or_default().to_owned();
+        let user = row[2].as_str().unwrap_or_default().to_owned();
+        if !row[3].is_null() || row[4].as_str().is_some_and(|e| e < values::now().as_str()) {
+            return Err(AuthError::InvalidToken("the session has ended".into()));
+        }
+        // Mark it used; only one of several concurrent uses can win.
+        let mut mark = self.query();
+        mark.sql("UPDATE _aura_refresh_tokens SET used = ")
+            .arg(text_arg(&values::now()), Storage::Text)
+            .sql(" WHERE used IS NULL AND hash = ")
+            .arg(text_arg(&hash), Storage::Text);
+        if !row[1].is_null() || self.write(mark).await? == 0 {
+            self.revoke_session(&session).await?;
+            tracing::warn!(target: "aura::audit", event = "refresh_reuse", user = %user, session = %session);
+            return Err(AuthError::TokenReused);
+        }
+        let mut touch = self.query();
+        touch
+            .sql("UPDATE _aura_sessions SET last_used = ")
+            .arg(text_arg(&values::now()), Storage::Text)
+            .sql(" WHERE id = ")
+            .arg(text_arg(&session), Storage::Text);
+        self.write(touch).await?;
+        let record = self.user_record(&user).await?;
+        self.issue(record, &session).await
+    }
+
+    async fn revoke_session(&self, session: &str) -> anyhow::Result<u64> {
+        let mut revoke = self.query();
+        revoke
+            .sql("UPDATE _aura_sessions SET revoked = ")
+            .arg(text_arg(&values::now()), Storage::Text)
+            .sql(" WHERE revoked IS NULL AND id = ")
+            .arg(text_arg(session), Storage::Text);
+        self.write(revoke).await
+    }
+
+    /// Ends the session of an access token.
+    pub async fn logout(&self, auth: &Authenticated) -> Result<(), AuthError> {
+        self.revoke_session(&auth.session).await?;
+        tracing::info!(target: "aura::audit", event = "logout", user = %auth.user.id);
+        Ok(())
+    }
+
+    /// Checks an access token: signature, algorithm, expiry, not-before,
+    /// purpose, and that its session stands.
+    pub async fn authenticate(&self, token: &str) -> Result<Authenticated, AuthError> {
+        let invalid = |why: &str| AuthError::InvalidToken(why.to_owned());
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed"))?;
+        if header.alg != Algorithm::HS256 {
+            return Err(invalid("unexpected algorithm"));
+        }
+        let secret = {
+            let keys = self.keys.read().expect("keys lock");
+            header
+                .kid
+                .as_ref()
+                .and_then(|kid| keys.secrets.get(kid))
+                .cloned()
+        };
+        let secret = match secret {
+            Some(secret) => secret,
+            None => {
+                // Another node may have added a key since.
+                self.load_keys().await?;
+                let keys = self.keys.read().expect("keys lock");
+                header
+                    .kid
+                    .as_ref()
+                    .and_then(|kid| keys.secrets.get(kid))
+                    .cloned()
+                    .ok_or_else(|| invalid("unknown signing key"))?
+            }
+        };
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_nbf = true;
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "nbf", "sub"]);
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&secret), &validation)
+                .map_err(|err| invalid(&format!("{:?}", err.kind()).to_lowercase()))?
+                .claims;
+        if claims.typ != "access" {
+            return Err(invalid("not an access token"));
+        }
+        let mut select = self.query();
+        select
+            .sql("SELECT COUNT(*) FROM _aura_sessions WHERE revoked IS NULL AND id = ")
+            .arg(text_arg(&claims.sid), Storage::Text)
+            .sql(" AND user_id = ")
+            .arg(text_arg(&claims.sub), Storage::Text);
+        if self.db.backend().count(&select).await? == 0 {
+            return Err(invalid("the session has ended"));
+        }
+        Ok(Authenticated {
+            user: User {
+                id: claims.sub,
+                email: claims.email,
+                roles: claims.roles,
+                verified: claims.verified,
+            },
+            session: claims.sid,
+        })
+    }
+
+    /// The signed-in user's record.
+    pub async fn me(&self, auth: &Authenticated) -> Result<Value, AuthError> {
+        self.user_record(&auth.user.id).await
+    }
+
+    /// The user's open sessions, newest first.
+    pub async fn sessions(&self, auth: &Authenticated) -> Result<Vec<Value>, AuthError> {
+        let mut select = self.query();
+        select
+            .sql("SELECT id, user_agent, ip, created, last_used, expires FROM _aura_sessions WHERE revoked IS NULL AND user_id = ")
+            .arg(text_arg(&auth.user.id), Storage::Text)
+            .sql(" ORDER BY created DESC");
+        let rows = self
+            .db
+            .backend()
+            .fetch(&select, &[Storage::Text; 6])
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                json!({
+                    "id": row[0], "userAgent": row[1], "ip": row[2], "created": row[3],
+                    "lastUsed": row[4], "expires": row[5], "current": row[0].as_str() == Some(auth.session.as_str()),
+                })
+            })
+            .collect())
+    }
+
+    /// Revokes one of the user's sessions.
+    pub async fn revoke(&self, auth: &Authenticated, session: &str) -> Result<(), AuthError> {
+        let mut revoke = self.query();
+        revoke
+            .sql("UPDATE _aura_sessions SET revoked = ")
+            .arg(text_arg(&values::now()), Storage::Text)
+            .sql(" WHERE revoked IS NULL AND id = ")
+            .arg(text_arg(session), Storage::Text)
+            .sql(" AND user_id = ")
+            .arg(text_arg(&auth.user.id), Storage::Text);
+        if self.write(revoke).await? == 0 {
+            return Err(AuthError::SessionNotFound);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,607 @@
+//! Accounts and tokens, and signed-in users under collection rules, in
+//! functions and in realtime.
+
+use crate::support::{Aura, assert_error};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Registers `email`; returns the answer (tokens and user).
+async fn register(aura: &Aura, email: &str) -> Value {
+    let response = aura
+        .http
+        .post(aura.at("/api/auth/register"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+async fn post(aura: &Aura, path: &str, body: Value) -> reqwest::Response {
+    aura.http
+        .post(aura.at(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get_as(aura: &Aura, path: &str, token: &str) -> reqwest::Response {
+    aura.http
+        .get(aura.at(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn access(tokens: &Value) -> String {
+    tokens["accessToken"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn register_login_refresh_logout() {
+    let aura = Aura::start();
+    let tokens = register(&aura, "Ada@Example.com").await;
+    assert_eq!(tokens["tokenType"], "Bearer");
+    assert_eq!(
+        tokens["user"]["email"], "ada@example.com",
+        "emails are normalised"
+    );
+    let me: Value = get_as(&aura, "/api/auth/me", &access(&tokens))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["id"], tokens["user"]["id"]);
+
+    // Wrong password and unknown account answer the same.
+    let wrong = assert_error(
+        post(
+            &aura,
+            "/api/auth/login",
+            json!({"email": "ada@example.com", "password": "nope nope nope"}),
+        )
+        .await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let unknown = assert_error(
+        post(
+            &aura,
+            "/api/auth/login",
+            json!({"email": "bob@example.com", "password": "nope nope nope"}),
+        )
+        .await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(wrong, unknown);
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/register",
+            json!({"email": "ada@example.com", "password": PASSWORD}),
+        )
+        .await,
+        409,
+        "email_taken",
+    )
+    .await;
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/register",
+            json!({"email": "x@example.com", "password": "short"}),
+        )
+        .await,
+        400,
+        "invalid_input",
+    )
+    .await;
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/register",
+            json!({"email": "not-an-email", "password": PASSWORD}),
+        )
+        .await,
+        400,
+        "invalid_input",
+    )
+    .await;
+    assert_error(
+        post(&aura, "/api/auth/login", json!({"email": "x"})).await,
+        400,
+        "invalid_body",
+    )
+    .await;
+
+    // Login opens a second session; refresh rotates its refresh token.
+    let login: Value = post(
+        &aura,
+        "/api/auth/login",
+        json!({"email": "ADA@example.com", "password": PASSWORD}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let first = login["refreshToken"].as_str().unwrap().to_owned();
+    let response = post(&aura, "/api/auth/refresh", json!({"refreshToken": first})).await;
+    assert_eq!(response.status(), 200);
+    let rotated: Value = response.json().await.unwrap();
+    assert_ne!(rotated["refreshToken"], login["refreshToken"]);
+    let sessions: Value = get_as(&aura, "/api/auth/sessions", &access(&rotated))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions["sessions"].as_array().unwrap().len(),
+        2,
+        "{sessions}"
+    );
+
+    // Reusing a refresh token revokes its whole session: the rotated
+    // refresh token and the access tokens of that session stop working.
+    assert_error(
+        post(&aura, "/api/auth/refresh", json!({"refreshToken": first})).await,
+        401,
+        "token_reused",
+    )
+    .await;
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/refresh",
+            json!({"refreshToken": rotated["refreshToken"]}),
+        )
+        .await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_error(
+        get_as(&aura, "/api/auth/me", &access(&rotated)).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    // The first session is untouched; logging out ends it.
+    assert_eq!(
+        get_as(&aura, "/api/auth/me", &access(&tokens))
+            .await
+            .status(),
+        200
+    );
+    let response = aura
+        .http
+        .post(aura.at("/api/auth/logout"))
+        .bearer_auth(access(&tokens))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_error(
+        get_as(&aura, "/api/auth/me", &access(&tokens)).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/refresh",
+            json!({"refreshToken": tokens["refreshToken"]}),
+        )
+        .await,
+        401,
+        "invalid_token",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn forged_tokens_are_refused() {
+    use base64::Engine as _;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let aura = Aura::start();
+    let tokens = register(&aura, "ada@example.com").await;
+    let good = access(&tokens);
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = good.split('.').collect();
+    let header: Value = serde_json::from_slice(&b64.decode(parts[0]).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    // The real key, read from the database, to sign well-formed bad claims.
+    let secret = {
+        use sqlx::Connection as _;
+        let url = format!(
+            "sqlite://{}",
+            aura.data_dir().join("collections.db").display()
+        );
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let secret: String = sqlx::query_scalar("SELECT secret FROM _aura_auth_keys")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        hex::decode(secret).unwrap()
+    };
+    let kid = header["kid"].as_str().unwrap().to_owned();
+    let sign = |claims: &Value, secret: &[u8]| {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(kid.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).unwrap()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let with = |key: &str, value: Value| {
+        let mut claims = claims.clone();
+        claims[key] = value;
+        claims
+    };
+    let none = format!(
+        "{}.{}.",
+        b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        parts[1]
+    );
+    let mut tampered_claims = claims.clone();
+    tampered_claims["roles"] = json!(["admin"]);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64.encode(tampered_claims.to_string()),
+        parts[2]
+    );
+    let forged = [
+        ("alg none", none),
+        (
+            "wrong key",
+            sign(&claims, b"not the key at all, not at all!!"),
+        ),
+        ("tampered claims", tampered),
+        ("expired", sign(&with("exp", json!(now - 3600)), &secret)),
+        (
+            "not yet valid",
+            sign(&with("nbf", json!(now + 3600)), &secret),
+        ),
+        (
+            "not an access token",
+            sign(&with("typ", json!("refresh")), &secret),
+        ),
+        ("garbage", "a.b.c".to_owned()),
+    ];
+    for (what, token) in forged {
+        let response = get_as(&aura, "/api/auth/me", &token).await;
+        assert_eq!(response.status(), 401, "{what}");
+        let response = get_as(&aura, "/api/collections/users/records", &token).await;
+        assert_eq!(response.status(), 401, "{what} on the records API");
+    }
+    // The same claims, properly signed, pass: the refusals above are about
+    // what was forged.
+    assert_eq!(
+        get_as(&aura, "/api/auth/me", &sign(&claims, &secret))
+            .await
+            .status(),
+        200
+    );
+}
+
+/// Rules with two users: owner-only records, body checks, roles, relation
+/// paths; the users collection shows each user only their own record.
+#[tokio::test]
+async fn rules_hold_for_each_user() {
+    let aura = Aura::start();
+    let ada = register(&aura, "ada@example.com").await;
+    let bob = register(&aura, "bob@other.org").await;
+    let (ada_token, bob_token) = (access(&ada), access(&bob));
+    let ada_id = ada["user"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = aura
+        .admin_post(
+            "/api/collections",
+            json!({"name": "posts", "fields": [
+                {"name": "title", "type": "text"},
+                {"name": "author", "type": "relation", "collection": "users"},
+                {"name": "public", "type": "bool"}
+            ],
+            "listRule": "author = @request.auth.id || public = true",
+            "viewRule": "author = @request.auth.id || public = true",
+            "createRule": "@request.auth.id != '' && @request.body.author = @request.auth.id",
+            "updateRule": "author = @request.auth.id || @request.auth.roles ?= 'editor'",
+            "deleteRule": "author = @request.auth.id && author.email ~ '@example.com'"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let records = aura.at("/api/collections/posts/records");
+    let create = |token: String, body: Value| {
+        let http = aura.http.clone();
+        let records = records.clone();
+        async move {
+            http.post(records)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let response = create(
+        ada_token.clone(),
+        json!({"title": "ada's", "author": ada_id}),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    let one = format!("{records}/{id}");
+
+    // Bob can't create as Ada, nor anonymously.
+    assert_error(
+        create(
+            bob_token.clone(),
+            json!({"title": "fake", "author": ada_id}),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let response = aura
+        .http
+        .post(&records)
+        .json(&json!({"title": "anon"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 403, "forbidden").await;
+
+    // Ada sees her post; Bob neither lists nor reads it, and can't change
+    // or delete what he can't see (404, not 403).
+    let page: Value = get_as(&aura, "/api/collections/posts/records", &ada_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["totalItems"], 1);
+    let page: Value = get_as(&aura, "/api/collections/posts/records", &bob_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["totalItems"], 0);
+    assert_error(
+        get_as(
+            &aura,
+            &format!("/api/collections/posts/records/{id}"),
+            &bob_token,
+        )
+        .await,
+        404,
+        "record_not_found",
+    )
+    .await;
+    let response = aura
+        .http
+        .patch(&one)
+        .bearer_auth(&bob_token)
+        .json(&json!({"title": "bob was here"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 404, "record_not_found").await;
+
+    // Once public, Bob reads it but still may not change it (403).
+    let response = aura
+        .http
+        .patch(&one)
+        .bearer_auth(&ada_token)
+        .json(&json!({"public": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        get_as(
+            &aura,
+            &format!("/api/collections/posts/records/{id}"),
+            &bob_token
+        )
+        .await
+        .status(),
+        200
+    );
+    let response = aura
+        .http
+        .patch(&one)
+        .bearer_auth(&bob_token)
+        .json(&json!({"title": "bob was here"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 403, "forbidden").await;
+
+    // The admin makes Bob an editor; with a fresh token, the role rule lets
+    // him edit.
+    let response = aura
+        .http
+        .patch(aura.at(&format!(
+            "/api/collections/users/records/{}",
+            bob["user"]["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&aura.token)
+        .json(&json!({"roles": ["editor"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let bob_again: Value = post(
+        &aura,
+        "/api/auth/login",
+        json!({"email": "bob@other.org", "password": PASSWORD}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let response = aura
+        .http
+        .patch(&one)
+        .bearer_auth(access(&bob_again))
+        .json(&json!({"title": "edited"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Delete follows a relation path: Ada's email matches, Bob is not the author.
+    let response = aura
+        .http
+        .delete(&one)
+        .bearer_auth(access(&bob_again))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 403, "forbidden").await;
+    let response = aura
+        .http
+        .delete(&one)
+        .bearer_auth(&ada_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+
+    // Each user sees only their own account in `users`.
+    let page: Value = get_as(&aura, "/api/collections/users/records", &bob_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["totalItems"], 1);
+    assert_eq!(page["items"][0]["email"], "bob@other.org");
+    // The system collection keeps its system fields and can't be dropped.
+    let response = aura
+        .http
+        .put(aura.at("/api/collections/users"))
+        .bearer_auth(&aura.token)
+        .json(&json!({"name": "users", "fields": [{"name": "email", "type": "text"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 400, "invalid_schema").await;
+    let response = aura
+        .http
+        .delete(aura.at("/api/collections/users?force=true"))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 409, "collection_in_use").await;
+}
+
+/// A function's database calls act for the signed-in caller; realtime
+/// delivers a user only the records their view rule allows.
+#[tokio::test]
+async fn identity_flows_into_functions_and_realtime() {
+    use eventsource_stream::Eventsource as _;
+    use futures::StreamExt as _;
+    let aura = Aura::start();
+    let ada = register(&aura, "ada@example.com").await;
+    let (status, body) = aura
+        .admin_post(
+            "/api/collections",
+            json!({"name": "todos", "fields": [
+                {"name": "title", "type": "text", "required": true}, {"name": "done", "type": "bool"}
+            ], "listRule": "@request.auth.id != ''", "viewRule": "@request.auth.id != '' && done != true",
+            "createRule": "@request.auth.email ~ '@example.com'"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    aura.deploy(
+        "todo-api",
+        "todo_api",
+        json!({"grants": {"collections": {"todos": "read-write"}}}),
+    )
+    .await;
+    let todos = aura.at("/fn/todo-api/todos");
+
+    // Realtime for Ada: she may view open todos only.
+    let response = aura
+        .http
+        .get(aura.at(&format!(
+            "/api/realtime?channels=collections.todos.*&token={}",
+            access(&ada)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut events = response
+        .bytes_stream()
+        .eventsource()
+        .map(|e| e.expect("SSE event"))
+        .boxed();
+
+    let response = aura
+        .http
+        .post(&todos)
+        .json(&json!({"title": "anon"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 403, "denied").await;
+    let page: Value = aura
+        .http
+        .get(&todos)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        page["totalItems"], 0,
+        "nobody signed in lists nothing: {page}"
+    );
+    for (title, done) in [("closed", true), ("open", false)] {
+        let response = aura
+            .http
+            .post(&todos)
+            .bearer_auth(access(&ada))
+            .json(&json!({"title": title, "done": done}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "as Ada");
+    }
+    let page: Value = aura
+        .http
+        .get(&todos)
+        .bearer_auth(access(&ada))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["totalItems"], 2, "{page}");
+
+    let mut next = async || {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("an open stream");
+        (
+            event.event,
+            serde_json::from_str::<Value>(&event.data).unwrap(),
+        )
+    };
+    assert_eq!(next().await.0, "ready");
+    let (_, event) = next().await;
+    assert_eq!(
+        event["data"]["record"]["title"], "open",
+        "the closed todo is not Ada's to view: {event}"
+    );
+}
