@@ -290,13 +290,27 @@ async fn forged_tokens_are_refused() {
     );
 }
 
+/// Rules with two users, on SQLite and on PostgreSQL.
+mod rules_hold_for_each_user {
+    #[tokio::test]
+    async fn sqlite() {
+        super::rules_hold_for_each_user(&crate::support::Aura::start()).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        if let Some(db) = crate::database::Db::postgres().await {
+            super::rules_hold_for_each_user(&db.aura).await;
+            db.finish().await;
+        }
+    }
+}
+
 /// Rules with two users: owner-only records, body checks, roles, relation
 /// paths; the users collection shows each user only their own record.
-#[tokio::test]
-async fn rules_hold_for_each_user() {
-    let aura = Aura::start();
-    let ada = register(&aura, "ada@example.com").await;
-    let bob = register(&aura, "bob@other.org").await;
+async fn rules_hold_for_each_user(aura: &Aura) {
+    let ada = register(aura, "ada@example.com").await;
+    let bob = register(aura, "bob@other.org").await;
     let (ada_token, bob_token) = (access(&ada), access(&bob));
     let ada_id = ada["user"]["id"].as_str().unwrap().to_owned();
     let (status, body) = aura
@@ -360,13 +374,13 @@ async fn rules_hold_for_each_user() {
 
     // Ada sees her post; Bob neither lists nor reads it, and can't change
     // or delete what he can't see (404, not 403).
-    let page: Value = get_as(&aura, "/api/collections/posts/records", &ada_token)
+    let page: Value = get_as(aura, "/api/collections/posts/records", &ada_token)
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(page["totalItems"], 1);
-    let page: Value = get_as(&aura, "/api/collections/posts/records", &bob_token)
+    let page: Value = get_as(aura, "/api/collections/posts/records", &bob_token)
         .await
         .json()
         .await
@@ -374,7 +388,7 @@ async fn rules_hold_for_each_user() {
     assert_eq!(page["totalItems"], 0);
     assert_error(
         get_as(
-            &aura,
+            aura,
             &format!("/api/collections/posts/records/{id}"),
             &bob_token,
         )
@@ -405,7 +419,7 @@ async fn rules_hold_for_each_user() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         get_as(
-            &aura,
+            aura,
             &format!("/api/collections/posts/records/{id}"),
             &bob_token
         )
@@ -438,7 +452,7 @@ async fn rules_hold_for_each_user() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let bob_again: Value = post(
-        &aura,
+        aura,
         "/api/auth/login",
         json!({"email": "bob@other.org", "password": PASSWORD}),
     )
@@ -474,7 +488,7 @@ async fn rules_hold_for_each_user() {
     assert_eq!(response.status(), 204);
 
     // Each user sees only their own account in `users`.
-    let page: Value = get_as(&aura, "/api/collections/users/records", &bob_token)
+    let page: Value = get_as(aura, "/api/collections/users/records", &bob_token)
         .await
         .json()
         .await

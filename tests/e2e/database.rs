@@ -118,7 +118,7 @@ impl Db {
     }
 
     /// Drops the PostgreSQL database.
-    async fn finish(self) {
+    pub async fn finish(self) {
         let Self { aura, postgres } = self;
         drop(aura);
         if let Some((url, name)) = postgres {
