@@ -59,7 +59,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     if let Some(pool) = records.postgres_pool() {
         crate::realtime::relay::start(pool, broker.clone()).await?;
     }
-    let auth = crate::auth::Auth::start(records.clone()).await?;
+    let audit = Arc::new(crate::audit::AuditLog::start(records.backend().clone()));
+    let auth = crate::auth::Auth::start(records.clone(), audit.clone()).await?;
     let runtime = Runtime::new(
         &data_dir.join("cache"),
         options.max_instances,
@@ -85,6 +86,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         functions,
         db: records,
         auth,
+        audit,
         scheduler,
         queue,
         realtime: broker,
@@ -105,7 +107,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         // Streamed chunks must leave as soon as the guest writes them.
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, api::router(state))
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())

@@ -619,3 +619,82 @@ async fn identity_flows_into_functions_and_realtime() {
         "the closed todo is not Ada's to view: {event}"
     );
 }
+
+/// Failed sign-ins lock an account out, with growing delays; each address
+/// has a request budget; both answer 429 with Retry-After. The audit log
+/// records what happened, for admins.
+#[tokio::test]
+async fn lockouts_rate_limits_and_the_audit_log() {
+    let aura = Aura::start();
+    register(&aura, "ada@example.com").await;
+    let wrong = json!({"email": "ada@example.com", "password": "wrong password"});
+    for _ in 0..5 {
+        assert_error(
+            post(&aura, "/api/auth/login", wrong.clone()).await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    // Locked: even the right password waits.
+    let response = post(
+        &aura,
+        "/api/auth/login",
+        json!({"email": "ada@example.com", "password": PASSWORD}),
+    )
+    .await;
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+    assert_error(response, 429, "rate_limited").await;
+
+    // The audit log has it all (written in the background).
+    let audit = |event: &'static str| {
+        let aura = &aura;
+        async move {
+            let (status, body) = aura
+                .admin_get(&format!("/api/admin/audit?event={event}"))
+                .await;
+            assert_eq!(status, 200);
+            body["entries"].as_array().unwrap().clone()
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while audit("lockout").await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no lockout entry");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let failed = audit("login_failed").await;
+    assert_eq!(failed.len(), 5);
+    assert_eq!(failed[0]["ip"], "127.0.0.1");
+    assert_eq!(failed[0]["detail"]["email"], "ada@example.com");
+    assert_eq!(audit("register").await.len(), 1);
+    let response = aura
+        .http
+        .get(aura.at("/api/admin/audit"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "the audit log is for admins");
+
+    // This address has made 7 requests; its budget is 30 a minute.
+    let mut statuses = Vec::new();
+    for i in 0..24 {
+        let response = post(
+            &aura,
+            "/api/auth/login",
+            json!({"email": format!("nobody{i}@example.com"), "password": "whatever1"}),
+        )
+        .await;
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        23,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&429));
+}

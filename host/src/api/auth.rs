@@ -6,13 +6,14 @@ use crate::auth::{AuthError, Authenticated, Client};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -43,6 +44,10 @@ impl From<AuthError> for ApiError {
             AuthError::SessionNotFound => {
                 Self::new(StatusCode::NOT_FOUND, "session_not_found", message)
             }
+            AuthError::RateLimited(seconds) => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+                    .with_retry_after(seconds)
+            }
             AuthError::Internal(err) => Self::internal(format!("{err:#}")),
         }
     }
@@ -58,17 +63,15 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-fn client(headers: &HeaderMap) -> Client {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+/// The client: its user agent and its address (the peer's: behind a proxy,
+/// every client shares the proxy's address).
+fn client(headers: &HeaderMap, peer: SocketAddr) -> Client {
     Client {
-        user_agent: header(header::USER_AGENT.as_str()),
-        ip: header("x-forwarded-for")
-            .and_then(|v| v.split(',').next().map(|ip| ip.trim().to_owned())),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        ip: Some(peer.ip().to_string()),
     }
 }
 
@@ -95,6 +98,7 @@ struct Register {
 
 async fn register(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -105,7 +109,7 @@ async fn register(
             &input.email,
             &input.password,
             input.name.as_deref(),
-            &client(&headers),
+            &client(&headers, peer),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(tokens)))
@@ -120,6 +124,7 @@ struct Login {
 
 async fn login(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -127,7 +132,7 @@ async fn login(
     Ok(Json(
         state
             .auth
-            .login(&input.email, &input.password, &client(&headers))
+            .login(&input.email, &input.password, &client(&headers, peer))
             .await?,
     ))
 }
@@ -140,10 +145,17 @@ struct Refresh {
 
 async fn refresh(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let input: Refresh = body(&bytes)?;
-    Ok(Json(state.auth.refresh(&input.refresh_token).await?))
+    Ok(Json(
+        state
+            .auth
+            .refresh(&input.refresh_token, &client(&headers, peer))
+            .await?,
+    ))
 }
 
 async fn logout(

@@ -36,6 +36,8 @@ pub struct AppState {
     pub db: Arc<Database>,
     /// The auth service.
     pub auth: Arc<crate::auth::Auth>,
+    /// The audit log.
+    pub audit: Arc<crate::audit::AuditLog>,
     /// The scheduler.
     pub scheduler: Arc<Scheduler>,
     /// The queue of asynchronous invocations.
@@ -56,6 +58,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let admin = admin::routes()
         .merge(schedules::routes())
         .merge(collections::routes())
+        .route("/api/admin/audit", get(audit))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
@@ -80,6 +83,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(admin)
         .fallback(|| async { ApiError::route_not_found() })
         .with_state(state)
+}
+
+/// `GET /api/admin/audit?event=&user=&before=&limit=`: newest first.
+async fn audit(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Query(filter): axum::extract::Query<crate::audit::Filter>,
+) -> Result<impl IntoResponse, ApiError> {
+    let entries = state
+        .audit
+        .read(&filter)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(axum::Json(serde_json::json!({ "entries": entries })))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

@@ -13,6 +13,9 @@
 //!   use: refreshing returns a new one. Presenting a used one again revokes
 //!   the whole session (reuse detection) and is logged.
 
+pub mod limits;
+
+use crate::audit::AuditLog;
 use crate::db::backend::{Query, text_arg};
 use crate::db::schema::{self, Storage};
 use crate::db::{ApplyOptions, Caller, Database, DbError, ReadQuery, User, values};
@@ -56,6 +59,9 @@ pub enum AuthError {
     /// No such session (of this user).
     #[error("no such session")]
     SessionNotFound,
+    /// Too many attempts: retry after this many seconds.
+    #[error("too many attempts; retry in {0} seconds")]
+    RateLimited(u64),
     /// Anything else.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -126,6 +132,8 @@ pub struct Auth {
     keys: RwLock<Keys>,
     /// Verified against for unknown emails, so both answers take as long.
     decoy_hash: String,
+    limits: limits::Limits,
+    audit: Arc<AuditLog>,
 }
 
 fn hasher() -> Argon2<'static> {
@@ -194,7 +202,7 @@ fn check_password(password: &str) -> Result<(), AuthError> {
 
 impl Auth {
     /// Creates the `users` collection and a signing key if missing.
-    pub async fn start(db: Arc<Database>) -> anyhow::Result<Arc<Self>> {
+    pub async fn start(db: Arc<Database>, audit: Arc<AuditLog>) -> anyhow::Result<Arc<Self>> {
         if db.collection(schema::USERS).is_err() {
             db.apply(
                 schema::users_collection(),
@@ -212,9 +220,19 @@ impl Auth {
                 secrets: HashMap::new(),
             }),
             decoy_hash,
+            limits: limits::Limits::default(),
+            audit,
         });
         auth.load_keys().await?;
         Ok(auth)
+    }
+
+    /// Counts a request against its address's limit.
+    fn limit(&self, client: &Client) -> Result<(), AuthError> {
+        match &client.ip {
+            Some(ip) => self.limits.request(ip).map_err(AuthError::RateLimited),
+            None => Ok(()),
+        }
     }
 
     fn query(&self) -> Query {
@@ -306,6 +324,7 @@ impl Auth {
         name: Option<&str>,
         client: &Client,
     ) -> Result<Tokens, AuthError> {
+        self.limit(client)?;
         check_password(password)?;
         let email = normal_email(email);
         let mut data = json!({ "email": email, "roles": [], "verified": false });
@@ -342,7 +361,8 @@ impl Auth {
             let _ = self.db.delete(&Caller::Service, schema::USERS, &id).await;
             return Err(err.into());
         }
-        tracing::info!(target: "aura::audit", event = "register", user = %id);
+        self.audit
+            .record("register", Some(&id), client.ip.as_deref(), json!({}));
         self.open_session(user, client).await
     }
 
@@ -353,7 +373,11 @@ impl Auth {
         password: &str,
         client: &Client,
     ) -> Result<Tokens, AuthError> {
+        self.limit(client)?;
         let email = normal_email(email);
+        self.limits
+            .check_account(&email)
+            .map_err(AuthError::RateLimited)?;
         let found = self.user_by_email(&email).await?;
         let (id, hash) = match &found {
             Some((id, hash)) => (id.clone(), hash.clone()),
@@ -361,9 +385,24 @@ impl Auth {
         };
         let (ok, stale) = verify_password(password.to_owned(), hash).await?;
         if !ok || found.is_none() {
-            tracing::info!(target: "aura::audit", event = "login_failed", email = %email);
+            let user = found.as_ref().map(|(id, _)| id.as_str());
+            self.audit.record(
+                "login_failed",
+                user,
+                client.ip.as_deref(),
+                json!({ "email": email }),
+            );
+            if let Some(lockout) = self.limits.failed(&email) {
+                self.audit.record(
+                    "lockout",
+                    user,
+                    client.ip.as_deref(),
+                    json!({ "email": email, "seconds": lockout.as_secs() }),
+                );
+            }
             return Err(AuthError::InvalidCredentials);
         }
+        self.limits.succeeded(&email);
         if stale {
             let hash = hash_password(password.to_owned()).await?;
             let mut update = self.query();
@@ -374,7 +413,8 @@ impl Auth {
                 .arg(text_arg(&id), Storage::Text);
             self.write(update).await?;
         }
-        tracing::info!(target: "aura::audit", event = "login", user = %id);
+        self.audit
+            .record("login", Some(&id), client.ip.as_deref(), json!({}));
         let user = self.user_record(&id).await?;
         self.open_session(user, client).await
     }
@@ -455,7 +495,8 @@ impl Auth {
 
     /// Trades a refresh token for new tokens. A token used before revokes
     /// its session.
-    pub async fn refresh(&self, token: &str) -> Result<Tokens, AuthError> {
+    pub async fn refresh(&self, token: &str, client: &Client) -> Result<Tokens, AuthError> {
+        self.limit(client)?;
         let invalid = || AuthError::InvalidToken("unknown refresh token".into());
         let hash = sha256_hex(token);
         let mut select = self.query();
@@ -482,7 +523,13 @@ impl Auth {
             .arg(text_arg(&hash), Storage::Text);
         if !row[1].is_null() || self.write(mark).await? == 0 {
             self.revoke_session(&session).await?;
-            tracing::warn!(target: "aura::audit", event = "refresh_reuse", user = %user, session = %session);
+            tracing::warn!(user = %user, session = %session, "refresh token reused; session revoked");
+            self.audit.record(
+                "refresh_reuse",
+                Some(&user),
+                client.ip.as_deref(),
+                json!({ "session": session }),
+            );
             return Err(AuthError::TokenReused);
         }
         let mut touch = self.query();
@@ -509,7 +556,12 @@ impl Auth {
     /// Ends the session of an access token.
     pub async fn logout(&self, auth: &Authenticated) -> Result<(), AuthError> {
         self.revoke_session(&auth.session).await?;
-        tracing::info!(target: "aura::audit", event = "logout", user = %auth.user.id);
+        self.audit.record(
+            "logout",
+            Some(&auth.user.id),
+            None,
+            json!({ "session": auth.session }),
+        );
         Ok(())
     }
 

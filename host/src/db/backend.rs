@@ -727,6 +727,8 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
         "CREATE TABLE IF NOT EXISTS _aura_auth_keys (kid TEXT PRIMARY KEY, secret TEXT NOT NULL, created TEXT NOT NULL)".to_owned(),
         "CREATE TABLE IF NOT EXISTS _aura_sessions (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, user_agent TEXT, ip TEXT, created TEXT NOT NULL, last_used TEXT NOT NULL, expires TEXT NOT NULL, revoked TEXT)".to_owned(),
         "CREATE TABLE IF NOT EXISTS _aura_refresh_tokens (hash TEXT PRIMARY KEY, session_id TEXT NOT NULL, created TEXT NOT NULL, used TEXT)".to_owned(),
+        // The audit log (see the audit module).
+        format!("CREATE TABLE IF NOT EXISTS _aura_audit (id {id}, at TEXT NOT NULL, event TEXT NOT NULL, user_id TEXT, ip TEXT, detail TEXT NOT NULL)"),
     ];
     let mut statements = statements.to_vec();
     if backend.dialect() == Dialect::Postgres {
