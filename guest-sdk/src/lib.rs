@@ -47,6 +47,7 @@
 //! have `crate-type = ["cdylib"]`); the resulting `.wasm` is a component.
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod db;
 pub mod events;
 mod fetch;

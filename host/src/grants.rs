@@ -26,6 +26,9 @@ pub struct Grants {
     /// `"read"`, `"read-write"` (both under the invoking user's rules) or
     /// `"service"` (read-write, bypassing rules).
     pub collections: BTreeMap<String, String>,
+    /// `aura:platform/auth`: `"caller"` (who invoked the function) or
+    /// `"service"` (also user lookup).
+    pub auth: Option<String>,
 }
 
 /// How a function may use a collection.
@@ -43,6 +46,17 @@ impl Grants {
     /// Checks every pattern, returning the compiled allow-list.
     pub fn network_patterns(&self) -> Result<Vec<HostPattern>, String> {
         self.network.iter().map(|p| HostPattern::parse(p)).collect()
+    }
+
+    /// Checks the auth grant: whether it allows user lookup.
+    pub fn auth_service(&self) -> Result<bool, String> {
+        match self.auth.as_deref() {
+            None | Some("caller") => Ok(false),
+            Some("service") => Ok(true),
+            Some(other) => Err(format!(
+                "auth grant `{other}`: use \"caller\" or \"service\""
+            )),
+        }
     }
 
     /// Checks every collections grant, returning the access per collection.

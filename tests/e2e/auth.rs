@@ -698,3 +698,73 @@ async fn lockouts_rate_limits_and_the_audit_log() {
     );
     assert_eq!(statuses.last(), Some(&429));
 }
+
+/// `aura:platform/auth`: a function sees who invoked it, and looks users up
+/// only with `auth = "service"`; importing it needs an `auth` grant.
+#[tokio::test]
+async fn functions_see_their_caller() {
+    let aura = Aura::start();
+    let ada = register(&aura, "ada@example.com").await;
+    let ada_id = ada["user"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = aura
+        .deploy_bytes("whoami", crate::support::wasm("whoami"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("missing_grant")),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["details"]["missing_grants"][0]["grant"],
+        "auth"
+    );
+    aura.deploy("whoami", "whoami", json!({"grants": {"auth": "caller"}}))
+        .await;
+
+    let who = |token: Option<String>, query: String| {
+        let aura = &aura;
+        async move {
+            let mut request = aura.http.get(aura.at(&format!("/fn/whoami{query}")));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (_, body) = who(Some(access(&ada)), String::new()).await;
+    assert_eq!(body["caller"]["id"], ada_id.as_str());
+    assert_eq!(body["caller"]["email"], "ada@example.com");
+    let (_, body) = who(None, String::new()).await;
+    assert_eq!(body["caller"], Value::Null);
+    let (_, body) = who(Some("not-ours".into()), String::new()).await;
+    assert_eq!(
+        body["caller"],
+        Value::Null,
+        "a foreign token is the function's business"
+    );
+
+    let lookup = format!("?lookup={ada_id}");
+    let (status, _) = who(None, lookup.clone()).await;
+    assert_eq!(status, 403, "lookup needs the service grant");
+    aura.deploy("whoami", "whoami", json!({"grants": {"auth": "service"}}))
+        .await;
+    let (status, body) = who(None, lookup).await;
+    assert_eq!(
+        (status, body["email"].as_str()),
+        (200, Some("ada@example.com"))
+    );
+    let (status, _) = who(None, "?lookup=nosuchuser".into()).await;
+    assert_eq!(status, 404);
+    let (status, body) = aura
+        .deploy_bytes(
+            "whoami",
+            crate::support::wasm("whoami"),
+            json!({"grants": {"auth": "everything"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}

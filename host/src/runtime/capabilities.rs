@@ -27,6 +27,8 @@ enum Requirement {
     Events,
     /// `[grants] collections` must name at least one collection.
     Collections,
+    /// `[grants] auth` must be set.
+    Auth,
 }
 
 /// One capability: the interfaces it provides, the grant they need, and how
@@ -105,6 +107,11 @@ const CAPABILITIES: &[Capability] = &[
         interfaces: &["aura:platform/db"],
         requires: Requirement::Collections,
         add_to_linker: Some(super::db::add_to_linker),
+    },
+    Capability {
+        interfaces: &["aura:platform/auth"],
+        requires: Requirement::Auth,
+        add_to_linker: Some(super::auth::add_to_linker),
     },
 ];
 
@@ -230,10 +237,12 @@ fn unmet(requirement: Requirement, grants: &Grants) -> Option<&'static str> {
         Requirement::Sockets if !grants.sockets => Some("sockets"),
         Requirement::Events if grants.events.is_empty() => Some("events"),
         Requirement::Collections if grants.collections.is_empty() => Some("collections"),
+        Requirement::Auth if grants.auth.is_none() => Some("auth"),
         Requirement::Network
         | Requirement::Sockets
         | Requirement::Events
-        | Requirement::Collections => None,
+        | Requirement::Collections
+        | Requirement::Auth => None,
     }
 }
 

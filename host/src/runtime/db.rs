@@ -72,7 +72,7 @@ fn text(value: &impl serde::Serialize) -> String {
 
 impl Host for InvocationState {
     async fn get(&mut self, collection: String, id: String) -> Result<String, Error> {
-        let (access, invoker) = (self.db().clone(), self.caller().clone());
+        let (access, invoker) = (self.db().clone(), self.invoker().clone());
         let caller = access.caller(&collection, false, &invoker)?;
         let record = access
             .db
@@ -83,7 +83,7 @@ impl Host for InvocationState {
     }
 
     async fn list(&mut self, collection: String, options: ListOptions) -> Result<String, Error> {
-        let (access, invoker) = (self.db().clone(), self.caller().clone());
+        let (access, invoker) = (self.db().clone(), self.invoker().clone());
         let caller = access.caller(&collection, false, &invoker)?;
         let query = ListQuery {
             filter: options.filter,
@@ -104,7 +104,7 @@ impl Host for InvocationState {
     }
 
     async fn create(&mut self, collection: String, data: String) -> Result<String, Error> {
-        let (access, invoker) = (self.db().clone(), self.caller().clone());
+        let (access, invoker) = (self.db().clone(), self.invoker().clone());
         let caller = access.caller(&collection, true, &invoker)?;
         let record = access
             .db
@@ -120,7 +120,7 @@ impl Host for InvocationState {
         id: String,
         data: String,
     ) -> Result<String, Error> {
-        let (access, invoker) = (self.db().clone(), self.caller().clone());
+        let (access, invoker) = (self.db().clone(), self.invoker().clone());
         let caller = access.caller(&collection, true, &invoker)?;
         let record = access
             .db
@@ -137,7 +137,7 @@ impl Host for InvocationState {
     }
 
     async fn delete(&mut self, collection: String, id: String) -> Result<(), Error> {
-        let (access, invoker) = (self.db().clone(), self.caller().clone());
+        let (access, invoker) = (self.db().clone(), self.invoker().clone());
         let caller = access.caller(&collection, true, &invoker)?;
         access
             .db
@@ -147,7 +147,7 @@ impl Host for InvocationState {
     }
 
     async fn batch(&mut self, ops: Vec<Op>) -> Result<Vec<String>, BatchError> {
-        let (access, invoker) = (self.db().clone(), self.caller().clone());
+        let (access, invoker) = (self.db().clone(), self.invoker().clone());
         let fail = |index: usize, error: Error| BatchError {
             index: index as u32,
             error,

@@ -255,6 +255,7 @@ impl Runtime {
             Platform {
                 events: prepared.events.clone(),
                 db: prepared.db.clone(),
+                auth: prepared.auth.clone(),
                 caller,
             },
             hooks,

@@ -280,7 +280,7 @@ pub(super) fn linker(
                 .func_new_async(name, move |store, _ty: ComponentFunc, params, results| {
                     let target = target.clone();
                     // The callee acts for the same user as the caller.
-                    let caller = store.data().caller().clone();
+                    let caller = store.data().invoker().clone();
                     Box::new(async move { target.call(caller, params, results).await })
                 })
                 .map_err(link_error)?;

@@ -5,6 +5,7 @@
 //! This module knows nothing of function names, versions or HTTP routes; the
 //! `functions` service decides *what* runs and this module runs it.
 
+mod auth;
 mod capabilities;
 mod db;
 mod events;
@@ -83,6 +84,7 @@ pub struct Prepared {
     network: NetworkAccess,
     events: events::EventAccess,
     db: db::DbAccess,
+    auth: auth::AuthAccess,
     exports: Vec<String>,
     links: Vec<Link>,
 }
@@ -171,6 +173,10 @@ impl Runtime {
             db: self.database.clone(),
             grants: Arc::new(grants.collection_access().map_err(InvalidComponent::new)?),
         };
+        let auth = auth::AuthAccess {
+            db: self.database.clone(),
+            service: grants.auth_service().map_err(InvalidComponent::new)?,
+        };
         capabilities::check_format(wasm)?;
         let cached = self.cached_artifact(hash);
         let (component, outcome) = match self.load_cached(&cached) {
@@ -204,6 +210,7 @@ impl Runtime {
                 network,
                 events,
                 db,
+                auth,
                 exports,
                 links,
             },

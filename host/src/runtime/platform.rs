@@ -6,5 +6,6 @@ wasmtime::component::bindgen!({
     world: "aura:platform/platform",
     imports: {
         "aura:platform/db": async,
+        "aura:platform/auth": async,
     },
 });

@@ -4,6 +4,7 @@
 //! A fresh [`InvocationState`] is built for every request; nothing in it is
 //! shared with another invocation except the monitor the caller holds.
 
+use super::auth::AuthAccess;
 use super::db::DbAccess;
 use super::events::EventAccess;
 use super::outbound::{NetworkAccess, OutboundPolicy};
@@ -149,6 +150,7 @@ pub struct InvocationState {
     pub(super) monitor: Arc<Monitor>,
     events: EventAccess,
     db: DbAccess,
+    auth: AuthAccess,
     caller: Caller,
 }
 
@@ -159,6 +161,8 @@ pub(super) struct Platform {
     pub events: EventAccess,
     /// Collections it may use.
     pub db: DbAccess,
+    /// What it may ask of auth.
+    pub auth: AuthAccess,
     /// The user it acts for.
     pub caller: Caller,
 }
@@ -169,7 +173,12 @@ impl InvocationState {
         memory_bytes: usize,
         cpu_limit_ticks: u64,
         access: &NetworkAccess,
-        Platform { events, db, caller }: Platform,
+        Platform {
+            events,
+            db,
+            auth,
+            caller,
+        }: Platform,
         hooks: OutboundPolicy,
         monitor: Arc<Monitor>,
     ) -> Self {
@@ -206,6 +215,7 @@ impl InvocationState {
             monitor,
             events,
             db,
+            auth,
             caller,
         }
     }
@@ -225,8 +235,13 @@ impl InvocationState {
         &self.db
     }
 
+    /// What this invocation may ask of auth.
+    pub(super) fn auth(&self) -> &AuthAccess {
+        &self.auth
+    }
+
     /// Whose rules database calls follow unless the grant is `service`.
-    pub(super) fn caller(&self) -> &Caller {
+    pub(super) fn invoker(&self) -> &Caller {
         &self.caller
     }
 }
