@@ -768,3 +768,126 @@ async fn functions_see_their_caller() {
         .await;
     assert_eq!(status, 400, "{body}");
 }
+
+/// Profile changes, signing out everywhere else, and deleting the account.
+#[tokio::test]
+async fn profiles_sessions_and_account_deletion() {
+    let aura = Aura::start();
+    let first = register(&aura, "ada@example.com").await;
+    let second: Value = post(
+        &aura,
+        "/api/auth/login",
+        json!({"email": "ada@example.com", "password": PASSWORD}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let third: Value = post(
+        &aura,
+        "/api/auth/login",
+        json!({"email": "ada@example.com", "password": PASSWORD}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+
+    let put = |token: String, body: Value| {
+        let aura = &aura;
+        async move {
+            aura.http
+                .put(aura.at("/api/auth/me"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let response = put(access(&first), json!({"name": "Ada Lovelace"})).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["name"],
+        "Ada Lovelace"
+    );
+    assert_error(
+        put(access(&first), json!({"roles": ["admin"]})).await,
+        400,
+        "invalid_input",
+    )
+    .await;
+    assert_error(
+        put(access(&first), json!({"email": "eve@example.com"})).await,
+        400,
+        "invalid_input",
+    )
+    .await;
+    assert_error(
+        put(access(&first), json!({"nope": 1})).await,
+        400,
+        "invalid_input",
+    )
+    .await;
+
+    // Sign out everywhere else: the other two sessions end, this one stays.
+    let response = aura
+        .http
+        .delete(aura.at("/api/auth/sessions"))
+        .bearer_auth(access(&second))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["revoked"], 2);
+    assert_error(
+        get_as(&aura, "/api/auth/me", &access(&first)).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/refresh",
+            json!({"refreshToken": third["refreshToken"]}),
+        )
+        .await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_eq!(
+        get_as(&aura, "/api/auth/me", &access(&second))
+            .await
+            .status(),
+        200
+    );
+
+    // Deleting the account ends everything; the email is free again.
+    let response = aura
+        .http
+        .delete(aura.at("/api/auth/me"))
+        .bearer_auth(access(&second))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_error(
+        get_as(&aura, "/api/auth/me", &access(&second)).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/login",
+            json!({"email": "ada@example.com", "password": PASSWORD}),
+        )
+        .await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    register(&aura, "ada@example.com").await;
+}

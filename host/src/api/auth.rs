@@ -23,8 +23,8 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/auth/login", post(login))
         .route("/api/auth/refresh", post(refresh))
         .route("/api/auth/logout", post(logout))
-        .route("/api/auth/me", get(me))
-        .route("/api/auth/sessions", get(sessions))
+        .route("/api/auth/me", get(me).put(update_me).delete(delete_me))
+        .route("/api/auth/sessions", get(sessions).delete(revoke_others))
         .route("/api/auth/sessions/{id}", delete(revoke))
 }
 
@@ -193,4 +193,33 @@ async fn revoke(
     let auth = signed_in(&state, &headers).await?;
     state.auth.revoke(&auth, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn update_me(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let auth = signed_in(&state, &headers).await?;
+    let changes: serde_json::Value = body(&bytes)?;
+    Ok(Json(state.auth.update_profile(&auth, changes).await?))
+}
+
+async fn delete_me(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let auth = signed_in(&state, &headers).await?;
+    state.auth.delete_account(&auth).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/auth/sessions`: sign out everywhere else.
+async fn revoke_others(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let auth = signed_in(&state, &headers).await?;
+    let revoked = state.auth.revoke_others(&auth).await?;
+    Ok(Json(json!({ "revoked": revoked })))
 }

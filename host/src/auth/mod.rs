@@ -654,6 +654,94 @@ impl Auth {
             .collect())
     }
 
+    /// Revokes every session of the user but the current one ("sign out
+    /// everywhere else"); returns how many.
+    pub async fn revoke_others(&self, auth: &Authenticated) -> Result<u64, AuthError> {
+        let mut revoke = self.query();
+        revoke
+            .sql("UPDATE _aura_sessions SET revoked = ")
+            .arg(text_arg(&values::now()), Storage::Text)
+            .sql(" WHERE revoked IS NULL AND user_id = ")
+            .arg(text_arg(&auth.user.id), Storage::Text)
+            .sql(" AND id <> ")
+            .arg(text_arg(&auth.session), Storage::Text);
+        let revoked = self.write(revoke).await?;
+        self.audit.record(
+            "sessions_revoked",
+            Some(&auth.user.id),
+            None,
+            json!({ "count": revoked, "kept": auth.session }),
+        );
+        Ok(revoked)
+    }
+
+    /// Changes the user's own profile: any field of `users` except the
+    /// system ones the auth service manages (`email`, `roles`, `verified`).
+    pub async fn update_profile(
+        &self,
+        auth: &Authenticated,
+        changes: Value,
+    ) -> Result<Value, AuthError> {
+        let Value::Object(changes) = changes else {
+            return Err(AuthError::Invalid("the body must be a JSON object".into()));
+        };
+        if let Some(field) = ["email", "roles", "verified"]
+            .iter()
+            .find(|f| changes.contains_key(**f) || changes.contains_key(&format!("{f}+")))
+        {
+            return Err(AuthError::Invalid(format!(
+                "`{field}` is managed by the auth service and can't be changed here"
+            )));
+        }
+        match self
+            .db
+            .update(
+                &Caller::Service,
+                schema::USERS,
+                &auth.user.id,
+                Value::Object(changes),
+                &ReadQuery::default(),
+            )
+            .await
+        {
+            Ok(record) => Ok(record),
+            Err(DbError::Validation(fields)) => {
+                let reasons: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", v.message))
+                    .collect();
+                Err(AuthError::Invalid(reasons.join("; ")))
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Deletes the user's account: record, password and sessions.
+    pub async fn delete_account(&self, auth: &Authenticated) -> Result<(), AuthError> {
+        let id = &auth.user.id;
+        let mut tx = self.db.backend().begin().await?;
+        for statement in [
+            "DELETE FROM _aura_refresh_tokens WHERE session_id IN (SELECT id FROM _aura_sessions WHERE user_id = ",
+            "DELETE FROM _aura_sessions WHERE (user_id = ",
+            "DELETE FROM _aura_credentials WHERE (user_id = ",
+        ] {
+            let mut delete = self.query();
+            delete
+                .sql(statement)
+                .arg(text_arg(id), Storage::Text)
+                .sql(")");
+            tx.execute(&delete).await.map_err(anyhow::Error::from)?;
+        }
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        match self.db.delete(&Caller::Service, schema::USERS, id).await {
+            Ok(()) | Err(DbError::RecordNotFound(..)) => {}
+            Err(other) => return Err(other.into()),
+        }
+        self.audit
+            .record("account_deleted", Some(id), None, json!({}));
+        Ok(())
+    }
+
     /// Revokes one of the user's sessions.
     pub async fn revoke(&self, auth: &Authenticated, session: &str) -> Result<(), AuthError> {
         let mut revoke = self.query();
