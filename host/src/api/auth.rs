@@ -77,7 +77,7 @@ fn client(headers: &HeaderMap, peer: SocketAddr) -> Client {
 
 /// The signed-in user of a request with `Authorization: Bearer <access token>`.
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Authenticated, ApiError> {
-    let token = super::records::bearer(headers).ok_or_else(|| {
+    let token = super::bearer(headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

@@ -111,17 +111,40 @@ async fn require_admin(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) => {
-            next.run(request).await
+    if state.is_admin(bearer(request.headers())) {
+        next.run(request).await
+    } else {
+        ApiError::unauthorized().into_response()
+    }
+}
+
+/// The bearer token of a request, if any.
+pub(super) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+impl AppState {
+    /// Whether `token` is the admin token (compared in constant time).
+    fn is_admin(&self, token: Option<&str>) -> bool {
+        token.is_some_and(|token| constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()))
+    }
+
+    /// Who a request presenting `token` acts for: the admin token means
+    /// service access; a user's access token means that user; no token
+    /// means nobody signed in; any other token is refused.
+    pub(super) async fn caller(&self, token: Option<&str>) -> Result<crate::db::Caller, ApiError> {
+        match token {
+            None => Ok(crate::db::Caller::ANONYMOUS),
+            Some(_) if self.is_admin(token) => Ok(crate::db::Caller::Service),
+            Some(token) => Ok(crate::db::Caller::User(Some(
+                self.auth.authenticate(token).await?.user,
+            ))),
         }
-        _ => ApiError::unauthorized().into_response(),
     }
 }
 

@@ -38,55 +38,18 @@ pub(super) struct SubscribeQuery {
     last_event_id: Option<u64>,
 }
 
-fn check_admin(
-    state: &AppState,
-    headers: &HeaderMap,
-    query_token: Option<&str>,
-) -> Result<(), ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match bearer.or(query_token) {
-        Some(token)
-            if super::constant_time_eq(token.trim().as_bytes(), state.admin_token.as_bytes()) =>
-        {
-            Ok(())
-        }
-        _ => Err(ApiError::unauthorized()),
-    }
-}
-
-/// The admin token (header or `?token=`) means every channel; no token
-/// means record-change channels under view rules; another token is refused.
-async fn subscriber(
-    state: &AppState,
-    headers: &HeaderMap,
-    query_token: Option<&str>,
-) -> Result<Caller, ApiError> {
-    match query_token {
-        Some(token) if !headers.contains_key(header::AUTHORIZATION) => {
-            let mut with_token = HeaderMap::new();
-            let value = format!("Bearer {token}").parse().map_err(|_| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_token",
-                    "the token is not valid",
-                )
-            })?;
-            with_token.insert(header::AUTHORIZATION, value);
-            super::records::caller(state, &with_token).await
-        }
-        _ => super::records::caller(state, headers).await,
-    }
-}
-
 pub(super) async fn subscribe(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(query): Query<SubscribeQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = subscriber(&state, &headers, query.token.as_deref()).await?;
+    // `?token=` is for `EventSource`, which cannot set headers.
+    let caller = match query.token.as_deref() {
+        Some(token) if !headers.contains_key(header::AUTHORIZATION) => {
+            state.caller(Some(token)).await?
+        }
+        _ => super::records::caller(&state, &headers).await?,
+    };
     let list = query.channels.unwrap_or_default();
     let patterns: Vec<Pattern> = list
         .split(',')
@@ -259,7 +222,9 @@ pub(super) async fn publish(
     Path(channel): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    check_admin(&state, &headers, None)?;
+    if super::records::caller(&state, &headers).await.ok() != Some(Caller::Service) {
+        return Err(ApiError::unauthorized());
+    }
     let data: Value = if body.is_empty() {
         Value::Null
     } else {

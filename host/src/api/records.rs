@@ -31,29 +31,16 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
 
-/// The bearer token of a request, if any.
-pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
-
-/// Who is calling: the admin token means service access; a user's access
-/// token means that user; no token means nobody signed in; any other token
-/// is refused.
+/// Who is calling, from `Authorization: Bearer` (see [`AppState::caller`]).
 pub(super) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    if !headers.contains_key(header::AUTHORIZATION) {
-        return Ok(Caller::ANONYMOUS);
+    if headers.contains_key(header::AUTHORIZATION) {
+        // A header that is not `Bearer …` is a token no one accepts.
+        state
+            .caller(Some(super::bearer(headers).unwrap_or_default()))
+            .await
+    } else {
+        state.caller(None).await
     }
-    let token = bearer(headers).unwrap_or_default();
-    if super::constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
-        return Ok(Caller::Service);
-    }
-    let auth = state.auth.authenticate(token).await?;
-    Ok(Caller::User(Some(auth.user)))
 }
 
 fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {

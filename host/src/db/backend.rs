@@ -15,7 +15,7 @@ use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Postgres, Row as _, Sqlite, SqlitePool, Transaction};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use std::path::PathBuf;
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -190,48 +190,33 @@ macro_rules! bind_all {
     }};
 }
 
-/// Decodes column `i` of a row as `storage`.
-macro_rules! decode {
-    ($row:expr, $i:expr, $storage:expr) => {{
-        let row = $row;
-        match $storage {
-            Storage::Text => row.try_get::<Option<String>, _>($i)?.map(Value::String),
-            Storage::Number => row.try_get::<Option<f64>, _>($i)?.map(number_value),
-            Storage::Bool => row.try_get::<Option<bool>, _>($i)?.map(Value::Bool),
-            Storage::Json => match row.try_get::<Option<String>, _>($i)? {
-                Some(text) => Some(serde_json::from_str(&text).context("a stored JSON value")?),
-                None => None,
-            },
-        }
-        .unwrap_or(Value::Null)
-    }};
-}
-
-fn decode_sqlite(
-    rows: Vec<sqlx::sqlite::SqliteRow>,
-    columns: &[Storage],
-) -> anyhow::Result<Vec<Vec<Value>>> {
+/// Decodes rows, column `i` as `columns[i]`, on either backend.
+fn decode<R: sqlx::Row>(rows: Vec<R>, columns: &[Storage]) -> anyhow::Result<Vec<Vec<Value>>>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     rows.iter()
         .map(|row| {
             columns
                 .iter()
                 .enumerate()
-                .map(|(i, storage)| Ok(decode!(row, i, storage)))
-                .collect()
-        })
-        .collect()
-}
-
-fn decode_pg(
-    rows: Vec<sqlx::postgres::PgRow>,
-    columns: &[Storage],
-) -> anyhow::Result<Vec<Vec<Value>>> {
-    rows.iter()
-        .map(|row| {
-            columns
-                .iter()
-                .enumerate()
-                .map(|(i, storage)| Ok(decode!(row, i, storage)))
+                .map(|(i, storage)| {
+                    let value = match storage {
+                        Storage::Text => row.try_get::<Option<String>, _>(i)?.map(Value::String),
+                        Storage::Number => row.try_get::<Option<f64>, _>(i)?.map(number_value),
+                        Storage::Bool => row.try_get::<Option<bool>, _>(i)?.map(Value::Bool),
+                        Storage::Json => match row.try_get::<Option<String>, _>(i)? {
+                            Some(text) => {
+                                Some(serde_json::from_str(&text).context("a stored JSON value")?)
+                            }
+                            None => None,
+                        },
+                    };
+                    Ok(value.unwrap_or(Value::Null))
+                })
                 .collect()
         })
         .collect()
@@ -384,50 +369,74 @@ impl Backend {
         Ok(tx)
     }
 
+    /// A connection for reads outside a transaction.
+    fn reader(&self) -> Conn<'_> {
+        match self {
+            Backend::Sqlite { reader, .. } => Conn::SqlitePool(reader),
+            Backend::Postgres(pool) => Conn::PostgresPool(pool),
+        }
+    }
+
     /// Runs a read, decoding each row's columns as `columns`.
     pub async fn fetch(
         &self,
         query: &Query,
         columns: &[Storage],
     ) -> anyhow::Result<Vec<Vec<Value>>> {
-        match self {
-            Backend::Sqlite { reader, .. } => {
-                let rows = bind_all!(sqlx::query(&query.text), &query.args)
-                    .fetch_all(reader)
-                    .await?;
-                decode_sqlite(rows, columns)
-            }
-            Backend::Postgres(pool) => {
-                let rows = bind_all!(sqlx::query(&query.text), &query.args)
-                    .fetch_all(pool)
-                    .await?;
-                decode_pg(rows, columns)
-            }
-        }
+        self.reader().fetch(query, columns).await
     }
 
     /// Runs a read returning one integer (a count).
     pub async fn count(&self, query: &Query) -> anyhow::Result<i64> {
-        Ok(match self {
-            Backend::Sqlite { reader, .. } => {
-                bind_all!(sqlx::query_scalar::<_, i64>(&query.text), &query.args)
-                    .fetch_one(reader)
-                    .await?
-            }
-            Backend::Postgres(pool) => {
-                bind_all!(sqlx::query_scalar::<_, i64>(&query.text), &query.args)
-                    .fetch_one(pool)
-                    .await?
-            }
-        })
+        self.reader().count(query).await
     }
 }
 
-/// The connection a [`Tx`] runs on.
+/// Where a statement runs: a connection (in a transaction or not) or a
+/// pool.
 enum Conn<'a> {
     Sqlite(&'a mut sqlx::SqliteConnection),
     SqlitePool(&'a SqlitePool),
     Postgres(&'a mut sqlx::PgConnection),
+    PostgresPool(&'a PgPool),
+}
+
+/// Evaluates `$body` with `$executor` bound to whatever `$conn` holds.
+macro_rules! on_conn {
+    ($conn:expr, $executor:ident => $body:expr) => {
+        match $conn {
+            Conn::Sqlite($executor) => $body,
+            Conn::SqlitePool($executor) => $body,
+            Conn::Postgres($executor) => $body,
+            Conn::PostgresPool($executor) => $body,
+        }
+    };
+}
+
+impl Conn<'_> {
+    async fn execute(self, query: &Query) -> Result<u64, sqlx::Error> {
+        Ok(
+            on_conn!(self, e => bind_all!(sqlx::query(&query.text), &query.args)
+            .execute(e)
+            .await?
+            .rows_affected()),
+        )
+    }
+
+    async fn fetch(self, query: &Query, columns: &[Storage]) -> anyhow::Result<Vec<Vec<Value>>> {
+        on_conn!(self, e => decode(
+            bind_all!(sqlx::query(&query.text), &query.args).fetch_all(e).await?,
+            columns
+        ))
+    }
+
+    async fn count(self, query: &Query) -> anyhow::Result<i64> {
+        Ok(
+            on_conn!(self, e => bind_all!(sqlx::query_scalar::<_, i64>(&query.text), &query.args)
+            .fetch_one(e)
+            .await?),
+        )
+    }
 }
 
 impl Tx {
@@ -442,20 +451,10 @@ impl Tx {
 
     /// Runs a statement; returns the rows it affected.
     pub async fn execute(&mut self, query: &Query) -> Result<u64, sqlx::Error> {
-        if let Tx::SqliteBatched { inserts, .. } = self {
-            return inserts.insert(query).await;
+        match self {
+            Tx::SqliteBatched { inserts, .. } => inserts.insert(query).await,
+            _ => self.conn().execute(query).await,
         }
-        Ok(match self.conn() {
-            Conn::SqlitePool(_) => unreachable!("handled above"),
-            Conn::Sqlite(conn) => bind_all!(sqlx::query(&query.text), &query.args)
-                .execute(conn)
-                .await?
-                .rows_affected(),
-            Conn::Postgres(conn) => bind_all!(sqlx::query(&query.text), &query.args)
-                .execute(conn)
-                .await?
-                .rows_affected(),
-        })
     }
 
     /// Runs a read inside the transaction.
@@ -464,47 +463,12 @@ impl Tx {
         query: &Query,
         columns: &[Storage],
     ) -> anyhow::Result<Vec<Vec<Value>>> {
-        match self.conn() {
-            Conn::Sqlite(conn) => {
-                let rows = bind_all!(sqlx::query(&query.text), &query.args)
-                    .fetch_all(conn)
-                    .await?;
-                decode_sqlite(rows, columns)
-            }
-            Conn::SqlitePool(pool) => {
-                let rows = bind_all!(sqlx::query(&query.text), &query.args)
-                    .fetch_all(pool)
-                    .await?;
-                decode_sqlite(rows, columns)
-            }
-            Conn::Postgres(conn) => {
-                let rows = bind_all!(sqlx::query(&query.text), &query.args)
-                    .fetch_all(conn)
-                    .await?;
-                decode_pg(rows, columns)
-            }
-        }
+        self.conn().fetch(query, columns).await
     }
 
     /// Runs a read returning one integer.
     pub async fn count(&mut self, query: &Query) -> anyhow::Result<i64> {
-        Ok(match self.conn() {
-            Conn::Sqlite(conn) => {
-                bind_all!(sqlx::query_scalar::<_, i64>(&query.text), &query.args)
-                    .fetch_one(conn)
-                    .await?
-            }
-            Conn::SqlitePool(pool) => {
-                bind_all!(sqlx::query_scalar::<_, i64>(&query.text), &query.args)
-                    .fetch_one(pool)
-                    .await?
-            }
-            Conn::Postgres(conn) => {
-                bind_all!(sqlx::query_scalar::<_, i64>(&query.text), &query.args)
-                    .fetch_one(conn)
-                    .await?
-            }
-        })
+        self.conn().count(query).await
     }
 
     /// Tells the other nodes, once this transaction commits, that the

@@ -426,8 +426,7 @@ fn type_name(field: &Field) -> String {
 /// is then validated, so a value that does not convert is reported.
 fn convert(value: &Value, field: &Field) -> Value {
     use FieldType as T;
-    let many = matches!(field.kind, T::Array)
-        || (field.multiple && matches!(field.kind, T::Select | T::Relation));
+    let many = field.many();
     if field.kind == T::Json {
         return value.clone();
     }

@@ -221,7 +221,7 @@ impl Database {
             }
             _ => None,
         };
-        let mut keys = sort_keys(definition, query.sort.as_deref(), dialect)?;
+        let mut keys = sort_keys(definition, query.sort.as_deref())?;
         if !keys.iter().any(|k| k.name == "id") {
             keys.push(SortKey {
                 column: "r0.\"id\"".into(),
@@ -501,11 +501,7 @@ impl Database {
         for field in &definition.fields {
             record.insert(
                 field.name.clone(),
-                output(
-                    field.storage(),
-                    field_is_many(field),
-                    normal[&field.name].clone(),
-                ),
+                output(field, normal[&field.name].clone()),
             );
         }
         Ok(record)
@@ -1194,15 +1190,10 @@ fn select_list(definition: &Collection, dialect: filter::Dialect) -> (String, Ve
     (columns.join(", "), storages)
 }
 
-fn field_is_many(field: &super::schema::Field) -> bool {
-    field.kind == FieldType::Array
-        || (field.multiple && matches!(field.kind, FieldType::Select | FieldType::Relation))
-}
-
-/// Absent multi-valued fields read as `[]`.
-fn output(_storage: Storage, many: bool, value: Value) -> Value {
+/// The value a record shows: absent multi-valued fields read as `[]`.
+fn output(field: &super::schema::Field, value: Value) -> Value {
     match value {
-        Value::Null if many => Value::Array(Vec::new()),
+        Value::Null if field.many() => Value::Array(Vec::new()),
         other => other,
     }
 }
@@ -1215,10 +1206,7 @@ fn to_record(definition: &Collection, row: Vec<Value>) -> Map<String, Value> {
     }
     for field in &definition.fields {
         let value = values.next().unwrap_or(Value::Null);
-        record.insert(
-            field.name.clone(),
-            output(field.storage(), field_is_many(field), value),
-        );
+        record.insert(field.name.clone(), output(field, value));
     }
     record
 }
@@ -1254,11 +1242,7 @@ fn where_clause(
     Ok(())
 }
 
-fn sort_keys(
-    definition: &Collection,
-    sort: Option<&str>,
-    _dialect: filter::Dialect,
-) -> Result<Vec<SortKey>, DbError> {
+fn sort_keys(definition: &Collection, sort: Option<&str>) -> Result<Vec<SortKey>, DbError> {
     let Some(sort) = sort.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(vec![SortKey {
             column: "r0.\"created\"".into(),

@@ -191,6 +191,13 @@ pub enum Storage {
 }
 
 impl Field {
+    /// Whether the field holds several values (arrays, multiple selects and
+    /// relations).
+    pub fn many(&self) -> bool {
+        self.kind == FieldType::Array
+            || (self.multiple && matches!(self.kind, FieldType::Select | FieldType::Relation))
+    }
+
     /// How the field is stored.
     pub fn storage(&self) -> Storage {
         match self.kind {
