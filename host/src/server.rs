@@ -36,6 +36,8 @@ pub struct ServeOptions {
     pub realtime_buffer: usize,
     /// Where collections and records live (`None`: `DATA/collections.db`).
     pub database: Option<String>,
+    /// Mail delivery and links of the auth service.
+    pub auth: crate::auth::AuthOptions,
 }
 
 /// Runs the server until interrupted.
@@ -60,7 +62,18 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         crate::realtime::relay::start(pool, broker.clone()).await?;
     }
     let audit = Arc::new(crate::audit::AuditLog::start(records.backend().clone()));
-    let auth = crate::auth::Auth::start(records.clone(), audit.clone()).await?;
+    // Bound before the services start, so links in mail can name the port.
+    let listener = tokio::net::TcpListener::bind(&options.addr)
+        .await
+        .with_context(|| format!("listening on {}", options.addr))?;
+    let addr = listener.local_addr()?;
+    let auth = crate::auth::Auth::start(
+        records.clone(),
+        audit.clone(),
+        &options.auth,
+        format!("http://{addr}"),
+    )
+    .await?;
     let runtime = Runtime::new(
         &data_dir.join("cache"),
         options.max_instances,
@@ -94,10 +107,6 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         admin_token,
     });
 
-    let listener = tokio::net::TcpListener::bind(&options.addr)
-        .await
-        .with_context(|| format!("listening on {}", options.addr))?;
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, pooling = runtime.pooling(), startup = ?started.elapsed(), "ready");
     // Tests and scripts read this line to learn the port.
     println!("aura: listening on http://{addr}");

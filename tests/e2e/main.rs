@@ -2,6 +2,7 @@
 //! built from `examples/` and `tests/components/`, real HTTP clients.
 
 mod auth;
+mod auth_flows;
 mod cli;
 mod database;
 mod deploy;
@@ -13,4 +14,5 @@ mod limits;
 mod queue;
 mod realtime;
 mod schedules;
+mod smtp;
 mod support;

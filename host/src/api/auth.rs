@@ -1,12 +1,15 @@
-//! `/api/auth/...`: register, sign in, refresh, sign out, the current user
-//! and their sessions. Thin: the auth service does the work.
+//! `/api/auth/...`: register, sign in (password, link, code, second step),
+//! refresh, sign out, the current user and their sessions, password reset,
+//! email verification, two-factor enrollment. Thin: the auth service does
+//! the work.
 
 use super::{ApiError, AppState};
+use crate::auth::totp::Proof;
 use crate::auth::{AuthError, Authenticated, Client};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
@@ -26,6 +29,20 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/auth/me", get(me).put(update_me).delete(delete_me))
         .route("/api/auth/sessions", get(sessions).delete(revoke_others))
         .route("/api/auth/sessions/{id}", delete(revoke))
+        .route("/api/auth/password/forgot", post(forgot_password))
+        .route("/api/auth/password/reset", post(reset_password))
+        .route("/api/auth/verify-email/request", post(request_verification))
+        .route(
+            "/api/auth/verify-email/confirm",
+            get(confirm_email_link).post(confirm_email),
+        )
+        .route("/api/auth/magic-link", post(magic_link))
+        .route("/api/auth/magic-link/verify", get(verify_magic_link))
+        .route("/api/auth/otp/request", post(request_code))
+        .route("/api/auth/otp/verify", post(verify_code))
+        .route("/api/auth/2fa/totp/enroll", post(enroll_totp))
+        .route("/api/auth/2fa/totp/verify", post(verify_totp))
+        .route("/api/auth/2fa/totp/disable", post(disable_totp))
 }
 
 impl From<AuthError> for ApiError {
@@ -38,6 +55,7 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidToken(_) => {
                 Self::new(StatusCode::UNAUTHORIZED, "invalid_token", message)
             }
+            AuthError::InvalidCode => Self::new(StatusCode::UNAUTHORIZED, "invalid_code", message),
             AuthError::TokenReused => Self::new(StatusCode::UNAUTHORIZED, "token_reused", message),
             AuthError::Invalid(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_input", message),
             AuthError::EmailTaken => Self::new(StatusCode::CONFLICT, "email_taken", message),
@@ -222,4 +240,252 @@ async fn revoke_others(
     let auth = signed_in(&state, &headers).await?;
     let revoked = state.auth.revoke_others(&auth).await?;
     Ok(Json(json!({ "revoked": revoked })))
+}
+
+/// What requests that mail someone answer, whether or not the address has
+/// an account.
+fn mail_accepted() -> impl IntoResponse {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "message": "if the address can receive it, a mail is on its way" })),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailOnly {
+    email: String,
+}
+
+async fn forgot_password(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let input: EmailOnly = body(&bytes)?;
+    state
+        .auth
+        .forgot_password(&input.email, &client(&headers, peer))
+        .await?;
+    Ok(mail_accepted())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reset {
+    token: String,
+    password: String,
+}
+
+async fn reset_password(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let input: Reset = body(&bytes)?;
+    state
+        .auth
+        .reset_password(&input.token, &input.password, &client(&headers, peer))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn request_verification(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let auth = signed_in(&state, &headers).await?;
+    state.auth.request_verification(&auth).await?;
+    Ok(mail_accepted())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenOnly {
+    token: String,
+}
+
+async fn confirm_email(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let input: TokenOnly = body(&bytes)?;
+    Ok(Json(
+        state
+            .auth
+            .confirm_email(&input.token, &client(&headers, peer))
+            .await?,
+    ))
+}
+
+/// `?token=` of a link opened from a mail.
+fn token_query(
+    query: Result<Query<TokenOnly>, axum::extract::rejection::QueryRejection>,
+) -> Result<String, ApiError> {
+    query.map(|Query(q)| q.token).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "this link needs ?token= (copy the whole link from the mail)",
+        )
+    })
+}
+
+async fn confirm_email_link(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<TokenOnly>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let token = token_query(query)?;
+    Ok(Json(
+        state
+            .auth
+            .confirm_email(&token, &client(&headers, peer))
+            .await?,
+    ))
+}
+
+async fn magic_link(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let input: EmailOnly = body(&bytes)?;
+    state
+        .auth
+        .send_magic_link(&input.email, &client(&headers, peer))
+        .await?;
+    Ok(mail_accepted())
+}
+
+async fn verify_magic_link(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<TokenOnly>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let token = token_query(query)?;
+    Ok(Json(
+        state
+            .auth
+            .verify_magic_link(&token, &client(&headers, peer))
+            .await?,
+    ))
+}
+
+async fn request_code(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let input: EmailOnly = body(&bytes)?;
+    state
+        .auth
+        .send_code(&input.email, &client(&headers, peer))
+        .await?;
+    Ok(mail_accepted())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeSignIn {
+    email: String,
+    code: String,
+}
+
+async fn verify_code(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let input: CodeSignIn = body(&bytes)?;
+    Ok(Json(
+        state
+            .auth
+            .verify_code(&input.email, &input.code, &client(&headers, peer))
+            .await?,
+    ))
+}
+
+async fn enroll_totp(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let auth = signed_in(&state, &headers).await?;
+    Ok(Json(state.auth.enroll_totp(&auth).await?))
+}
+
+/// A code from the authenticator or a recovery code, and for the second
+/// sign-in step its token.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TotpProof {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    recovery_code: Option<String>,
+    #[serde(default)]
+    mfa_token: Option<String>,
+}
+
+impl TotpProof {
+    fn proof(&self) -> Result<Proof<'_>, ApiError> {
+        match (&self.code, &self.recovery_code) {
+            (Some(code), None) => Ok(Proof::Code(code)),
+            (None, Some(code)) => Ok(Proof::Recovery(code)),
+            _ => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "send either `code` (from the authenticator) or `recoveryCode`",
+            )),
+        }
+    }
+}
+
+/// With `mfaToken`: the second sign-in step. Signed in: turns two-factor
+/// sign-in on and answers the recovery codes.
+async fn verify_totp(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<axum::response::Response, ApiError> {
+    let input: TotpProof = body(&bytes)?;
+    let proof = input.proof()?;
+    if let Some(token) = &input.mfa_token {
+        let tokens = state
+            .auth
+            .complete_sign_in(token, proof, &client(&headers, peer))
+            .await?;
+        return Ok(Json(tokens).into_response());
+    }
+    let auth = signed_in(&state, &headers).await?;
+    let Proof::Code(code) = proof else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "turning two-factor sign-in on takes a `code` from the authenticator",
+        ));
+    };
+    let codes = state.auth.confirm_totp(&auth, code).await?;
+    Ok(Json(json!({ "enabled": true, "recoveryCodes": codes })).into_response())
+}
+
+async fn disable_totp(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let auth = signed_in(&state, &headers).await?;
+    let input: TotpProof = body(&bytes)?;
+    state.auth.disable_totp(&auth, input.proof()?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -59,6 +59,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(schedules::routes())
         .merge(collections::routes())
         .route("/api/admin/audit", get(audit))
+        .route("/api/admin/outbox", get(outbox))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
@@ -96,6 +97,18 @@ async fn audit(
         .await
         .map_err(ApiError::internal)?;
     Ok(axum::Json(serde_json::json!({ "entries": entries })))
+}
+
+/// `GET /api/admin/outbox`: auth mail kept instead of sent, newest first.
+async fn outbox(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
+    let messages = state.auth.outbox().ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "outbox_not_kept",
+            "mail goes to the configured SMTP server; the outbox is kept only without one",
+        )
+    })?;
+    Ok(axum::Json(serde_json::json!({ "messages": messages })))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

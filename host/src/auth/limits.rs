@@ -16,6 +16,10 @@ pub const FAILURES_BEFORE_LOCKOUT: u32 = 5;
 pub const FIRST_LOCKOUT: Duration = Duration::from_secs(30);
 /// The longest lockout.
 pub const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
+/// Mails one address may be sent per [`MAIL_WINDOW`] (reset, links, codes).
+pub const MAILS_PER_ADDRESS: u32 = 5;
+/// The window of [`MAILS_PER_ADDRESS`].
+pub const MAIL_WINDOW: Duration = Duration::from_secs(60 * 60);
 /// Entries kept before old ones are swept.
 const SWEEP_AT: usize = 10_000;
 
@@ -36,6 +40,37 @@ struct Failures {
 pub struct Limits {
     addresses: Mutex<HashMap<String, Window>>,
     accounts: Mutex<HashMap<String, Failures>>,
+    mailboxes: Mutex<HashMap<String, Window>>,
+}
+
+/// Counts one event in `key`'s window; `Err(retry_after)` past `limit`.
+fn count(
+    windows: &Mutex<HashMap<String, Window>>,
+    key: &str,
+    limit: u32,
+    length: Duration,
+) -> Result<(), u64> {
+    let now = Instant::now();
+    let mut windows = windows.lock().unwrap_or_else(|e| e.into_inner());
+    if windows.len() > SWEEP_AT {
+        windows.retain(|_, w| w.started.is_some_and(|s| now - s < length));
+    }
+    let window = windows.entry(key.to_owned()).or_default();
+    match window.started {
+        Some(started) if now - started < length => {
+            if window.count >= limit {
+                return Err(seconds(length - (now - started)));
+            }
+            window.count += 1;
+        }
+        _ => {
+            *window = Window {
+                started: Some(now),
+                count: 1,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Seconds until the next attempt is allowed (at least 1).
@@ -46,27 +81,12 @@ fn seconds(duration: Duration) -> u64 {
 impl Limits {
     /// Counts a request from `address`; `Err(retry_after)` past the limit.
     pub fn request(&self, address: &str) -> Result<(), u64> {
-        let now = Instant::now();
-        let mut addresses = self.addresses.lock().unwrap_or_else(|e| e.into_inner());
-        if addresses.len() > SWEEP_AT {
-            addresses.retain(|_, w| w.started.is_some_and(|s| now - s < WINDOW));
-        }
-        let window = addresses.entry(address.to_owned()).or_default();
-        match window.started {
-            Some(started) if now - started < WINDOW => {
-                if window.count >= PER_ADDRESS {
-                    return Err(seconds(WINDOW - (now - started)));
-                }
-                window.count += 1;
-            }
-            _ => {
-                *window = Window {
-                    started: Some(now),
-                    count: 1,
-                }
-            }
-        }
-        Ok(())
+        count(&self.addresses, address, PER_ADDRESS, WINDOW)
+    }
+
+    /// Counts a mail to `address`; `Err(retry_after)` past the limit.
+    pub fn mail(&self, address: &str) -> Result<(), u64> {
+        count(&self.mailboxes, address, MAILS_PER_ADDRESS, MAIL_WINDOW)
     }
 
     /// `Err(retry_after)` while `account` is locked out.

@@ -12,8 +12,15 @@
 //! - A refresh token is opaque, stored only as a SHA-256 hash, and single
 //!   use: refreshing returns a new one. Presenting a used one again revokes
 //!   the whole session (reuse detection) and is logged.
+//! - Mail flows (`recovery`, `passwordless`) use single-purpose, single-use
+//!   tokens (`once`); two-factor sign-in is in `totp`.
 
 pub mod limits;
+pub mod mail;
+mod once;
+mod passwordless;
+mod recovery;
+pub mod totp;
 
 use crate::audit::AuditLog;
 use crate::db::backend::{Query, text_arg};
@@ -59,12 +66,22 @@ pub enum AuthError {
     /// No such session (of this user).
     #[error("no such session")]
     SessionNotFound,
+    /// A one-time code (email, authenticator, recovery) that is wrong,
+    /// used or expired.
+    #[error("the code is wrong, used or expired")]
+    InvalidCode,
     /// Too many attempts: retry after this many seconds.
     #[error("too many attempts; retry in {0} seconds")]
     RateLimited(u64),
     /// Anything else.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(err: sqlx::Error) -> Self {
+        AuthError::Internal(err.into())
+    }
 }
 
 impl From<DbError> for AuthError {
@@ -96,6 +113,58 @@ pub struct Tokens {
     pub refresh_token: String,
     /// The user's record.
     pub user: Value,
+}
+
+/// What a successful first sign-in step answers.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum SignIn {
+    /// Signed in.
+    Tokens(Tokens),
+    /// Two-factor sign-in is on: send a code with this token to
+    /// `POST /api/auth/2fa/totp/verify`.
+    #[serde(rename_all = "camelCase")]
+    SecondStep {
+        /// Always true.
+        mfa_required: bool,
+        /// The single-use second-step token.
+        mfa_token: String,
+        /// Seconds it stays valid.
+        expires_in: i64,
+    },
+}
+
+/// How the auth service reaches users: mail delivery and the URLs links in
+/// mails point at.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuthOptions {
+    /// SMTP server for auth mail (`smtp://user:pass@host:587?tls=required`,
+    /// `smtps://host:465`, `smtp://127.0.0.1:2525` without TLS); without
+    /// one, mail goes to the log and the admin outbox
+    #[arg(long, env = "AURA_SMTP_URL", value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// The sender of auth mail
+    #[arg(
+        long,
+        env = "AURA_MAIL_FROM",
+        default_value = "Aura <no-reply@aura.localhost>"
+    )]
+    pub mail_from: String,
+    /// The URL clients reach this server at, for links in mail
+    /// [default: http://ADDR]
+    #[arg(long, env = "AURA_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Your app's URL: links in mail then open its pages
+    /// (`/auth/verify-email`, `/auth/reset-password`, `/auth/magic-link`,
+    /// with `?token=`) instead of Aura's endpoints
+    #[arg(long, env = "AURA_APP_URL", value_name = "URL")]
+    pub app_url: Option<String>,
+}
+
+/// Where links in mails point.
+struct Links {
+    public_url: String,
+    app_url: Option<String>,
 }
 
 /// An authenticated request: the user and their session.
@@ -134,6 +203,8 @@ pub struct Auth {
     decoy_hash: String,
     limits: limits::Limits,
     audit: Arc<AuditLog>,
+    mailer: Arc<mail::Mailer>,
+    links: Links,
 }
 
 fn hasher() -> Argon2<'static> {
@@ -202,7 +273,17 @@ fn check_password(password: &str) -> Result<(), AuthError> {
 
 impl Auth {
     /// Creates the `users` collection and a signing key if missing.
-    pub async fn start(db: Arc<Database>, audit: Arc<AuditLog>) -> anyhow::Result<Arc<Self>> {
+    /// `public_url` is where clients reach the server.
+    pub async fn start(
+        db: Arc<Database>,
+        audit: Arc<AuditLog>,
+        options: &AuthOptions,
+        public_url: String,
+    ) -> anyhow::Result<Arc<Self>> {
+        let mailer = Arc::new(mail::Mailer::new(
+            options.smtp_url.as_deref(),
+            &options.mail_from,
+        )?);
         if db.collection(schema::USERS).is_err() {
             db.apply(
                 schema::users_collection(),
@@ -222,6 +303,11 @@ impl Auth {
             decoy_hash,
             limits: limits::Limits::default(),
             audit,
+            mailer,
+            links: Links {
+                public_url: options.public_url.clone().unwrap_or(public_url),
+                app_url: options.app_url.clone(),
+            },
         });
         auth.load_keys().await?;
         Ok(auth)
@@ -304,6 +390,23 @@ impl Auth {
             .and_then(|row| Some((row[0].as_str()?.to_owned(), row[1].as_str()?.to_owned()))))
     }
 
+    /// The id of the account of `email`, with or without a password.
+    async fn user_id_by_email(&self, email: &str) -> anyhow::Result<Option<String>> {
+        let select = self.statement("SELECT \"id\" FROM \"users\" WHERE \"email\" = ?", &[email]);
+        Ok(self
+            .db
+            .backend()
+            .fetch(&select, &[Storage::Text])
+            .await?
+            .pop()
+            .and_then(|mut row| row.pop()?.as_str().map(str::to_owned)))
+    }
+
+    /// Mail kept instead of sent (no SMTP server configured), newest first.
+    pub fn outbox(&self) -> Option<Vec<mail::Mail>> {
+        self.mailer.outbox()
+    }
+
     async fn user_record(&self, id: &str) -> Result<Value, AuthError> {
         self.db
             .view(&Caller::Service, schema::USERS, id, &ReadQuery::default())
@@ -372,7 +475,7 @@ impl Auth {
         email: &str,
         password: &str,
         client: &Client,
-    ) -> Result<Tokens, AuthError> {
+    ) -> Result<SignIn, AuthError> {
         self.limit(client)?;
         let email = normal_email(email);
         self.limits
@@ -413,10 +516,8 @@ impl Auth {
                 .arg(text_arg(&id), Storage::Text);
             self.write(update).await?;
         }
-        self.audit
-            .record("login", Some(&id), client.ip.as_deref(), json!({}));
         let user = self.user_record(&id).await?;
-        self.open_session(user, client).await
+        self.sign_in(user, client, "password").await
     }
 
     async fn open_session(&self, user: Value, client: &Client) -> Result<Tokens, AuthError> {
@@ -682,8 +783,13 @@ impl Auth {
         auth: &Authenticated,
         changes: Value,
     ) -> Result<Value, AuthError> {
-        let Value::Object(changes) = changes else {
+        let Value::Object(mut changes) = changes else {
             return Err(AuthError::Invalid("the body must be a JSON object".into()));
+        };
+        let new_email = match changes.remove("email") {
+            None => None,
+            Some(Value::String(email)) => Some(email),
+            Some(_) => return Err(AuthError::Invalid("`email` must be a string".into())),
         };
         if let Some(field) = ["email", "roles", "verified"]
             .iter()
@@ -693,29 +799,51 @@ impl Auth {
                 "`{field}` is managed by the auth service and can't be changed here"
             )));
         }
-        match self
-            .db
-            .update(
-                &Caller::Service,
-                schema::USERS,
-                &auth.user.id,
-                Value::Object(changes),
-                &ReadQuery::default(),
-            )
-            .await
-        {
-            Ok(record) => Ok(record),
-            Err(DbError::Validation(fields)) => {
+        // Check the new address before changing anything else.
+        let pending = match new_email {
+            Some(email) if normal_email(&email) != auth.user.email => {
+                Some(self.request_email_change(auth, &email).await?)
+            }
+            _ => None,
+        };
+        let updated = if changes.is_empty() {
+            self.user_record(&auth.user.id).await
+        } else {
+            self.db
+                .update(
+                    &Caller::Service,
+                    schema::USERS,
+                    &auth.user.id,
+                    Value::Object(changes),
+                    &ReadQuery::default(),
+                )
+                .await
+                .map_err(AuthError::from_update)
+        };
+        let mut record = updated?;
+        if let Some(email) = pending {
+            record["pendingEmail"] = json!(email);
+        }
+        Ok(record)
+    }
+}
+
+impl AuthError {
+    fn from_update(err: DbError) -> Self {
+        match err {
+            DbError::Validation(fields) => {
                 let reasons: Vec<String> = fields
                     .iter()
                     .map(|(k, v)| format!("{k}: {}", v.message))
                     .collect();
-                Err(AuthError::Invalid(reasons.join("; ")))
+                AuthError::Invalid(reasons.join("; "))
             }
-            Err(other) => Err(other.into()),
+            other => other.into(),
         }
     }
+}
 
+impl Auth {
     /// Deletes the user's account: record, password and sessions.
     pub async fn delete_account(&self, auth: &Authenticated) -> Result<(), AuthError> {
         let id = &auth.user.id;
@@ -724,6 +852,9 @@ impl Auth {
             "DELETE FROM _aura_refresh_tokens WHERE session_id IN (SELECT id FROM _aura_sessions WHERE user_id = ",
             "DELETE FROM _aura_sessions WHERE (user_id = ",
             "DELETE FROM _aura_credentials WHERE (user_id = ",
+            "DELETE FROM _aura_totp WHERE (user_id = ",
+            "DELETE FROM _aura_recovery_codes WHERE (user_id = ",
+            "DELETE FROM _aura_auth_tokens WHERE (user_id = ",
         ] {
             let mut delete = self.query();
             delete

@@ -78,6 +78,8 @@ enum Command {
         /// a `postgres://` URL [default: DATA/collections.db]
         #[arg(long, env = "AURA_DATABASE_URL", value_name = "URL")]
         database: Option<String>,
+        #[command(flatten)]
+        auth: crate::auth::AuthOptions,
     },
     /// Deploy a component as a new version of a function and activate it
     Deploy {
@@ -194,6 +196,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         max_queued,
         realtime_buffer,
         database,
+        auth,
     } = cli.command
     {
         init_tracing();
@@ -206,6 +209,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             max_queued,
             realtime_buffer,
             database,
+            auth,
         })
         .await;
     }

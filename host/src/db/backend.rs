@@ -682,6 +682,10 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
         Dialect::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
         Dialect::Postgres => "BIGSERIAL PRIMARY KEY",
     };
+    let real = match backend.dialect() {
+        Dialect::Sqlite => "REAL",
+        Dialect::Postgres => "DOUBLE PRECISION",
+    };
     let statements = [
         "CREATE TABLE IF NOT EXISTS _aura_collections (name TEXT PRIMARY KEY, definition TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL)".to_owned(),
         format!("CREATE TABLE IF NOT EXISTS _aura_migrations (id {id}, collection TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL, changes TEXT NOT NULL)"),
@@ -691,6 +695,12 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
         "CREATE TABLE IF NOT EXISTS _aura_auth_keys (kid TEXT PRIMARY KEY, secret TEXT NOT NULL, created TEXT NOT NULL)".to_owned(),
         "CREATE TABLE IF NOT EXISTS _aura_sessions (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, user_agent TEXT, ip TEXT, created TEXT NOT NULL, last_used TEXT NOT NULL, expires TEXT NOT NULL, revoked TEXT)".to_owned(),
         "CREATE TABLE IF NOT EXISTS _aura_refresh_tokens (hash TEXT PRIMARY KEY, session_id TEXT NOT NULL, created TEXT NOT NULL, used TEXT)".to_owned(),
+        // Single-use tokens of the mail flows and the second sign-in step,
+        // and two-factor enrollments (see auth::once and auth::totp).
+        "CREATE TABLE IF NOT EXISTS _aura_auth_tokens (hash TEXT PRIMARY KEY, purpose TEXT NOT NULL, email TEXT NOT NULL, user_id TEXT, detail TEXT NOT NULL, created TEXT NOT NULL, expires TEXT NOT NULL, used TEXT)".to_owned(),
+        format!("CREATE TABLE IF NOT EXISTS _aura_totp (user_id TEXT PRIMARY KEY, secret TEXT NOT NULL, created TEXT NOT NULL, enabled TEXT, last_step {real})"),
+        "CREATE TABLE IF NOT EXISTS _aura_recovery_codes (hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, used TEXT)".to_owned(),
+        "CREATE INDEX IF NOT EXISTS _aura_auth_tokens_email ON _aura_auth_tokens (email, purpose)".to_owned(),
         // The audit log (see the audit module).
         format!("CREATE TABLE IF NOT EXISTS _aura_audit (id {id}, at TEXT NOT NULL, event TEXT NOT NULL, user_id TEXT, ip TEXT, detail TEXT NOT NULL)"),
     ];

@@ -249,7 +249,8 @@ pub fn number_value(number: f64) -> Value {
     }
 }
 
-fn valid_email(text: &str) -> bool {
+/// Whether `text` is an email address we accept.
+pub fn valid_email(text: &str) -> bool {
     let Some((local, domain)) = text.rsplit_once('@') else {
         return false;
     };

@@ -1,0 +1,807 @@
+//! Auth flows through the mailbox (password reset, email verification and
+//! change, magic links, email codes) against a local SMTP sink, the dev
+//! outbox, and two-factor sign-in with an authenticator and recovery codes.
+
+use crate::smtp::SmtpSink;
+use crate::support::{Aura, assert_error};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn start() -> (Aura, SmtpSink) {
+    let sink = SmtpSink::start().await;
+    let aura = Aura::start_with(
+        tempfile::tempdir().unwrap(),
+        &[
+            "--smtp-url",
+            &sink.url,
+            "--mail-from",
+            "Aura <auth@example.test>",
+        ],
+    );
+    (aura, sink)
+}
+
+async fn post(aura: &Aura, path: &str, body: Value) -> reqwest::Response {
+    aura.http
+        .post(aura.at(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn post_as(aura: &Aura, path: &str, token: &str, body: Value) -> reqwest::Response {
+    aura.http
+        .post(aura.at(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn json_of(response: reqwest::Response, status: u16) -> Value {
+    let code = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(code, status, "body: {body}");
+    body
+}
+
+async fn register(aura: &Aura, email: &str) -> Value {
+    json_of(
+        post(
+            aura,
+            "/api/auth/register",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await,
+        201,
+    )
+    .await
+}
+
+async fn login(aura: &Aura, email: &str, password: &str) -> reqwest::Response {
+    post(
+        aura,
+        "/api/auth/login",
+        json!({"email": email, "password": password}),
+    )
+    .await
+}
+
+fn access(tokens: &Value) -> String {
+    tokens["accessToken"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
+}
+
+/// Moves every stored one-time token's expiry into the past.
+async fn expire_tokens(aura: &Aura) {
+    let path = aura.data_dir().join("collections.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE _aura_auth_tokens SET expires = '2000-01-01T00:00:00.000Z'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn password_reset_is_single_use_expiring_and_ends_sessions() {
+    let (aura, sink) = start().await;
+    let tokens = register(&aura, "ada@example.com").await;
+
+    // Known and unknown addresses get the same answer; only one gets mail.
+    let known = post(
+        &aura,
+        "/api/auth/password/forgot",
+        json!({"email": "Ada@Example.com"}),
+    )
+    .await;
+    let unknown = post(
+        &aura,
+        "/api/auth/password/forgot",
+        json!({"email": "nobody@example.com"}),
+    )
+    .await;
+    assert_eq!(known.status(), 202);
+    assert_eq!(unknown.status(), 202);
+    assert_eq!(known.text().await.unwrap(), unknown.text().await.unwrap());
+    let mail = sink.take("ada@example.com").await;
+    assert_eq!(mail.subject, "Reset your password");
+    let token = mail.after("reset code: ");
+    assert!(token.len() >= 40, "a long random token: {token}");
+    assert_eq!(sink.count("nobody@example.com"), 0);
+
+    // Policy still applies; a bad token changes nothing.
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/password/reset",
+            json!({"token": token, "password": "short"}),
+        )
+        .await,
+        400,
+        "invalid_input",
+    )
+    .await;
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/password/reset",
+            json!({"token": "forged", "password": "a new long password"}),
+        )
+        .await,
+        401,
+        "invalid_token",
+    )
+    .await;
+
+    let reset = post(
+        &aura,
+        "/api/auth/password/reset",
+        json!({"token": token, "password": "a new long password"}),
+    )
+    .await;
+    assert_eq!(reset.status(), 204);
+    assert_error(
+        login(&aura, "ada@example.com", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let fresh = json_of(
+        login(&aura, "ada@example.com", "a new long password").await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        fresh["user"]["verified"], true,
+        "the mail reached the address"
+    );
+
+    // Single use; the sessions from before the reset are over.
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/password/reset",
+            json!({"token": token, "password": "yet another password"}),
+        )
+        .await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/refresh",
+            json!({"refreshToken": tokens["refreshToken"]}),
+        )
+        .await,
+        401,
+        "invalid_token",
+    )
+    .await;
+
+    // A reset token is not a session, and expires.
+    let response = aura
+        .http
+        .get(aura.at("/api/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 401, "invalid_token").await;
+    post(
+        &aura,
+        "/api/auth/password/forgot",
+        json!({"email": "ada@example.com"}),
+    )
+    .await;
+    let late = sink.take("ada@example.com").await.after("reset code: ");
+    expire_tokens(&aura).await;
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/password/reset",
+            json!({"token": late, "password": "too late password"}),
+        )
+        .await,
+        401,
+        "invalid_token",
+    )
+    .await;
+
+    let audit = aura
+        .admin_get("/api/admin/audit?event=password_reset")
+        .await
+        .1;
+    assert_eq!(audit["entries"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn email_verification_and_email_change() {
+    let (aura, sink) = start().await;
+    let tokens = register(&aura, "grace@example.com").await;
+    assert_eq!(tokens["user"]["verified"], false);
+    let token = access(&tokens);
+
+    assert_error(
+        post(&aura, "/api/auth/verify-email/request", json!({})).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    let requested = post_as(&aura, "/api/auth/verify-email/request", &token, json!({})).await;
+    assert_eq!(requested.status(), 202);
+    let mail = sink.take("grace@example.com").await;
+    // The link in the mail works as it is, opened in a browser.
+    let start = mail.body.find("http://").expect("a link");
+    let link: String = mail.body[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        link.starts_with(&format!(
+            "{}/api/auth/verify-email/confirm?token=",
+            aura.url
+        )),
+        "{link}"
+    );
+    let confirmed = json_of(aura.http.get(&link).send().await.unwrap(), 200).await;
+    assert_eq!(confirmed["verified"], true);
+    assert_error(
+        aura.http.get(&link).send().await.unwrap(),
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_error(
+        post_as(&aura, "/api/auth/verify-email/request", &token, json!({})).await,
+        400,
+        "invalid_input",
+    )
+    .await;
+
+    // Changing the address: nothing changes until the new one confirms.
+    register(&aura, "taken@example.com").await;
+    let response = aura
+        .http
+        .put(aura.at("/api/auth/me"))
+        .bearer_auth(&token)
+        .json(&json!({"email": "taken@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 409, "email_taken").await;
+    let response = aura
+        .http
+        .put(aura.at("/api/auth/me"))
+        .bearer_auth(&token)
+        .json(&json!({"email": "Grace.Hopper@example.com", "name": "Grace"}))
+        .send()
+        .await
+        .unwrap();
+    let pending = json_of(response, 200).await;
+    assert_eq!(pending["email"], "grace@example.com");
+    assert_eq!(pending["name"], "Grace");
+    assert_eq!(pending["pendingEmail"], "grace.hopper@example.com");
+    let notice = sink.take("grace@example.com").await;
+    assert!(
+        notice.body.contains("grace.hopper@example.com"),
+        "{}",
+        notice.body
+    );
+    let confirm = sink.take("grace.hopper@example.com").await.after("token=");
+    let changed = json_of(
+        post(
+            &aura,
+            "/api/auth/verify-email/confirm",
+            json!({"token": confirm}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(changed["email"], "grace.hopper@example.com");
+    assert_eq!(changed["verified"], true);
+    json_of(
+        login(&aura, "grace.hopper@example.com", PASSWORD).await,
+        200,
+    )
+    .await;
+    assert_error(
+        login(&aura, "grace@example.com", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn magic_links_sign_in_and_create_verified_accounts() {
+    let (aura, sink) = start().await;
+    register(&aura, "known@example.com").await;
+
+    let known = post(
+        &aura,
+        "/api/auth/magic-link",
+        json!({"email": "known@example.com"}),
+    )
+    .await;
+    let new = post(
+        &aura,
+        "/api/auth/magic-link",
+        json!({"email": "new@example.com"}),
+    )
+    .await;
+    assert_eq!(known.status(), 202);
+    assert_eq!(known.text().await.unwrap(), new.text().await.unwrap());
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/magic-link",
+            json!({"email": "not an address"}),
+        )
+        .await,
+        400,
+        "invalid_input",
+    )
+    .await;
+
+    let link = sink.take("new@example.com").await.after("token=");
+    let signed = json_of(
+        aura.http
+            .get(aura.at(&format!("/api/auth/magic-link/verify?token={link}")))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(signed["user"]["email"], "new@example.com");
+    assert_eq!(signed["user"]["verified"], true);
+    let me = json_of(
+        aura.http
+            .get(aura.at("/api/auth/me"))
+            .bearer_auth(access(&signed))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(me["email"], "new@example.com");
+    assert_error(
+        aura.http
+            .get(aura.at(&format!("/api/auth/magic-link/verify?token={link}")))
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_error(
+        aura.http
+            .get(aura.at("/api/auth/magic-link/verify"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "invalid_query",
+    )
+    .await;
+
+    // A newer link voids the older one.
+    let first = sink.take("known@example.com").await.after("token=");
+    post(
+        &aura,
+        "/api/auth/magic-link",
+        json!({"email": "known@example.com"}),
+    )
+    .await;
+    let second = sink.take("known@example.com").await.after("token=");
+    assert_error(
+        aura.http
+            .get(aura.at(&format!("/api/auth/magic-link/verify?token={first}")))
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "invalid_token",
+    )
+    .await;
+    let signed = json_of(
+        aura.http
+            .get(aura.at(&format!("/api/auth/magic-link/verify?token={second}")))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(signed["user"]["email"], "known@example.com");
+}
+
+#[tokio::test]
+async fn email_codes_sign_in_once_and_lock_out_guessing() {
+    let (aura, sink) = start().await;
+    assert_eq!(
+        post(
+            &aura,
+            "/api/auth/otp/request",
+            json!({"email": "otp@example.com"})
+        )
+        .await
+        .status(),
+        202
+    );
+    let mail = sink.take("otp@example.com").await;
+    let code = mail.after("code is ");
+    assert_eq!(code.len(), 6);
+    assert!(mail.subject.ends_with(&code));
+
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/otp/verify",
+            json!({"email": "otp@example.com", "code": wrong}),
+        )
+        .await,
+        401,
+        "invalid_code",
+    )
+    .await;
+    // A code is bound to the address it was sent to.
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/otp/verify",
+            json!({"email": "other@example.com", "code": code}),
+        )
+        .await,
+        401,
+        "invalid_code",
+    )
+    .await;
+    let signed = json_of(
+        post(
+            &aura,
+            "/api/auth/otp/verify",
+            json!({"email": "OTP@example.com", "code": code}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(signed["user"]["email"], "otp@example.com");
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/otp/verify",
+            json!({"email": "otp@example.com", "code": code}),
+        )
+        .await,
+        401,
+        "invalid_code",
+    )
+    .await;
+
+    // Guessing: after five wrong codes the address waits, and its code is void.
+    post(
+        &aura,
+        "/api/auth/otp/request",
+        json!({"email": "otp@example.com"}),
+    )
+    .await;
+    let code = sink.take("otp@example.com").await.after("code is ");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..4 {
+        assert_error(
+            post(
+                &aura,
+                "/api/auth/otp/verify",
+                json!({"email": "otp@example.com", "code": wrong}),
+            )
+            .await,
+            401,
+            "invalid_code",
+        )
+        .await;
+    }
+    let locked = post(
+        &aura,
+        "/api/auth/otp/verify",
+        json!({"email": "otp@example.com", "code": code}),
+    )
+    .await;
+    let retry: u64 = locked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    assert_error(locked, 429, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn mail_without_smtp_goes_to_the_outbox() {
+    let aura = Aura::start();
+    register(&aura, "dev@example.com").await;
+    post(
+        &aura,
+        "/api/auth/password/forgot",
+        json!({"email": "dev@example.com"}),
+    )
+    .await;
+    let unauthorised = aura
+        .http
+        .get(aura.at("/api/admin/outbox"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(unauthorised, 401, "unauthorized").await;
+    let (status, outbox) = aura.admin_get("/api/admin/outbox").await;
+    assert_eq!(status, 200);
+    let messages = outbox["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["to"], "dev@example.com");
+    assert_eq!(messages[0]["subject"], "Reset your password");
+    assert!(
+        messages[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("reset code: ")
+    );
+
+    let (sink_aura, _sink) = start().await;
+    let (status, body) = sink_aura.admin_get("/api/admin/outbox").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("outbox_not_kept"))
+    );
+}
+
+/// The authenticator: RFC 6238 codes of a base32 secret.
+fn totp(secret: &str, offset_steps: i64) -> String {
+    let mut bits = 0u64;
+    let mut count = 0;
+    let mut key = Vec::new();
+    for c in secret.bytes() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {secret}"),
+        };
+        bits = (bits << 5) | value as u64;
+        count += 5;
+        if count >= 8 {
+            count -= 8;
+            key.push((bits >> count) as u8);
+        }
+    }
+    let step = (chrono::Utc::now().timestamp() / 30 + offset_steps) as u64;
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&key).unwrap();
+    mac.update(&step.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = (digest[19] & 0x0f) as usize;
+    let value = u32::from_be_bytes([
+        digest[offset] & 0x7f,
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]);
+    format!("{:06}", value % 1_000_000)
+}
+
+#[tokio::test]
+async fn totp_two_factor_with_recovery_codes() {
+    let (aura, sink) = start().await;
+    let tokens = register(&aura, "mfa@example.com").await;
+    let token = access(&tokens);
+
+    let enrollment = json_of(
+        post_as(&aura, "/api/auth/2fa/totp/enroll", &token, json!({})).await,
+        200,
+    )
+    .await;
+    let secret = enrollment["secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 32, "160 bits");
+    assert!(
+        enrollment["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/Aura%3Amfa%40example.com?secret=")
+    );
+    // Not on until a first code confirms it.
+    assert!(
+        json_of(login(&aura, "mfa@example.com", PASSWORD).await, 200).await["accessToken"]
+            .is_string()
+    );
+    assert_error(
+        post_as(
+            &aura,
+            "/api/auth/2fa/totp/verify",
+            &token,
+            json!({"code": "12345"}),
+        )
+        .await,
+        401,
+        "invalid_code",
+    )
+    .await;
+    let enabled = json_of(
+        post_as(
+            &aura,
+            "/api/auth/2fa/totp/verify",
+            &token,
+            json!({"code": totp(&secret, 0)}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let recovery: Vec<String> = serde_json::from_value(enabled["recoveryCodes"].clone()).unwrap();
+    assert_eq!(recovery.len(), 10);
+
+    // Every sign-in now needs the second step; the first step alone gives no tokens.
+    let first = json_of(login(&aura, "mfa@example.com", PASSWORD).await, 200).await;
+    assert_eq!(first["mfaRequired"], true);
+    assert!(first.get("accessToken").is_none(), "{first}");
+    let mfa = first["mfaToken"].as_str().unwrap().to_owned();
+    assert_error(
+        aura.http
+            .get(aura.at("/api/auth/me"))
+            .bearer_auth(&mfa)
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/2fa/totp/verify",
+            json!({"mfaToken": mfa, "code": "000000"}),
+        )
+        .await,
+        401,
+        "invalid_code",
+    )
+    .await;
+    // The code that turned it on was used: the next step's code works once.
+    let next = totp(&secret, 1);
+    let signed = json_of(
+        post(
+            &aura,
+            "/api/auth/2fa/totp/verify",
+            json!({"mfaToken": mfa, "code": next}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(signed["accessToken"].is_string());
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/2fa/totp/verify",
+            json!({"mfaToken": mfa, "code": next}),
+        )
+        .await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    let again = json_of(login(&aura, "mfa@example.com", PASSWORD).await, 200).await;
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/2fa/totp/verify",
+            json!({"mfaToken": again["mfaToken"], "code": next}),
+        )
+        .await,
+        401,
+        "invalid_code",
+    )
+    .await;
+
+    // Recovery codes work once each, for every sign-in method.
+    let signed = json_of(
+        post(
+            &aura,
+            "/api/auth/2fa/totp/verify",
+            json!({"mfaToken": again["mfaToken"], "recoveryCode": recovery[0].to_uppercase()}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(signed["accessToken"].is_string());
+    post(
+        &aura,
+        "/api/auth/magic-link",
+        json!({"email": "mfa@example.com"}),
+    )
+    .await;
+    let link = sink.take("mfa@example.com").await.after("token=");
+    let by_link = json_of(
+        aura.http
+            .get(aura.at(&format!("/api/auth/magic-link/verify?token={link}")))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(by_link["mfaRequired"], true);
+    assert_error(
+        post(
+            &aura,
+            "/api/auth/2fa/totp/verify",
+            json!({"mfaToken": by_link["mfaToken"], "recoveryCode": recovery[0]}),
+        )
+        .await,
+        401,
+        "invalid_code",
+    )
+    .await;
+    json_of(
+        post(
+            &aura,
+            "/api/auth/2fa/totp/verify",
+            json!({"mfaToken": by_link["mfaToken"], "recoveryCode": recovery[1]}),
+        )
+        .await,
+        200,
+    )
+    .await;
+
+    // Turning it off takes proof; then a password alone signs in again.
+    assert_error(
+        post_as(
+            &aura,
+            "/api/auth/2fa/totp/disable",
+            &token,
+            json!({"code": "000000"}),
+        )
+        .await,
+        401,
+        "invalid_code",
+    )
+    .await;
+    let off = post_as(
+        &aura,
+        "/api/auth/2fa/totp/disable",
+        &token,
+        json!({"recoveryCode": recovery[2]}),
+    )
+    .await;
+    assert_eq!(off.status(), 204);
+    assert!(
+        json_of(login(&aura, "mfa@example.com", PASSWORD).await, 200).await["accessToken"]
+            .is_string()
+    );
+
+    let (_, audit) = aura.admin_get("/api/admin/audit?limit=200").await;
+    let events: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    for event in ["2fa_enabled", "2fa_failed", "2fa_disabled"] {
+        assert!(events.contains(&event), "{event} in {events:?}");
+    }
+}
