@@ -56,7 +56,7 @@ class Aura:
 
     def start(self):
         self.proc = subprocess.Popen(
-            [self.binary, "serve", "--addr", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir],
+            [self.binary, "serve", "--addr", f"127.0.0.1:{self.port}", "--s3-addr", "off", "--data-dir", self.data_dir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env={**os.environ, "AURA_LOG": "warn"})
         return self

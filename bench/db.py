@@ -67,7 +67,7 @@ def aura_run(binary, database, args, dir_):
     aura = Aura(binary, os.path.join(dir_, "aura"))
     extra = ["--database", database] if database else []
     aura.proc = subprocess.Popen(
-        [binary, "serve", "--addr", f"127.0.0.1:{aura.port}", "--data-dir", aura.data_dir, *extra],
+        [binary, "serve", "--addr", f"127.0.0.1:{aura.port}", "--s3-addr", "off", "--data-dir", aura.data_dir, *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "AURA_LOG": "warn"})
     wait_for_200(aura.port, "/api/health")
     token = f"Bearer {aura.token()}"

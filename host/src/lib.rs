@@ -20,4 +20,5 @@ pub mod realtime;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;
+pub mod storage;
 pub mod store;

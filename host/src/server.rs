@@ -36,6 +36,8 @@ pub struct ServeOptions {
     pub realtime_buffer: usize,
     /// Where collections and records live (`None`: `DATA/collections.db`).
     pub database: Option<String>,
+    /// Where the S3 API listens (`None`: not at all).
+    pub s3_addr: Option<String>,
     /// Mail delivery and links of the auth service.
     pub auth: crate::auth::AuthOptions,
 }
@@ -74,6 +76,12 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         format!("http://{addr}"),
     )
     .await?;
+    let storage = crate::storage::Storage::open(
+        records.backend().clone(),
+        &data_dir.join("storage"),
+        crate::storage::DEFAULT_MAX_OBJECT_BYTES,
+    )
+    .await?;
     let runtime = Runtime::new(
         &data_dir.join("cache"),
         options.max_instances,
@@ -103,11 +111,23 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         scheduler,
         queue,
         realtime: broker,
+        storage: storage.clone(),
         metrics,
         admin_token,
     });
 
     tracing::info!(%addr, pooling = runtime.pooling(), startup = ?started.elapsed(), "ready");
+    if let Some(s3_addr) = &options.s3_addr {
+        let s3 = tokio::net::TcpListener::bind(s3_addr)
+            .await
+            .with_context(|| format!("listening for the S3 API on {s3_addr}"))?;
+        println!("aura: s3 listening on http://{}", s3.local_addr()?);
+        tokio::spawn(async move {
+            if let Err(err) = crate::storage::s3::serve(s3, storage).await {
+                tracing::error!("the S3 API stopped: {err}");
+            }
+        });
+    }
     // Tests and scripts read this line to learn the port.
     println!("aura: listening on http://{addr}");
     std::io::stdout().flush()?;

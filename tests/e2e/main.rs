@@ -15,4 +15,5 @@ mod queue;
 mod realtime;
 mod schedules;
 mod smtp;
+mod storage;
 mod support;

@@ -15,6 +15,8 @@ pub struct Aura {
     pub url: String,
     /// The admin token the server created.
     pub token: String,
+    /// Base URL of the S3 API.
+    pub s3_url: String,
     dir: Option<tempfile::TempDir>,
     /// A client with no default auth.
     pub http: reqwest::Client,
@@ -35,7 +37,14 @@ impl Aura {
     pub fn start_with(dir: tempfile::TempDir, extra: &[&str]) -> Self {
         let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_aura"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--s3-addr",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(dir.path())
             .args(extra)
             .env_remove("AURA_URL")
@@ -47,13 +56,17 @@ impl Aura {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut s3 = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("aura: s3 listening on ") {
+                    s3 = url.to_owned();
+                }
                 if let Some(url) = line.strip_prefix("aura: listening on ") {
-                    let _ = tx.send(url.to_owned());
+                    let _ = tx.send((url.to_owned(), std::mem::take(&mut s3)));
                 }
             }
         });
-        let url = rx
+        let (url, s3_url) = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| {
                 let log =
@@ -68,6 +81,7 @@ impl Aura {
             child,
             url,
             token,
+            s3_url,
             dir: Some(dir),
             http: reqwest::Client::new(),
         }
@@ -78,6 +92,18 @@ impl Aura {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.dir.take().expect("data dir")
+    }
+
+    /// The server's peak resident memory so far (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("process status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmHWM")
+            * 1024
     }
 
     /// The data directory.

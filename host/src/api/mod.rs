@@ -11,6 +11,7 @@ mod invoke;
 mod realtime;
 mod records;
 mod schedules;
+mod storage;
 
 pub use error::ApiError;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub scheduler: Arc<Scheduler>,
     /// The queue of asynchronous invocations.
     pub queue: Arc<Queue>,
+    /// Buckets and objects.
+    pub storage: Arc<crate::storage::Storage>,
     /// The realtime event broker.
     pub realtime: Arc<Broker>,
     /// Process metrics.
@@ -58,6 +61,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let admin = admin::routes()
         .merge(schedules::routes())
         .merge(collections::routes())
+        .merge(storage::routes())
         .route("/api/admin/audit", get(audit))
         .route("/api/admin/outbox", get(outbox))
         .route("/metrics", get(metrics))

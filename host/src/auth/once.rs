@@ -75,14 +75,9 @@ fn code_key(email: &str, code: &str) -> String {
 impl Auth {
     /// Builds a statement whose `?` marks are bound, in order, to `args`.
     pub(super) fn statement(&self, sql: &str, args: &[&str]) -> Query {
-        let mut query = self.query();
-        let mut parts = sql.split('?');
-        query.sql(parts.next().unwrap_or_default());
-        for (part, arg) in parts.zip(args) {
-            query.arg(text_arg(arg), Storage::Text).sql(part);
-        }
-        debug_assert_eq!(sql.matches('?').count(), args.len());
-        query
+        self.db
+            .backend()
+            .statement(sql, args.iter().map(|arg| text_arg(arg)))
     }
 
     /// Issues a token for `purpose`. Earlier unused tokens of the same

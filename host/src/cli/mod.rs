@@ -78,6 +78,9 @@ enum Command {
         /// a `postgres://` URL [default: DATA/collections.db]
         #[arg(long, env = "AURA_DATABASE_URL", value_name = "URL")]
         database: Option<String>,
+        /// Where the S3-compatible API listens (`off` to disable it)
+        #[arg(long, env = "AURA_S3_ADDR", default_value = "127.0.0.1:8091")]
+        s3_addr: String,
         #[command(flatten)]
         auth: crate::auth::AuthOptions,
     },
@@ -196,6 +199,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         max_queued,
         realtime_buffer,
         database,
+        s3_addr,
         auth,
     } = cli.command
     {
@@ -209,6 +213,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             max_queued,
             realtime_buffer,
             database,
+            s3_addr: (s3_addr != "off").then_some(s3_addr),
             auth,
         })
         .await;

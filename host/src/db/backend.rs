@@ -145,6 +145,27 @@ impl Query {
         self
     }
 
+    /// Appends `sql`, binding its `?` marks in order to `args`, each typed
+    /// by its kind (a NULL as text unless `NullOf` says otherwise).
+    pub fn marks(&mut self, sql: &str, args: impl IntoIterator<Item = Arg>) -> &mut Self {
+        let mut parts = sql.split('?');
+        self.sql(parts.next().unwrap_or_default());
+        let mut args = args.into_iter();
+        for part in parts {
+            match args.next().expect("an argument for every `?`") {
+                Arg::Int(value) => self.int(value),
+                arg @ Arg::Number(_) => self.arg(arg, Storage::Number),
+                arg @ Arg::Bool(_) => self.arg(arg, Storage::Bool),
+                arg @ Arg::Json(_) => self.arg(arg, Storage::Json),
+                Arg::NullOf(storage) => self.arg(Arg::Null, storage),
+                arg => self.arg(arg, Storage::Text),
+            };
+            self.sql(part);
+        }
+        debug_assert!(args.next().is_none(), "more arguments than `?` marks");
+        self
+    }
+
     /// Appends an integer placeholder (limits, offsets).
     pub fn int(&mut self, value: i64) -> &mut Self {
         self.args.push(Arg::Int(value));
@@ -333,6 +354,13 @@ impl Backend {
     /// A new statement in this backend's dialect.
     pub fn query(&self) -> Query {
         Query::new(self.dialect())
+    }
+
+    /// A statement whose `?` marks are bound, in order, to `args`.
+    pub fn statement(&self, sql: &str, args: impl IntoIterator<Item = Arg>) -> Query {
+        let mut query = self.query();
+        query.marks(sql, args);
+        query
     }
 
     /// Starts a write transaction.

@@ -48,7 +48,10 @@ pub enum Rule {
 }
 
 impl Entry {
-    fn new(definition: Collection) -> Result<Self, BTreeMap<String, String>> {
+    /// Checks and compiles a definition: its fields and the syntax of its
+    /// rules (problems by path). Stored collections are made this way, and
+    /// so are standalone definitions that only carry rules.
+    pub fn new(definition: Collection) -> Result<Self, BTreeMap<String, String>> {
         let compiled = schema::check(&definition)?;
         let mut problems = BTreeMap::new();
         let rules = Action::ALL.map(|action| match definition.rule(action).map(str::trim) {

@@ -814,8 +814,26 @@ impl Database {
         record: &Value,
         filter: Option<&Expr>,
     ) -> Result<bool, DbError> {
-        let (catalog, entry) = self.entry(collection)?;
-        let rule = match self.rule_for(&entry, Action::View, caller) {
+        let (_, entry) = self.entry(collection)?;
+        self.rule_holds(&entry, Action::View, caller, record, filter)
+            .await
+    }
+
+    /// Whether the rule of `action` in `entry` (a stored collection, or a
+    /// standalone definition such as a bucket's object rules) lets `caller`
+    /// act on `record`, a value shaped like the entry's definition; and, if
+    /// given, whether `filter` holds for it. Evaluated in SQL over a one-row
+    /// derived table, so rules mean the same everywhere.
+    pub async fn rule_holds(
+        &self,
+        entry: &Entry,
+        action: Action,
+        caller: &Caller,
+        record: &Value,
+        filter: Option<&Expr>,
+    ) -> Result<bool, DbError> {
+        let catalog = self.catalog();
+        let rule = match self.rule_for(entry, action, caller) {
             Ok(rule) => rule,
             Err(_) => return Ok(false),
         };

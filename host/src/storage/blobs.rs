@@ -1,0 +1,163 @@
+//! Object bytes on the local filesystem, under random blob ids (never under
+//! their keys). A write streams into a temporary file while hashing and
+//! counting, is synced to disk, and only then renamed into place: a reader
+//! never sees half an object, and a crash leaves at most a temporary file,
+//! which the next start removes.
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use md5::Digest as _;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+/// A finished write.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The blob's id.
+    pub id: String,
+    /// Its length in bytes.
+    pub size: u64,
+    /// Its MD5 digest.
+    pub md5: [u8; 16],
+}
+
+/// Why a write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The body is longer than the limit.
+    #[error("the object is larger than {0} bytes")]
+    TooLarge(u64),
+    /// The body's stream failed (the client went away, a bad signature…).
+    #[error("reading the body: {0}")]
+    Body(String),
+    /// The disk failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The blob store.
+pub struct Blobs {
+    root: PathBuf,
+}
+
+/// A temporary file removed unless it was renamed into place.
+struct Temporary(Option<PathBuf>);
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Blobs {
+    /// Opens the store under `root`, removing temporary files a crash left.
+    pub fn open(root: &Path) -> std::io::Result<Self> {
+        let tmp = root.join("tmp");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        std::fs::create_dir_all(root.join("blobs"))?;
+        Ok(Self {
+            root: root.to_owned(),
+        })
+    }
+
+    /// Where blob `id` lives.
+    pub fn path(&self, id: &str) -> PathBuf {
+        self.root.join("blobs").join(&id[..2]).join(id)
+    }
+
+    /// Streams `body` into a new blob; fails past `limit` bytes.
+    pub async fn write<S, E>(&self, body: S, limit: u64) -> Result<Written, WriteError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let (temporary, mut file) = self.temporary().await?;
+        let mut md5 = md5::Md5::new();
+        let mut size = 0u64;
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| WriteError::Body(e.to_string()))?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(WriteError::TooLarge(limit));
+            }
+            md5.update(&chunk);
+            file.write_all(&chunk).await?;
+        }
+        self.finish(temporary, file, size, md5.finalize().into())
+            .await
+    }
+
+    /// Writes the blobs `parts` one after the other into a new blob.
+    pub async fn concat(&self, parts: &[String]) -> Result<Written, WriteError> {
+        let (temporary, mut file) = self.temporary().await?;
+        let mut md5 = md5::Md5::new();
+        let mut size = 0u64;
+        for part in parts {
+            let mut source = tokio::fs::File::open(self.path(part)).await?;
+            let mut buffer = vec![0u8; 256 * 1024];
+            loop {
+                let read = tokio::io::AsyncReadExt::read(&mut source, &mut buffer).await?;
+                if read == 0 {
+                    break;
+                }
+                md5.update(&buffer[..read]);
+                file.write_all(&buffer[..read]).await?;
+                size += read as u64;
+            }
+        }
+        self.finish(temporary, file, size, md5.finalize().into())
+            .await
+    }
+
+    /// Copies blob `id` into a new blob.
+    pub async fn copy(&self, id: &str) -> Result<Written, WriteError> {
+        self.concat(&[id.to_owned()]).await
+    }
+
+    async fn temporary(&self) -> std::io::Result<(Temporary, tokio::fs::File)> {
+        let path = self.root.join("tmp").join(new_id());
+        let file = tokio::fs::File::create(&path).await?;
+        Ok((Temporary(Some(path)), file))
+    }
+
+    async fn finish(
+        &self,
+        mut temporary: Temporary,
+        mut file: tokio::fs::File,
+        size: u64,
+        md5: [u8; 16],
+    ) -> Result<Written, WriteError> {
+        file.flush().await?;
+        file.sync_all().await?;
+        drop(file);
+        let id = new_id();
+        let path = self.path(&id);
+        let dir = path.parent().expect("blob dir");
+        tokio::fs::create_dir_all(dir).await?;
+        let from = temporary.0.take().expect("temporary path");
+        if let Err(err) = tokio::fs::rename(&from, &path).await {
+            temporary.0 = Some(from);
+            return Err(err.into());
+        }
+        Ok(Written { id, size, md5 })
+    }
+
+    /// Removes a blob (missing is fine).
+    pub async fn remove(&self, id: &str) {
+        match tokio::fs::remove_file(self.path(id)).await {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => tracing::warn!(blob = id, "removing a blob: {err}"),
+        }
+    }
+}
+
+fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}

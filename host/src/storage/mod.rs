@@ -1,0 +1,669 @@
+//! Object storage: buckets of objects, their bytes in the local blob store
+//! and their metadata (key, size, ETag, content type, user metadata) in the
+//! database beside the collections. The S3 API (`s3`) is one door to it.
+//!
+//! - Keys are checked (`names`) and never touch the filesystem.
+//! - A write lands in a new blob first; the metadata row then points at it
+//!   in one statement, and the blob it replaced is removed after: readers
+//!   see the old object or the new one, never a mix.
+//! - Multipart uploads keep their parts as blobs until completed.
+
+pub mod access;
+mod blobs;
+pub mod names;
+pub mod s3;
+
+use crate::db::backend::{Arg, Backend, text_arg};
+use crate::db::filter::Dialect;
+use crate::db::schema::Storage as Column;
+use crate::db::values;
+use blobs::{Blobs, WriteError};
+use bytes::Bytes;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The largest object by default (per bucket it may be lower).
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// Multipart parts but the last must be at least this large (S3's rule).
+pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+/// The most parts an upload may have.
+pub const MAX_PARTS: i32 = 10_000;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The bucket does not exist.
+    #[error("no bucket `{0}`")]
+    NoSuchBucket(String),
+    /// The object does not exist.
+    #[error("no object `{0}`")]
+    NoSuchKey(String),
+    /// The bucket exists already.
+    #[error("a bucket `{0}` exists")]
+    BucketExists(String),
+    /// The bucket still holds objects.
+    #[error("bucket `{0}` is not empty")]
+    BucketNotEmpty(String),
+    /// A bucket name or key that is refused, and why.
+    #[error("{0}")]
+    InvalidName(String),
+    /// The object is over the limit.
+    #[error("the object is larger than this bucket's limit of {0} bytes")]
+    TooLarge(u64),
+    /// The body does not match its Content-MD5.
+    #[error("the body does not match its Content-MD5")]
+    BadDigest,
+    /// An If-Match or If-None-Match condition failed.
+    #[error("a precondition (If-Match, If-None-Match…) failed")]
+    PreconditionFailed,
+    /// The multipart upload does not exist.
+    #[error("no upload `{0}`")]
+    NoSuchUpload(String),
+    /// A part list that does not match the uploaded parts.
+    #[error("{0}")]
+    InvalidPart(String),
+    /// A part but the last is under the minimum.
+    #[error("every part but the last must be at least {MIN_PART_BYTES} bytes")]
+    PartTooSmall,
+    /// The body stream failed.
+    #[error("reading the body: {0}")]
+    Body(String),
+    /// Anything else.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<WriteError> for StorageError {
+    fn from(err: WriteError) -> Self {
+        match err {
+            WriteError::TooLarge(limit) => StorageError::TooLarge(limit),
+            WriteError::Body(why) => StorageError::Body(why),
+            WriteError::Io(err) => StorageError::Internal(err.into()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(err: sqlx::Error) -> Self {
+        StorageError::Internal(err.into())
+    }
+}
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+/// A bucket's settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BucketSettings {
+    /// The largest object (below the server's limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_object_bytes: Option<u64>,
+    /// Serve active content (HTML, SVG, JavaScript) inline; otherwise it is
+    /// downloaded as an attachment.
+    #[serde(default)]
+    pub website: bool,
+}
+
+/// A bucket.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bucket {
+    /// Its name.
+    pub name: String,
+    /// When it was created.
+    pub created: String,
+    /// Its settings.
+    pub settings: BucketSettings,
+}
+
+/// An object's metadata.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Object {
+    /// The key.
+    pub key: String,
+    /// Length in bytes.
+    pub size: u64,
+    /// The ETag (hex MD5, or `md5-of-parts-N` for multipart), unquoted.
+    pub etag: String,
+    /// The content type, as stored.
+    pub content_type: Option<String>,
+    /// User metadata (`x-amz-meta-*`).
+    pub metadata: BTreeMap<String, String>,
+    /// Last modified.
+    pub modified: String,
+    #[serde(skip)]
+    blob: String,
+}
+
+/// What a write carries besides its bytes.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// The content type.
+    pub content_type: Option<String>,
+    /// User metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// The MD5 the client says the body has.
+    pub content_md5: Option<[u8; 16]>,
+    /// Only if no object has the key (`If-None-Match: *`).
+    pub if_none_match: bool,
+    /// Only if the current object has this ETag (`If-Match`).
+    pub if_match: Option<String>,
+}
+
+/// A page of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Objects, by key.
+    pub objects: Vec<Object>,
+    /// Common prefixes (up to and including the delimiter).
+    pub prefixes: Vec<String>,
+    /// Where the next page starts (after this key or prefix), if any.
+    pub next: Option<String>,
+}
+
+/// A part of a multipart upload.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// Its number, 1 to 10,000.
+    pub number: i32,
+    /// Its length.
+    pub size: u64,
+    /// Its ETag (hex MD5).
+    pub etag: String,
+    /// When it was uploaded.
+    pub modified: String,
+    blob: String,
+}
+
+/// The storage service.
+pub struct Storage {
+    db: Backend,
+    blobs: Blobs,
+    max_object_bytes: u64,
+}
+
+const OBJECT_COLUMNS: &str = "key, size, etag, content_type, metadata, modified, blob";
+const OBJECT_STORAGE: [Column; 7] = [
+    Column::Text,
+    Column::Number,
+    Column::Text,
+    Column::Text,
+    Column::Text,
+    Column::Text,
+    Column::Text,
+];
+
+fn object_of(row: Vec<Value>) -> Object {
+    let text = |i: usize| row[i].as_str().unwrap_or_default().to_owned();
+    Object {
+        key: text(0),
+        size: row[1].as_f64().unwrap_or(0.0) as u64,
+        etag: text(2),
+        content_type: row[3].as_str().map(str::to_owned),
+        metadata: row[4]
+            .as_str()
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or_default(),
+        modified: text(5),
+        blob: text(6),
+    }
+}
+
+fn number(value: u64) -> Arg {
+    Arg::Number(value as f64)
+}
+
+impl Storage {
+    /// Opens the store: metadata tables in `db`, bytes under `root`.
+    pub async fn open(
+        db: Backend,
+        root: &Path,
+        max_object_bytes: u64,
+    ) -> anyhow::Result<Arc<Self>> {
+        let real = match db.dialect() {
+            Dialect::Sqlite => "REAL",
+            Dialect::Postgres => "DOUBLE PRECISION",
+        };
+        let mut tx = db.begin_schema_change().await?;
+        for statement in [
+            "CREATE TABLE IF NOT EXISTS _aura_buckets (name TEXT PRIMARY KEY, created TEXT NOT NULL, settings TEXT NOT NULL)".to_owned(),
+            format!("CREATE TABLE IF NOT EXISTS _aura_objects (bucket TEXT NOT NULL, key TEXT NOT NULL, size {real} NOT NULL, etag TEXT NOT NULL, content_type TEXT, metadata TEXT NOT NULL, modified TEXT NOT NULL, blob TEXT NOT NULL, PRIMARY KEY (bucket, key))"),
+            "CREATE TABLE IF NOT EXISTS _aura_uploads (id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, content_type TEXT, metadata TEXT NOT NULL, created TEXT NOT NULL)".to_owned(),
+            "CREATE TABLE IF NOT EXISTS _aura_s3_keys (access_key TEXT PRIMARY KEY, secret TEXT NOT NULL, buckets TEXT NOT NULL, description TEXT NOT NULL, created TEXT NOT NULL)".to_owned(),
+            format!("CREATE TABLE IF NOT EXISTS _aura_upload_parts (upload_id TEXT NOT NULL, number {real} NOT NULL, size {real} NOT NULL, etag TEXT NOT NULL, modified TEXT NOT NULL, blob TEXT NOT NULL, PRIMARY KEY (upload_id, number))"),
+        ] {
+            let mut query = db.query();
+            query.sql(&statement);
+            tx.execute(&query).await?;
+        }
+        tx.commit().await?;
+        Ok(Arc::new(Self {
+            db,
+            blobs: Blobs::open(root)?,
+            max_object_bytes,
+        }))
+    }
+
+    /// The key compared in byte order on both backends (S3 lists in UTF-8
+    /// binary order; PostgreSQL would otherwise use the locale's).
+    fn key_column(&self) -> &'static str {
+        match self.db.dialect() {
+            Dialect::Sqlite => "key",
+            Dialect::Postgres => "key COLLATE \"C\"",
+        }
+    }
+
+    /// Creates a bucket.
+    pub async fn create_bucket(&self, name: &str, settings: BucketSettings) -> Result<Bucket> {
+        if let Some(problem) = names::bucket_problem(name) {
+            return Err(StorageError::InvalidName(problem));
+        }
+        let created = values::now();
+        let insert = self.db.statement(
+            "INSERT INTO _aura_buckets (name, created, settings) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            [
+                text_arg(name),
+                text_arg(&created),
+                text_arg(&serde_json::to_string(&settings).map_err(anyhow::Error::from)?),
+            ],
+        );
+        let mut tx = self.db.begin().await?;
+        let inserted = tx.execute(&insert).await?;
+        tx.commit().await?;
+        if inserted == 0 {
+            return Err(StorageError::BucketExists(name.to_owned()));
+        }
+        Ok(Bucket {
+            name: name.to_owned(),
+            created,
+            settings,
+        })
+    }
+
+    /// Changes a bucket's settings.
+    pub async fn configure_bucket(&self, name: &str, settings: BucketSettings) -> Result<Bucket> {
+        let update = self.db.statement(
+            "UPDATE _aura_buckets SET settings = ? WHERE name = ?",
+            [
+                text_arg(&serde_json::to_string(&settings).map_err(anyhow::Error::from)?),
+                text_arg(name),
+            ],
+        );
+        let mut tx = self.db.begin().await?;
+        let updated = tx.execute(&update).await?;
+        tx.commit().await?;
+        if updated == 0 {
+            return Err(StorageError::NoSuchBucket(name.to_owned()));
+        }
+        self.bucket(name).await
+    }
+
+    /// Every bucket, by name.
+    pub async fn buckets(&self) -> Result<Vec<Bucket>> {
+        let select = self.db.statement(
+            "SELECT name, created, settings FROM _aura_buckets ORDER BY name",
+            [],
+        );
+        Ok(self
+            .db
+            .fetch(&select, &[Column::Text; 3])
+            .await?
+            .into_iter()
+            .map(|row| Bucket {
+                name: row[0].as_str().unwrap_or_default().to_owned(),
+                created: row[1].as_str().unwrap_or_default().to_owned(),
+                settings: row[2]
+                    .as_str()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// One bucket.
+    pub async fn bucket(&self, name: &str) -> Result<Bucket> {
+        let select = self.db.statement(
+            "SELECT name, created, settings FROM _aura_buckets WHERE name = ?",
+            [text_arg(name)],
+        );
+        let row = self
+            .db
+            .fetch(&select, &[Column::Text; 3])
+            .await?
+            .pop()
+            .ok_or_else(|| StorageError::NoSuchBucket(name.to_owned()))?;
+        Ok(Bucket {
+            name: name.to_owned(),
+            created: row[1].as_str().unwrap_or_default().to_owned(),
+            settings: row[2]
+                .as_str()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Deletes an empty bucket.
+    pub async fn delete_bucket(&self, name: &str) -> Result<()> {
+        self.bucket(name).await?;
+        let mut tx = self.db.begin().await?;
+        let count = tx
+            .count(&self.db.statement(
+                "SELECT COUNT(*) FROM _aura_objects WHERE bucket = ?",
+                [text_arg(name)],
+            ))
+            .await?;
+        if count > 0 {
+            return Err(StorageError::BucketNotEmpty(name.to_owned()));
+        }
+        tx.execute(
+            &self
+                .db
+                .statement("DELETE FROM _aura_buckets WHERE name = ?", [text_arg(name)]),
+        )
+        .await?;
+        tx.commit().await?;
+        let uploads = self.db.statement(
+            "SELECT id FROM _aura_uploads WHERE bucket = ?",
+            [text_arg(name)],
+        );
+        for row in self.db.fetch(&uploads, &[Column::Text]).await? {
+            if let Some(id) = row[0].as_str() {
+                let _ = self.abort_upload(name, id).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_key(key: &str) -> Result<()> {
+        match names::key_problem(key) {
+            Some(problem) => Err(StorageError::InvalidName(problem)),
+            None => Ok(()),
+        }
+    }
+
+    /// The largest object `bucket` takes.
+    fn limit(&self, bucket: &Bucket) -> u64 {
+        bucket
+            .settings
+            .max_object_bytes
+            .map_or(self.max_object_bytes, |limit| {
+                limit.min(self.max_object_bytes)
+            })
+    }
+
+    /// An object's metadata.
+    pub async fn head(&self, bucket: &str, key: &str) -> Result<Object> {
+        let select = self.db.statement(
+            &format!("SELECT {OBJECT_COLUMNS} FROM _aura_objects WHERE bucket = ? AND key = ?"),
+            [text_arg(bucket), text_arg(key)],
+        );
+        match self.db.fetch(&select, &OBJECT_STORAGE).await?.pop() {
+            Some(row) => Ok(object_of(row)),
+            None => {
+                self.bucket(bucket).await?;
+                Err(StorageError::NoSuchKey(key.to_owned()))
+            }
+        }
+    }
+
+    /// The file holding an object's bytes (read it right away: a later
+    /// write of the key removes it).
+    pub fn file(&self, object: &Object) -> PathBuf {
+        self.blobs.path(&object.blob)
+    }
+
+    /// Opens an object's bytes.
+    pub async fn open_object(&self, object: &Object) -> Result<tokio::fs::File> {
+        tokio::fs::File::open(self.file(object))
+            .await
+            .map_err(|err| match err.kind() {
+                // Replaced between reading the metadata and opening.
+                std::io::ErrorKind::NotFound => StorageError::NoSuchKey(object.key.clone()),
+                _ => StorageError::Internal(err.into()),
+            })
+    }
+
+    /// Stores an object from a stream of bytes.
+    pub async fn put<S, E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: S,
+        options: PutOptions,
+    ) -> Result<Object>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        Self::check_key(key)?;
+        let found = self.bucket(bucket).await?;
+        self.check_preconditions(bucket, key, &options).await?;
+        let written = self.blobs.write(body, self.limit(&found)).await?;
+        if options.content_md5.is_some_and(|md5| md5 != written.md5) {
+            self.blobs.remove(&written.id).await;
+            return Err(StorageError::BadDigest);
+        }
+        let object = Object {
+            key: key.to_owned(),
+            size: written.size,
+            etag: hex::encode(written.md5),
+            content_type: options.content_type.clone(),
+            metadata: options.metadata.clone(),
+            modified: values::now(),
+            blob: written.id,
+        };
+        self.commit_object(bucket, &object, &options).await?;
+        Ok(object)
+    }
+
+    async fn check_preconditions(
+        &self,
+        bucket: &str,
+        key: &str,
+        options: &PutOptions,
+    ) -> Result<()> {
+        if !options.if_none_match && options.if_match.is_none() {
+            return Ok(());
+        }
+        let current = match self.head(bucket, key).await {
+            Ok(object) => Some(object),
+            Err(StorageError::NoSuchKey(_)) => None,
+            Err(other) => return Err(other),
+        };
+        let fails = match (&current, &options.if_match) {
+            (Some(_), _) if options.if_none_match => true,
+            (None, Some(_)) => true,
+            (Some(object), Some(etag)) => !etag_matches(etag, &object.etag),
+            _ => false,
+        };
+        if fails {
+            return Err(StorageError::PreconditionFailed);
+        }
+        Ok(())
+    }
+
+    /// Points `bucket`/`object.key` at the new blob; removes the blob it
+    /// replaced. Preconditions are checked again in the transaction.
+    async fn commit_object(
+        &self,
+        bucket: &str,
+        object: &Object,
+        options: &PutOptions,
+    ) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        let previous = tx
+            .fetch(
+                &self.db.statement(
+                    "SELECT etag, blob FROM _aura_objects WHERE bucket = ? AND key = ?",
+                    [text_arg(bucket), text_arg(&object.key)],
+                ),
+                &[Column::Text, Column::Text],
+            )
+            .await?
+            .pop();
+        let precondition_failed = match (&previous, &options.if_match) {
+            (Some(_), _) if options.if_none_match => true,
+            (None, Some(_)) => true,
+            (Some(row), Some(etag)) => !etag_matches(etag, row[0].as_str().unwrap_or_default()),
+            _ => false,
+        };
+        if precondition_failed {
+            drop(tx);
+            self.blobs.remove(&object.blob).await;
+            return Err(StorageError::PreconditionFailed);
+        }
+        tx.execute(&self.db.statement(
+            "INSERT INTO _aura_objects (bucket, key, size, etag, content_type, metadata, modified, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (bucket, key) DO UPDATE SET size = excluded.size, etag = excluded.etag, content_type = excluded.content_type, \
+             metadata = excluded.metadata, modified = excluded.modified, blob = excluded.blob",
+            [
+                text_arg(bucket),
+                text_arg(&object.key),
+                number(object.size),
+                text_arg(&object.etag),
+                object
+                    .content_type
+                    .as_deref()
+                    .map_or(Arg::NullOf(Column::Text), text_arg),
+                text_arg(&serde_json::to_string(&object.metadata).map_err(anyhow::Error::from)?),
+                text_arg(&object.modified),
+                text_arg(&object.blob),
+            ],
+        ))
+        .await?;
+        tx.commit().await?;
+        if let Some(blob) = previous.as_ref().and_then(|row| row[1].as_str()) {
+            self.blobs.remove(blob).await;
+        }
+        Ok(())
+    }
+
+    /// Deletes an object (a missing one is not an error, as in S3).
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+        self.bucket(bucket).await?;
+        let mut tx = self.db.begin().await?;
+        let previous = tx
+            .fetch(
+                &self.db.statement(
+                    "SELECT blob FROM _aura_objects WHERE bucket = ? AND key = ?",
+                    [text_arg(bucket), text_arg(key)],
+                ),
+                &[Column::Text],
+            )
+            .await?
+            .pop();
+        tx.execute(&self.db.statement(
+            "DELETE FROM _aura_objects WHERE bucket = ? AND key = ?",
+            [text_arg(bucket), text_arg(key)],
+        ))
+        .await?;
+        tx.commit().await?;
+        if let Some(blob) = previous.as_ref().and_then(|row| row[0].as_str()) {
+            self.blobs.remove(blob).await;
+        }
+        Ok(())
+    }
+
+    /// Copies an object; `replace` gives new content type and metadata
+    /// (otherwise the source's are kept).
+    pub async fn copy(
+        &self,
+        from: (&str, &str),
+        to: (&str, &str),
+        replace: Option<(Option<String>, BTreeMap<String, String>)>,
+    ) -> Result<Object> {
+        Self::check_key(to.1)?;
+        let destination = self.bucket(to.0).await?;
+        let source = self.head(from.0, from.1).await?;
+        if source.size > self.limit(&destination) {
+            return Err(StorageError::TooLarge(self.limit(&destination)));
+        }
+        let written = self.blobs.copy(&source.blob).await?;
+        let (content_type, metadata) = replace.unwrap_or((source.content_type, source.metadata));
+        let object = Object {
+            key: to.1.to_owned(),
+            size: written.size,
+            etag: source.etag,
+            content_type,
+            metadata,
+            modified: values::now(),
+            blob: written.id,
+        };
+        self.commit_object(to.0, &object, &PutOptions::default())
+            .await?;
+        Ok(object)
+    }
+
+    /// Lists objects under `prefix` in key order, after the cursor `after`
+    /// (a key, or a page's `next`), rolling keys up to `delimiter` into
+    /// common prefixes; at most `max` entries.
+    pub async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Listing> {
+        const BATCH: usize = 1000;
+        self.bucket(bucket).await?;
+        let delimiter = delimiter.filter(|d| !d.is_empty());
+        let mut listing = Listing::default();
+        let mut cursor = after.unwrap_or_default().to_owned();
+        loop {
+            let key = self.key_column();
+            let select = self.db.statement(
+                &format!("SELECT {OBJECT_COLUMNS} FROM _aura_objects WHERE bucket = ? AND {key} > ? AND substr(key, 1, length(?)) = ? ORDER BY {key} LIMIT ?"),
+                [
+                    text_arg(bucket),
+                    text_arg(&cursor),
+                    text_arg(prefix),
+                    text_arg(prefix),
+                    Arg::Int(BATCH as i64),
+                ],
+            );
+            let rows = self.db.fetch(&select, &OBJECT_STORAGE).await?;
+            let full = rows.len() == BATCH;
+            let mut rolled_up = false;
+            for row in rows {
+                let object = object_of(row);
+                if object.key <= cursor {
+                    continue;
+                }
+                if listing.objects.len() + listing.prefixes.len() == max {
+                    listing.next = Some(cursor);
+                    return Ok(listing);
+                }
+                let rest = &object.key[prefix.len()..];
+                if let Some(end) = delimiter.and_then(|d| rest.find(d).map(|at| at + d.len())) {
+                    let common = format!("{prefix}{}", &rest[..end]);
+                    // Past every key under the common prefix.
+                    cursor = format!("{common}\u{10FFFF}");
+                    listing.prefixes.push(common);
+                    rolled_up = true;
+                    break;
+                }
+                cursor.clone_from(&object.key);
+                listing.objects.push(object);
+            }
+            if !rolled_up && !full {
+                return Ok(listing);
+            }
+        }
+    }
+}
+
+/// Whether an `If-Match`/`If-None-Match` value names `etag` (`*` names any).
+pub fn etag_matches(condition: &str, etag: &str) -> bool {
+    condition
+        .split(',')
+        .map(|c| c.trim().trim_start_matches("W/").trim_matches('"'))
+        .any(|c| c == "*" || c == etag)
+}
+
+mod multipart;

@@ -1,0 +1,979 @@
+//! The S3-compatible API driven by a real S3 client (the AWS SDK for Rust):
+//! buckets, objects, listing, conditional and range requests, copies,
+//! multipart uploads, presigned URLs; refused signatures, scopes and keys.
+
+use crate::support::{Aura, assert_error};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use futures::StreamExt as _;
+use md5::Digest as _;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// An S3 client of `aura`'s S3 API with these credentials.
+fn client(aura: &Aura, access_key: &str, secret: &str) -> Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .endpoint_url(&aura.s3_url)
+        .credentials_provider(Credentials::new(access_key, secret, None, None, "test"))
+        .region(Region::new("us-east-1"))
+        .force_path_style(true)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    Client::from_conf(config)
+}
+
+/// Creates an access key over the admin API; returns (access key, secret).
+async fn key(aura: &Aura, buckets: Value) -> (String, String) {
+    let (status, body) = aura
+        .admin_post(
+            "/api/admin/storage/keys",
+            json!({"description": "test", "buckets": buckets}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    (
+        body["accessKey"].as_str().unwrap().to_owned(),
+        body["secretKey"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A client whose key may do everything.
+async fn admin_client(aura: &Aura) -> Client {
+    let (access, secret) = key(aura, json!({"*": "read-write"})).await;
+    client(aura, &access, &secret)
+}
+
+/// The S3 error code and HTTP status of a failed call.
+fn failure<E: ProvideErrorMetadata>(err: SdkError<E, HttpResponse>) -> (String, u16) {
+    let status = err.raw_response().map_or(0, |r| r.status().as_u16());
+    let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("");
+    (code.to_owned(), status)
+}
+
+async fn body_of(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+        .to_vec()
+}
+
+/// Objects' metadata lives in the collections database: both backends.
+mod buckets_objects_listing_ranges_conditions_and_copies {
+    #[tokio::test]
+    async fn sqlite() {
+        let db = crate::database::Db::sqlite();
+        super::objects(&db.aura).await;
+        db.finish().await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        if let Some(db) = crate::database::Db::postgres().await {
+            super::objects(&db.aura).await;
+            db.finish().await;
+        }
+    }
+}
+
+async fn objects(aura: &Aura) {
+    let s3 = admin_client(aura).await;
+
+    s3.create_bucket().bucket("photos").send().await.unwrap();
+    let (code, _) = failure(
+        s3.create_bucket()
+            .bucket("photos")
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "BucketAlreadyOwnedByYou");
+    let (code, status) = failure(
+        s3.create_bucket()
+            .bucket("Bad_Name")
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert!(status == 400, "{code} {status}");
+    s3.head_bucket().bucket("photos").send().await.unwrap();
+    let buckets = s3.list_buckets().send().await.unwrap();
+    let names: Vec<&str> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(names, ["photos"]);
+
+    let put = s3
+        .put_object()
+        .bucket("photos")
+        .key("2026/cat.txt")
+        .content_type("text/plain")
+        .metadata("owner", "ada")
+        .body(ByteStream::from_static(b"hello, cat"))
+        .send()
+        .await
+        .unwrap();
+    let etag = put.e_tag().unwrap().trim_matches('"').to_owned();
+    assert_eq!(etag, hex::encode(md5::Md5::digest(b"hello, cat")));
+
+    let got = s3
+        .get_object()
+        .bucket("photos")
+        .key("2026/cat.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.content_type(), Some("text/plain"));
+    assert_eq!(got.metadata().unwrap()["owner"], "ada");
+    assert_eq!(got.content_length(), Some(10));
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"hello, cat"
+    );
+    let head = s3
+        .head_object()
+        .bucket("photos")
+        .key("2026/cat.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_length(), Some(10));
+    assert_eq!(
+        head.e_tag().map(|e| e.trim_matches('"')),
+        Some(etag.as_str())
+    );
+
+    // Ranges.
+    let part = s3
+        .get_object()
+        .bucket("photos")
+        .key("2026/cat.txt")
+        .range("bytes=7-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.content_range(), Some("bytes 7-9/10"));
+    assert_eq!(
+        part.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"cat"
+    );
+    let suffix = s3
+        .get_object()
+        .bucket("photos")
+        .key("2026/cat.txt")
+        .range("bytes=-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        suffix.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"cat"
+    );
+    let (code, status) = failure(
+        s3.get_object()
+            .bucket("photos")
+            .key("2026/cat.txt")
+            .range("bytes=50-60")
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code.as_str(), status), ("InvalidRange", 416));
+
+    // Conditions.
+    let (_, status) = failure(
+        s3.get_object()
+            .bucket("photos")
+            .key("2026/cat.txt")
+            .if_none_match(format!("\"{etag}\""))
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(status, 304);
+    let (code, status) = failure(
+        s3.get_object()
+            .bucket("photos")
+            .key("2026/cat.txt")
+            .if_match("\"0123\"")
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code.as_str(), status), ("PreconditionFailed", 412));
+    s3.get_object()
+        .bucket("photos")
+        .key("2026/cat.txt")
+        .if_match(format!("\"{etag}\""))
+        .send()
+        .await
+        .unwrap();
+    let (code, _) = failure(
+        s3.put_object()
+            .bucket("photos")
+            .key("2026/cat.txt")
+            .if_none_match("*")
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "PreconditionFailed");
+    assert_eq!(
+        body_of(&s3, "photos", "2026/cat.txt").await,
+        b"hello, cat",
+        "a refused write loses nothing"
+    );
+
+    // A wrong Content-MD5 stores nothing.
+    let (code, _) = failure(
+        s3.put_object()
+            .bucket("photos")
+            .key("bad.txt")
+            .content_md5("AAAAAAAAAAAAAAAAAAAAAA==")
+            .body(ByteStream::from_static(b"data"))
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "BadDigest");
+    let (code, status) = failure(
+        s3.head_object()
+            .bucket("photos")
+            .key("bad.txt")
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(status, 404, "{code}");
+
+    // Copies keep metadata unless replaced.
+    s3.copy_object()
+        .bucket("photos")
+        .key("copy.txt")
+        .copy_source("photos/2026/cat.txt")
+        .send()
+        .await
+        .unwrap();
+    let copied = s3
+        .get_object()
+        .bucket("photos")
+        .key("copy.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(copied.metadata().unwrap()["owner"], "ada");
+    assert_eq!(
+        copied.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"hello, cat"
+    );
+
+    // Listing: prefixes, delimiters, pages.
+    for key in [
+        "2026/dog.txt",
+        "2026/jan/a.txt",
+        "2026/jan/b.txt",
+        "2027/x.txt",
+        "root.txt",
+    ] {
+        s3.put_object()
+            .bucket("photos")
+            .key(key)
+            .body(ByteStream::from_static(b"1"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let top = s3
+        .list_objects_v2()
+        .bucket("photos")
+        .delimiter("/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = top.contents().iter().filter_map(|o| o.key()).collect();
+    let prefixes: Vec<&str> = top
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!(keys, ["copy.txt", "root.txt"]);
+    assert_eq!(prefixes, ["2026/", "2027/"]);
+    let under = s3
+        .list_objects_v2()
+        .bucket("photos")
+        .prefix("2026/")
+        .delimiter("/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = under.contents().iter().filter_map(|o| o.key()).collect();
+    let prefixes: Vec<&str> = under
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!(keys, ["2026/cat.txt", "2026/dog.txt"]);
+    assert_eq!(prefixes, ["2026/jan/"]);
+    let mut all = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket("photos")
+            .max_keys(3)
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .unwrap();
+        pages += 1;
+        all.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        token = page.next_continuation_token().map(str::to_owned);
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        all,
+        [
+            "2026/cat.txt",
+            "2026/dog.txt",
+            "2026/jan/a.txt",
+            "2026/jan/b.txt",
+            "2027/x.txt",
+            "copy.txt",
+            "root.txt"
+        ]
+    );
+
+    // Deleting: a bucket with objects stays.
+    let (code, status) = failure(
+        s3.delete_bucket()
+            .bucket("photos")
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code.as_str(), status), ("BucketNotEmpty", 409));
+    for key in &all {
+        s3.delete_object()
+            .bucket("photos")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    s3.delete_object()
+        .bucket("photos")
+        .key("never-existed")
+        .send()
+        .await
+        .unwrap();
+    s3.delete_bucket().bucket("photos").send().await.unwrap();
+    let (code, _) = failure(s3.head_bucket().bucket("photos").send().await.unwrap_err());
+    assert!(
+        code.is_empty() || code == "NoSuchBucket" || code == "NotFound",
+        "{code}"
+    );
+    assert_eq!(
+        std::fs::read_dir(aura.data_dir().join("storage/tmp"))
+            .unwrap()
+            .count(),
+        0,
+        "no temporary files are left"
+    );
+}
+
+#[tokio::test]
+async fn multipart_uploads_and_presigned_urls() {
+    let aura = Aura::start();
+    let s3 = admin_client(&aura).await;
+    s3.create_bucket().bucket("big").send().await.unwrap();
+
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("big")
+        .key("video.bin")
+        .content_type("video/mp4")
+        .send()
+        .await
+        .unwrap();
+    let id = upload.upload_id().unwrap().to_owned();
+    let first = vec![b'a'; 5 * 1024 * 1024];
+    let second = vec![b'b'; 1000];
+    // Out of order, and part 2 sent twice (the second replaces the first).
+    let mut etags = std::collections::BTreeMap::new();
+    for (number, bytes) in [(2, vec![b'x'; 10]), (1, first.clone()), (2, second.clone())] {
+        let sent = s3
+            .upload_part()
+            .bucket("big")
+            .key("video.bin")
+            .upload_id(&id)
+            .part_number(number)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .unwrap();
+        etags.insert(number, sent.e_tag().unwrap().to_owned());
+    }
+    let parts: Vec<CompletedPart> = etags
+        .iter()
+        .map(|(number, etag)| {
+            CompletedPart::builder()
+                .part_number(*number)
+                .e_tag(etag)
+                .build()
+        })
+        .collect();
+    let listed = s3
+        .list_parts()
+        .bucket("big")
+        .key("video.bin")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let sizes: Vec<(i32, i64)> = listed
+        .parts()
+        .iter()
+        .map(|p| (p.part_number().unwrap(), p.size().unwrap()))
+        .collect();
+    assert_eq!(sizes, [(1, 5 * 1024 * 1024), (2, 1000)]);
+    let done = s3
+        .complete_multipart_upload()
+        .bucket("big")
+        .key("video.bin")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(done.e_tag().unwrap().trim_matches('"').ends_with("-2"));
+    let whole = body_of(&s3, "big", "video.bin").await;
+    assert_eq!(whole.len(), first.len() + second.len());
+    assert!(whole[..first.len()] == first[..] && whole[first.len()..] == second[..]);
+    let head = s3
+        .head_object()
+        .bucket("big")
+        .key("video.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type(), Some("video/mp4"));
+    let (code, _) = failure(
+        s3.list_parts()
+            .bucket("big")
+            .key("video.bin")
+            .upload_id(&id)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "NoSuchUpload", "a completed upload is gone");
+
+    // A small part that is not the last is refused; aborting drops an upload.
+    let small = s3
+        .create_multipart_upload()
+        .bucket("big")
+        .key("small.bin")
+        .send()
+        .await
+        .unwrap();
+    let small_id = small.upload_id().unwrap().to_owned();
+    let mut small_parts = Vec::new();
+    for number in [1, 2] {
+        let sent = s3
+            .upload_part()
+            .bucket("big")
+            .key("small.bin")
+            .upload_id(&small_id)
+            .part_number(number)
+            .body(ByteStream::from_static(b"tiny"))
+            .send()
+            .await
+            .unwrap();
+        small_parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(sent.e_tag().unwrap())
+                .build(),
+        );
+    }
+    let (code, _) = failure(
+        s3.complete_multipart_upload()
+            .bucket("big")
+            .key("small.bin")
+            .upload_id(&small_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(small_parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "EntityTooSmall");
+    s3.abort_multipart_upload()
+        .bucket("big")
+        .key("small.bin")
+        .upload_id(&small_id)
+        .send()
+        .await
+        .unwrap();
+    let (code, _) = failure(
+        s3.list_parts()
+            .bucket("big")
+            .key("small.bin")
+            .upload_id(&small_id)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "NoSuchUpload");
+
+    // Presigned URLs: work for their method and key until they expire.
+    let http = reqwest::Client::new();
+    let put = s3
+        .put_object()
+        .bucket("big")
+        .key("shared.txt")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).unwrap())
+        .await
+        .unwrap();
+    let response = http
+        .put(put.uri())
+        .body("via a presigned URL")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let get = s3
+        .get_object()
+        .bucket("big")
+        .key("shared.txt")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).unwrap())
+        .await
+        .unwrap();
+    let response = http.get(get.uri()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "via a presigned URL");
+    let forbidden = http.delete(get.uri()).send().await.unwrap();
+    assert_eq!(forbidden.status(), 403, "a GET URL does not delete");
+    let other_key = get.uri().replace("/big/shared.txt", "/big/video.bin");
+    assert_eq!(
+        http.get(&other_key).send().await.unwrap().status(),
+        403,
+        "nor reads another key"
+    );
+    let short = s3
+        .get_object()
+        .bucket("big")
+        .key("shared.txt")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(1)).unwrap())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let expired = http.get(short.uri()).send().await.unwrap();
+    assert_eq!(expired.status(), 403, "an expired URL is refused");
+    assert!(expired.text().await.unwrap().contains("AccessDenied"));
+}
+
+#[tokio::test]
+async fn signatures_scopes_limits_hostile_keys_and_active_content() {
+    let aura = Aura::start();
+    let s3 = admin_client(&aura).await;
+    for bucket in ["public-site", "private"] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    s3.put_object()
+        .bucket("private")
+        .key("secret.txt")
+        .body(ByteStream::from_static(b"top secret"))
+        .send()
+        .await
+        .unwrap();
+
+    // Unsigned, wrongly signed and unknown keys are refused.
+    let unsigned = reqwest::get(format!("{}/private/secret.txt", aura.s3_url))
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 403);
+    let (access, _) = key(&aura, json!({"private": "read"})).await;
+    let (code, status) = failure(
+        client(&aura, &access, "not-the-secret")
+            .get_object()
+            .bucket("private")
+            .key("secret.txt")
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code.as_str(), status), ("SignatureDoesNotMatch", 403));
+    let (code, _) = failure(
+        client(&aura, "AKNOSUCHKEY000000000", "x")
+            .list_buckets()
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "InvalidAccessKeyId");
+
+    // A read-only key scoped to one bucket.
+    let (access, secret) = key(&aura, json!({"private": "read"})).await;
+    let reader = client(&aura, &access, &secret);
+    assert_eq!(
+        body_of(&reader, "private", "secret.txt").await,
+        b"top secret"
+    );
+    let listed = reader.list_buckets().send().await.unwrap();
+    assert_eq!(
+        listed
+            .buckets()
+            .iter()
+            .filter_map(|b| b.name())
+            .collect::<Vec<_>>(),
+        ["private"]
+    );
+    for result in [
+        reader
+            .put_object()
+            .bucket("private")
+            .key("x")
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(failure),
+        reader
+            .delete_object()
+            .bucket("private")
+            .key("secret.txt")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(failure),
+        reader
+            .get_object()
+            .bucket("public-site")
+            .key("x")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(failure),
+        reader
+            .create_bucket()
+            .bucket("mine")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(failure),
+        reader
+            .copy_object()
+            .bucket("private")
+            .key("copy")
+            .copy_source("public-site/x")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(failure),
+    ] {
+        let (code, status) = result.unwrap_err();
+        assert_eq!((code.as_str(), status), ("AccessDenied", 403));
+    }
+    assert_eq!(body_of(&s3, "private", "secret.txt").await, b"top secret");
+
+    // Keys that could confuse are refused and store nothing.
+    for hostile in [
+        "../escape.txt",
+        "a/../../b",
+        "a//b",
+        "/absolute",
+        "cafe\u{301}.txt",
+        &"k".repeat(1025),
+    ] {
+        let result = s3
+            .put_object()
+            .bucket("private")
+            .key(hostile)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await;
+        let (code, status) = failure(result.unwrap_err());
+        assert!(
+            status == 400 || status == 403,
+            "{hostile:?}: {code} {status}"
+        );
+    }
+    let all = s3.list_objects_v2().bucket("private").send().await.unwrap();
+    assert_eq!(
+        all.contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .collect::<Vec<_>>(),
+        ["secret.txt"]
+    );
+    assert!(
+        !aura.data_dir().join("escape.txt").exists()
+            && !aura.data_dir().join("storage/escape.txt").exists()
+    );
+
+    // Size limits per bucket.
+    let limited = aura
+        .http
+        .put(aura.at("/api/admin/storage/buckets/private"))
+        .bearer_auth(&aura.token)
+        .json(&json!({"maxObjectBytes": 1024}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), 200);
+    let (code, status) = failure(
+        s3.put_object()
+            .bucket("private")
+            .key("big")
+            .body(ByteStream::from(vec![0u8; 2048]))
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code.as_str(), status), ("EntityTooLarge", 413));
+    s3.put_object()
+        .bucket("private")
+        .key("fits")
+        .body(ByteStream::from(vec![0u8; 1024]))
+        .send()
+        .await
+        .unwrap();
+
+    // Active content downloads as an attachment unless the bucket is a website.
+    for bucket in ["private", "public-site"] {
+        s3.put_object()
+            .bucket(bucket)
+            .key("page.html")
+            .content_type("text/html")
+            .body(ByteStream::from_static(b"<script>alert(1)</script>"))
+            .send()
+            .await
+            .unwrap();
+    }
+    aura.http
+        .put(aura.at("/api/admin/storage/buckets/public-site"))
+        .bearer_auth(&aura.token)
+        .json(&json!({"website": true}))
+        .send()
+        .await
+        .unwrap();
+    let attachment = s3
+        .get_object()
+        .bucket("private")
+        .key("page.html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(attachment.content_disposition(), Some("attachment"));
+    let inline = s3
+        .get_object()
+        .bucket("public-site")
+        .key("page.html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(inline.content_disposition(), None);
+    let presigned = s3
+        .get_object()
+        .bucket("private")
+        .key("page.html")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).unwrap())
+        .await
+        .unwrap();
+    let raw = reqwest::get(presigned.uri()).await.unwrap();
+    assert_eq!(raw.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(raw.headers()["content-disposition"], "attachment");
+}
+
+#[tokio::test]
+async fn the_admin_api_manages_buckets_and_keys() {
+    let aura = Aura::start();
+    let (status, bucket) = aura
+        .admin_post(
+            "/api/admin/storage/buckets",
+            json!({"name": "avatars", "maxObjectBytes": 1000000}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(bucket["settings"]["maxObjectBytes"], 1000000);
+    let (status, body) = aura
+        .admin_post("/api/admin/storage/buckets", json!({"name": "avatars"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("bucket_exists"))
+    );
+    let (status, body) = aura
+        .admin_post("/api/admin/storage/buckets", json!({"name": "../etc"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_name"))
+    );
+    let (status, body) = aura
+        .admin_post("/api/admin/storage/keys", json!({"buckets": {}}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_name"))
+    );
+    let (status, body) = aura
+        .admin_post(
+            "/api/admin/storage/keys",
+            json!({"buckets": {"avatars": "admin"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_body"))
+    );
+
+    let (access, secret) = key(&aura, json!({"avatars": "read-write"})).await;
+    let (_, keys) = aura.admin_get("/api/admin/storage/keys").await;
+    let listed = keys["keys"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["accessKey"], access);
+    assert!(
+        listed[0].get("secretKey").is_none(),
+        "secrets are shown once"
+    );
+    let s3 = client(&aura, &access, &secret);
+    s3.put_object()
+        .bucket("avatars")
+        .key("me.png")
+        .body(ByteStream::from_static(b"png"))
+        .send()
+        .await
+        .unwrap();
+
+    let unauthorised = aura
+        .http
+        .get(aura.at("/api/admin/storage/keys"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(unauthorised, 401, "unauthorized").await;
+    let deleted = aura
+        .http
+        .delete(aura.at(&format!("/api/admin/storage/keys/{access}")))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let (code, _) = failure(
+        s3.get_object()
+            .bucket("avatars")
+            .key("me.png")
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        code, "InvalidAccessKeyId",
+        "a deleted key stops working at once"
+    );
+    let refused = aura
+        .http
+        .delete(aura.at("/api/admin/storage/buckets/avatars"))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_error(refused, 409, "bucket_not_empty").await;
+}
+
+#[tokio::test]
+async fn a_1_gib_upload_streams_in_bounded_memory() {
+    const GIB: u64 = 1024 * 1024 * 1024;
+    const CHUNK: usize = 1024 * 1024;
+    let aura = Aura::start();
+    let s3 = admin_client(&aura).await;
+    s3.create_bucket().bucket("large").send().await.unwrap();
+    let before = aura.peak_rss();
+
+    // A presigned PUT with a body generated on the fly: nothing buffers it.
+    let url = s3
+        .put_object()
+        .bucket("large")
+        .key("gib.bin")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(600)).unwrap())
+        .await
+        .unwrap();
+    let chunks = futures::stream::iter(0..GIB as usize / CHUNK)
+        .map(|i| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![(i % 251) as u8; CHUNK])));
+    let response = reqwest::Client::new()
+        .put(url.uri())
+        .header("content-length", GIB)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+
+    let head = s3
+        .head_object()
+        .bucket("large")
+        .key("gib.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_length(), Some(GIB as i64));
+    // Read it back through a range at the end: the last chunk's byte value.
+    let tail = s3
+        .get_object()
+        .bucket("large")
+        .key("gib.bin")
+        .range("bytes=-4")
+        .send()
+        .await
+        .unwrap();
+    let last = ((GIB as usize / CHUNK - 1) % 251) as u8;
+    assert_eq!(
+        tail.body.collect().await.unwrap().into_bytes().as_ref(),
+        [last; 4]
+    );
+
+    let growth = aura.peak_rss().saturating_sub(before);
+    eprintln!(
+        "peak RSS grew by {} MiB for a 1 GiB upload",
+        growth / (1024 * 1024)
+    );
+    assert!(
+        growth < 128 * 1024 * 1024,
+        "peak RSS grew by {growth} bytes"
+    );
+}
