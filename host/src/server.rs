@@ -77,7 +77,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     )
     .await?;
     let storage = crate::storage::Storage::open(
-        records.backend().clone(),
+        records.clone(),
         &data_dir.join("storage"),
         crate::storage::DEFAULT_MAX_OBJECT_BYTES,
     )

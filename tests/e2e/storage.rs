@@ -977,3 +977,475 @@ async fn a_1_gib_upload_streams_in_bounded_memory() {
         "peak RSS grew by {growth} bytes"
     );
 }
+
+/// Registers a user; returns their access token and id.
+async fn user(aura: &Aura, email: &str) -> (String, String) {
+    let response = aura
+        .http
+        .post(aura.at("/api/auth/register"))
+        .json(&json!({"email": email, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    (
+        body["accessToken"].as_str().unwrap().to_owned(),
+        body["user"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn rest_uploads_and_downloads_follow_bucket_rules() {
+    let aura = Aura::start();
+    let http = &aura.http;
+    let (status, body) = aura
+        .admin_post(
+            "/api/admin/storage/buckets",
+            json!({"name": "avatars", "viewRule": "", "nope": 1}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_body"))
+    );
+    let (status, body) = aura
+        .admin_post(
+            "/api/admin/storage/buckets",
+            json!({"name": "avatars", "viewRule": "nope = 1"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_rule")),
+        "{body}"
+    );
+    let (status, _) = aura
+        .admin_post(
+            "/api/admin/storage/buckets",
+            json!({
+                "name": "avatars",
+                "viewRule": "",
+                "createRule": "@request.auth.id != '' && size <= 1000",
+                "updateRule": "owner = @request.auth.id",
+                "deleteRule": "owner = @request.auth.id",
+            }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = aura
+        .admin_post(
+            "/api/admin/storage/buckets",
+            json!({
+                "name": "docs",
+                "listRule": "owner = @request.auth.id",
+                "viewRule": "owner = @request.auth.id",
+                "createRule": "@request.auth.id != ''",
+            }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (alice, alice_id) = user(&aura, "alice@example.com").await;
+    let (bob, _) = user(&aura, "bob@example.com").await;
+    let url = |path: &str| aura.at(path);
+
+    // Create: signed in, and small enough (the declared length).
+    let anonymous = http
+        .put(url("/api/storage/avatars/alice.png"))
+        .body("png")
+        .send()
+        .await
+        .unwrap();
+    assert_error(anonymous, 403, "forbidden").await;
+    let too_big = http
+        .put(url("/api/storage/avatars/alice.png"))
+        .bearer_auth(&alice)
+        .body(vec![0u8; 2000])
+        .send()
+        .await
+        .unwrap();
+    assert_error(too_big, 403, "forbidden").await;
+    let created = http
+        .put(url("/api/storage/avatars/alice.png"))
+        .bearer_auth(&alice)
+        .header("content-type", "image/png")
+        .body("png bytes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let object: Value = created.json().await.unwrap();
+    assert_eq!(object["owner"], alice_id.as_str());
+    assert_eq!(object["size"], 9);
+    // Update: only the owner.
+    let replaced = http
+        .put(url("/api/storage/avatars/alice.png"))
+        .bearer_auth(&bob)
+        .body("bob's")
+        .send()
+        .await
+        .unwrap();
+    assert_error(replaced, 403, "forbidden").await;
+    let replaced = http
+        .put(url("/api/storage/avatars/alice.png"))
+        .bearer_auth(&alice)
+        .header("content-type", "image/png")
+        .body("new png")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.status(), 200);
+
+    // View: public, with ETag revalidation and ranges.
+    let got = http
+        .get(url("/api/storage/avatars/alice.png"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-type"], "image/png");
+    assert_eq!(got.headers()["x-content-type-options"], "nosniff");
+    let etag = got.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(got.text().await.unwrap(), "new png");
+    let cached = http
+        .get(url("/api/storage/avatars/alice.png"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 304);
+    let range = http
+        .get(url("/api/storage/avatars/alice.png"))
+        .header("range", "bytes=4-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(range.status(), 206);
+    assert_eq!(range.headers()["content-range"], "bytes 4-6/7");
+    assert_eq!(range.text().await.unwrap(), "png");
+    let outside = http
+        .get(url("/api/storage/avatars/alice.png"))
+        .header("range", "bytes=50-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outside.status(), 416);
+    // No list rule: listing is for admins.
+    assert_error(
+        http.get(url("/api/storage/avatars"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "forbidden",
+    )
+    .await;
+
+    // A private bucket: form upload; each user sees their own objects only.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"alice's notes".to_vec())
+            .file_name("notes.txt")
+            .mime_str("text/plain")
+            .unwrap(),
+    );
+    let uploaded = http
+        .post(url("/api/storage/docs"))
+        .bearer_auth(&alice)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+    let form = reqwest::multipart::Form::new()
+        .text("key", "bob/plan.txt")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"bob's plan".to_vec()),
+        );
+    assert_eq!(
+        http.post(url("/api/storage/docs"))
+            .bearer_auth(&bob)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_error(
+        http.get(url("/api/storage/docs/notes.txt"))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "object_not_found",
+    )
+    .await;
+    assert_error(
+        http.get(url("/api/storage/docs/notes.txt"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "object_not_found",
+    )
+    .await;
+    assert_eq!(
+        http.get(url("/api/storage/docs/notes.txt"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "alice's notes"
+    );
+    let listed: Value = http
+        .get(url("/api/storage/docs"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = listed["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["key"].as_str())
+        .collect();
+    assert_eq!(keys, ["bob/plan.txt"]);
+    let listed: Value = http
+        .get(url("/api/storage/docs?delimiter=/"))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["prefixes"], json!(["bob/"]));
+    assert_eq!(
+        listed["objects"].as_array().unwrap().len(),
+        1,
+        "the admin sees every object"
+    );
+
+    // Delete: the owner only; a hidden object is not found.
+    assert_error(
+        http.delete(url("/api/storage/avatars/alice.png"))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_error(
+        http.delete(url("/api/storage/docs/notes.txt"))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "object_not_found",
+    )
+    .await;
+    assert_eq!(
+        http.delete(url("/api/storage/avatars/alice.png"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_error(
+        http.get(url("/api/storage/avatars/alice.png"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "object_not_found",
+    )
+    .await;
+
+    // Active content is downloaded, not rendered.
+    let page = http
+        .put(url("/api/storage/avatars/page.html"))
+        .bearer_auth(&aura.token)
+        .header("content-type", "text/html")
+        .body("<script>alert(1)</script>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 201);
+    let got = http
+        .get(url("/api/storage/avatars/page.html"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        got.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    // Hostile keys are refused over REST too.
+    let hostile = http
+        .put(url("/api/storage/avatars/a%2F..%2F..%2Fescape"))
+        .bearer_auth(&aura.token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_error(hostile, 400, "invalid_name").await;
+}
+
+#[tokio::test]
+async fn signed_urls_are_bound_to_object_method_and_time() {
+    let aura = Aura::start();
+    let http = &aura.http;
+    aura.admin_post(
+        "/api/admin/storage/buckets",
+        json!({"name": "docs", "viewRule": "owner = @request.auth.id", "createRule": "@request.auth.id != ''"}),
+    )
+    .await;
+    let (alice, alice_id) = user(&aura, "alice@example.com").await;
+    let (bob, _) = user(&aura, "bob@example.com").await;
+    http.put(aura.at("/api/storage/docs/report.pdf"))
+        .bearer_auth(&alice)
+        .body("the report")
+        .send()
+        .await
+        .unwrap();
+    let sign = |token: &str, body: Value| {
+        http.post(aura.at("/api/signed-urls"))
+            .bearer_auth(token.to_owned())
+            .json(&body)
+            .send()
+    };
+
+    // Only someone who may read it can share it.
+    assert_error(
+        sign(
+            &bob,
+            json!({"bucket": "docs", "key": "report.pdf", "method": "GET"}),
+        )
+        .await
+        .unwrap(),
+        404,
+        "object_not_found",
+    )
+    .await;
+    assert_error(
+        sign(
+            &alice,
+            json!({"bucket": "docs", "key": "report.pdf", "method": "DELETE"}),
+        )
+        .await
+        .unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+    let signed: Value = sign(
+        &alice,
+        json!({"bucket": "docs", "key": "report.pdf", "method": "GET", "expiresIn": 60}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let link = signed["url"].as_str().unwrap().to_owned();
+    assert!(link.starts_with(&aura.url));
+    assert_eq!(
+        reqwest::get(&link).await.unwrap().text().await.unwrap(),
+        "the report"
+    );
+    let other = link.replace("report.pdf", "other.pdf");
+    assert_error(reqwest::get(&other).await.unwrap(), 404, "object_not_found").await;
+    http.put(aura.at("/api/storage/docs/other.pdf"))
+        .bearer_auth(&alice)
+        .body("other")
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        reqwest::get(&other).await.unwrap(),
+        403,
+        "invalid_signature",
+    )
+    .await;
+    assert_error(
+        http.put(&link).body("overwrite").send().await.unwrap(),
+        403,
+        "invalid_signature",
+    )
+    .await;
+    let tampered = link.replace("expires=", "expires=9");
+    assert_error(
+        reqwest::get(&tampered).await.unwrap(),
+        403,
+        "invalid_signature",
+    )
+    .await;
+
+    // An upload link: anyone holding it uploads as its signer.
+    let signed: Value = sign(
+        &alice,
+        json!({"bucket": "docs", "key": "inbox/scan.png", "method": "PUT", "expiresIn": 60}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let uploaded = http
+        .put(signed["url"].as_str().unwrap())
+        .body("scan")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+    assert_eq!(
+        uploaded.json::<Value>().await.unwrap()["owner"],
+        alice_id.as_str()
+    );
+    assert_eq!(
+        http.get(aura.at("/api/storage/docs/inbox/scan.png"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "scan"
+    );
+
+    // Expiry.
+    let short: Value = sign(
+        &alice,
+        json!({"bucket": "docs", "key": "report.pdf", "method": "GET", "expiresIn": 1}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_error(
+        reqwest::get(short["url"].as_str().unwrap()).await.unwrap(),
+        403,
+        "invalid_signature",
+    )
+    .await;
+}

@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod collections;
 mod error;
+mod files;
 mod invoke;
 mod realtime;
 mod records;
@@ -84,6 +85,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
         .merge(records::routes())
+        .merge(files::routes())
         .merge(auth::routes())
         .merge(admin)
         .fallback(|| async { ApiError::route_not_found() })

@@ -40,6 +40,7 @@ impl From<StorageError> for ApiError {
             StorageError::BucketExists(_) => (StatusCode::CONFLICT, "bucket_exists"),
             StorageError::BucketNotEmpty(_) => (StatusCode::CONFLICT, "bucket_not_empty"),
             StorageError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
+            StorageError::InvalidRule(_) => (StatusCode::BAD_REQUEST, "invalid_rule"),
             StorageError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             StorageError::BadDigest => (StatusCode::BAD_REQUEST, "bad_digest"),
             StorageError::PreconditionFailed => {
@@ -69,31 +70,27 @@ async fn list_buckets(State(state): State<Arc<AppState>>) -> Result<impl IntoRes
     Ok(Json(json!({ "buckets": state.storage.buckets().await? })))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewBucket {
-    name: String,
-    #[serde(default)]
-    max_object_bytes: Option<u64>,
-    #[serde(default)]
-    website: bool,
-}
-
 async fn create_bucket(
     State(state): State<Arc<AppState>>,
     bytes: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let input: NewBucket = body(&bytes)?;
-    let bucket = state
-        .storage
-        .create_bucket(
-            &input.name,
-            BucketSettings {
-                max_object_bytes: input.max_object_bytes,
-                website: input.website,
-            },
+    // `{name, …settings}`.
+    let mut input: serde_json::Map<String, serde_json::Value> = body(&bytes)?;
+    let Some(serde_json::Value::String(name)) = input.remove("name") else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "the body needs the bucket's `name`",
+        ));
+    };
+    let settings: BucketSettings = serde_json::from_value(input.into()).map_err(|err| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("the bucket's settings are not valid: {err}"),
         )
-        .await?;
+    })?;
+    let bucket = state.storage.create_bucket(&name, settings).await?;
     Ok((StatusCode::CREATED, Json(bucket)))
 }
 

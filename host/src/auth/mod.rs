@@ -402,6 +402,11 @@ impl Auth {
             .and_then(|mut row| row.pop()?.as_str().map(str::to_owned)))
     }
 
+    /// The URL clients reach this server at (for links it hands out).
+    pub fn public_url(&self) -> &str {
+        self.links.public_url.trim_end_matches('/')
+    }
+
     /// Mail kept instead of sent (no SMTP server configured), newest first.
     pub fn outbox(&self) -> Option<Vec<mail::Mail>> {
         self.mailer.outbox()

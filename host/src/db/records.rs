@@ -819,6 +819,31 @@ impl Database {
             .await
     }
 
+    /// Why a rule of a standalone `entry` does not compile against its
+    /// fields (and the current collections, for relations), if one does not:
+    /// `(rule name, problem)`.
+    pub fn rule_problem(&self, entry: &Entry) -> Option<(&'static str, String)> {
+        let catalog = self.catalog();
+        let request = request_data(&Caller::ANONYMOUS, Map::new());
+        let resolver = PathResolver::new(
+            &catalog,
+            &entry.definition,
+            "r0",
+            self.backend.dialect(),
+            &request,
+        );
+        Action::ALL
+            .into_iter()
+            .find_map(|action| match entry.rule(action) {
+                super::Rule::Expr(expr) => {
+                    filter::compile_after(expr, &resolver, self.backend.dialect(), 0)
+                        .err()
+                        .map(|err| (action.rule_name(), err.to_string()))
+                }
+                _ => None,
+            })
+    }
+
     /// Whether the rule of `action` in `entry` (a stored collection, or a
     /// standalone definition such as a bucket's object rules) lets `caller`
     /// act on `record`, a value shaped like the entry's definition; and, if

@@ -11,12 +11,14 @@
 pub mod access;
 mod blobs;
 pub mod names;
+pub mod rules;
 pub mod s3;
+pub mod signing;
 
 use crate::db::backend::{Arg, Backend, text_arg};
 use crate::db::filter::Dialect;
 use crate::db::schema::Storage as Column;
-use crate::db::values;
+use crate::db::{Database, values};
 use blobs::{Blobs, WriteError};
 use bytes::Bytes;
 use futures::Stream;
@@ -51,6 +53,9 @@ pub enum StorageError {
     /// A bucket name or key that is refused, and why.
     #[error("{0}")]
     InvalidName(String),
+    /// A bucket rule that does not parse or names an unknown field.
+    #[error("{0}")]
+    InvalidRule(String),
     /// The object is over the limit.
     #[error("the object is larger than this bucket's limit of {0} bytes")]
     TooLarge(u64),
@@ -106,6 +111,23 @@ pub struct BucketSettings {
     /// downloaded as an attachment.
     #[serde(default)]
     pub website: bool,
+    /// Who may list objects over REST (absent: admins only; `""`:
+    /// everyone; otherwise a rule over `key`, `size`, `content_type`,
+    /// `owner` and `@request.auth.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_rule: Option<String>,
+    /// Who may download an object over REST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_rule: Option<String>,
+    /// Who may upload a new object over REST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_rule: Option<String>,
+    /// Who may replace an object over REST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_rule: Option<String>,
+    /// Who may delete an object over REST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_rule: Option<String>,
 }
 
 /// A bucket.
@@ -136,6 +158,8 @@ pub struct Object {
     pub metadata: BTreeMap<String, String>,
     /// Last modified.
     pub modified: String,
+    /// The user who uploaded it over REST (none for S3 and admin uploads).
+    pub owner: Option<String>,
     #[serde(skip)]
     blob: String,
 }
@@ -153,6 +177,8 @@ pub struct PutOptions {
     pub if_none_match: bool,
     /// Only if the current object has this ETag (`If-Match`).
     pub if_match: Option<String>,
+    /// The uploading user.
+    pub owner: Option<String>,
 }
 
 /// A page of a listing.
@@ -182,15 +208,19 @@ pub struct Part {
 
 /// The storage service.
 pub struct Storage {
+    records: Arc<Database>,
     db: Backend,
     blobs: Blobs,
     max_object_bytes: u64,
+    /// The key of Aura-signed URLs.
+    signing: Vec<u8>,
 }
 
-const OBJECT_COLUMNS: &str = "key, size, etag, content_type, metadata, modified, blob";
-const OBJECT_STORAGE: [Column; 7] = [
+const OBJECT_COLUMNS: &str = "key, size, etag, content_type, metadata, modified, blob, owner";
+const OBJECT_STORAGE: [Column; 8] = [
     Column::Text,
     Column::Number,
+    Column::Text,
     Column::Text,
     Column::Text,
     Column::Text,
@@ -211,6 +241,7 @@ fn object_of(row: Vec<Value>) -> Object {
             .unwrap_or_default(),
         modified: text(5),
         blob: text(6),
+        owner: row[7].as_str().map(str::to_owned),
     }
 }
 
@@ -219,12 +250,14 @@ fn number(value: u64) -> Arg {
 }
 
 impl Storage {
-    /// Opens the store: metadata tables in `db`, bytes under `root`.
+    /// Opens the store: metadata tables beside the collections of
+    /// `records`, bytes under `root`.
     pub async fn open(
-        db: Backend,
+        records: Arc<Database>,
         root: &Path,
         max_object_bytes: u64,
     ) -> anyhow::Result<Arc<Self>> {
+        let db = records.backend().clone();
         let real = match db.dialect() {
             Dialect::Sqlite => "REAL",
             Dialect::Postgres => "DOUBLE PRECISION",
@@ -232,7 +265,8 @@ impl Storage {
         let mut tx = db.begin_schema_change().await?;
         for statement in [
             "CREATE TABLE IF NOT EXISTS _aura_buckets (name TEXT PRIMARY KEY, created TEXT NOT NULL, settings TEXT NOT NULL)".to_owned(),
-            format!("CREATE TABLE IF NOT EXISTS _aura_objects (bucket TEXT NOT NULL, key TEXT NOT NULL, size {real} NOT NULL, etag TEXT NOT NULL, content_type TEXT, metadata TEXT NOT NULL, modified TEXT NOT NULL, blob TEXT NOT NULL, PRIMARY KEY (bucket, key))"),
+            format!("CREATE TABLE IF NOT EXISTS _aura_objects (bucket TEXT NOT NULL, key TEXT NOT NULL, size {real} NOT NULL, etag TEXT NOT NULL, content_type TEXT, metadata TEXT NOT NULL, modified TEXT NOT NULL, blob TEXT NOT NULL, owner TEXT, PRIMARY KEY (bucket, key))"),
+            "CREATE TABLE IF NOT EXISTS _aura_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)".to_owned(),
             "CREATE TABLE IF NOT EXISTS _aura_uploads (id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, content_type TEXT, metadata TEXT NOT NULL, created TEXT NOT NULL)".to_owned(),
             "CREATE TABLE IF NOT EXISTS _aura_s3_keys (access_key TEXT PRIMARY KEY, secret TEXT NOT NULL, buckets TEXT NOT NULL, description TEXT NOT NULL, created TEXT NOT NULL)".to_owned(),
             format!("CREATE TABLE IF NOT EXISTS _aura_upload_parts (upload_id TEXT NOT NULL, number {real} NOT NULL, size {real} NOT NULL, etag TEXT NOT NULL, modified TEXT NOT NULL, blob TEXT NOT NULL, PRIMARY KEY (upload_id, number))"),
@@ -242,7 +276,10 @@ impl Storage {
             tx.execute(&query).await?;
         }
         tx.commit().await?;
+        let signing = signing::load_secret(&db).await?;
         Ok(Arc::new(Self {
+            records,
+            signing,
             db,
             blobs: Blobs::open(root)?,
             max_object_bytes,
@@ -263,6 +300,7 @@ impl Storage {
         if let Some(problem) = names::bucket_problem(name) {
             return Err(StorageError::InvalidName(problem));
         }
+        self.check_rules(&settings)?;
         let created = values::now();
         let insert = self.db.statement(
             "INSERT INTO _aura_buckets (name, created, settings) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
@@ -287,6 +325,7 @@ impl Storage {
 
     /// Changes a bucket's settings.
     pub async fn configure_bucket(&self, name: &str, settings: BucketSettings) -> Result<Bucket> {
+        self.check_rules(&settings)?;
         let update = self.db.statement(
             "UPDATE _aura_buckets SET settings = ? WHERE name = ?",
             [
@@ -455,6 +494,7 @@ impl Storage {
             content_type: options.content_type.clone(),
             metadata: options.metadata.clone(),
             modified: values::now(),
+            owner: options.owner.clone(),
             blob: written.id,
         };
         self.commit_object(bucket, &object, &options).await?;
@@ -518,9 +558,9 @@ impl Storage {
             return Err(StorageError::PreconditionFailed);
         }
         tx.execute(&self.db.statement(
-            "INSERT INTO _aura_objects (bucket, key, size, etag, content_type, metadata, modified, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO _aura_objects (bucket, key, size, etag, content_type, metadata, modified, blob, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (bucket, key) DO UPDATE SET size = excluded.size, etag = excluded.etag, content_type = excluded.content_type, \
-             metadata = excluded.metadata, modified = excluded.modified, blob = excluded.blob",
+             metadata = excluded.metadata, modified = excluded.modified, blob = excluded.blob, owner = excluded.owner",
             [
                 text_arg(bucket),
                 text_arg(&object.key),
@@ -533,6 +573,10 @@ impl Storage {
                 text_arg(&serde_json::to_string(&object.metadata).map_err(anyhow::Error::from)?),
                 text_arg(&object.modified),
                 text_arg(&object.blob),
+                object
+                    .owner
+                    .as_deref()
+                    .map_or(Arg::NullOf(Column::Text), text_arg),
             ],
         ))
         .await?;
@@ -592,6 +636,7 @@ impl Storage {
             content_type,
             metadata,
             modified: values::now(),
+            owner: source.owner,
             blob: written.id,
         };
         self.commit_object(to.0, &object, &PutOptions::default())
@@ -656,6 +701,21 @@ impl Storage {
             }
         }
     }
+}
+
+/// Content a browser would run (HTML, SVG, JavaScript, XML): downloaded as
+/// an attachment unless its bucket is a website.
+pub fn active_content(content_type: Option<&str>) -> bool {
+    let essence = content_type
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    ["html", "javascript", "ecmascript", "svg", "xml"]
+        .iter()
+        .any(|kind| essence.contains(kind))
 }
 
 /// Whether an `If-Match`/`If-None-Match` value names `etag` (`*` names any).

@@ -220,6 +220,7 @@ impl Storage {
             content_type: upload.content_type,
             metadata: upload.metadata,
             modified: values::now(),
+            owner: None,
             blob: written.id,
         };
         self.commit_object(bucket, &object, &PutOptions::default())

@@ -44,7 +44,9 @@ impl From<StorageError> for S3Error {
             StorageError::NoSuchKey(_) => S3ErrorCode::NoSuchKey,
             StorageError::BucketExists(_) => S3ErrorCode::BucketAlreadyOwnedByYou,
             StorageError::BucketNotEmpty(_) => S3ErrorCode::BucketNotEmpty,
-            StorageError::InvalidName(_) => S3ErrorCode::InvalidArgument,
+            StorageError::InvalidName(_) | StorageError::InvalidRule(_) => {
+                S3ErrorCode::InvalidArgument
+            }
             StorageError::TooLarge(_) => S3ErrorCode::EntityTooLarge,
             StorageError::BadDigest => S3ErrorCode::BadDigest,
             StorageError::PreconditionFailed => S3ErrorCode::PreconditionFailed,
@@ -180,25 +182,6 @@ fn metadata_of(metadata: Option<Metadata>) -> BTreeMap<String, String> {
     metadata.unwrap_or_default().into_iter().collect()
 }
 
-/// Content a browser would run: served as a download unless the bucket is a
-/// website.
-fn active(content_type: Option<&str>) -> bool {
-    let Some(content_type) = content_type else {
-        return false;
-    };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence.contains("html")
-        || essence.contains("javascript")
-        || essence.contains("ecmascript")
-        || essence.contains("svg")
-        || essence.contains("xml")
-}
-
 /// Evaluates GET/HEAD preconditions (RFC 9110 order).
 fn check_read_preconditions(
     object: &Object,
@@ -308,6 +291,7 @@ impl S3 for Api {
                 .as_ref()
                 .is_some_and(ETagCondition::is_any),
             if_match: input.if_match.as_ref().map(condition_text),
+            owner: None,
         };
         let object = self.0.put(&input.bucket, &input.key, body, options).await?;
         Ok(S3Response::new(PutObjectOutput {
@@ -355,7 +339,8 @@ impl S3 for Api {
                 .map_err(S3Error::internal_error)?;
         }
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(length), 64 * 1024);
-        let attachment = !bucket.settings.website && active(object.content_type.as_deref());
+        let attachment =
+            !bucket.settings.website && super::active_content(object.content_type.as_deref());
         let mut response = S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(length as i64),
