@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks Aura against `wasmtime serve` on the same component, in one run;
-# with --db, the records API against PocketBase instead.
+# with --db, the records API against PocketBase instead; with --storage,
+# object PUT/GET throughput against a plain file copy.
 # Installs its tools (wrk from Debian, wasmtime-cli 48 from crates.io into a
 # cache outside the repository), builds release binaries, and prints a
 # Markdown table. Loopback only; every load run is bounded in time.
@@ -12,6 +13,12 @@ target="${CARGO_TARGET_DIR:-$PWD/target}"
 
 if ! command -v wrk >/dev/null 2>&1; then
     apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+fi
+if [ "${1:-}" = "--storage" ]; then
+    # Objects: REST PUT/GET throughput against a plain file copy.
+    shift
+    cargo build --release -p aura
+    exec python3 bench/storage.py --aura "$target/release/aura" "$@"
 fi
 if [ "${1:-}" = "--db" ]; then
     # Records: Aura on SQLite and PostgreSQL against PocketBase (its binary

@@ -13,11 +13,17 @@
 //! A function can call out over HTTP with [`fetch`] (blocking, body read in
 //! full); the host only lets it reach the hosts in its network grant.
 //!
+//! A request body can be read whole ([`Request::body_bytes`]) or streamed
+//! ([`Request::body_reader`]), and a response body can be streamed
+//! ([`Response::stream`]), so large bodies pass through in bounded memory.
+//!
 //! Platform services are wrapped in modules: [`db`] reads and writes records
-//! of collections (under a `collections` grant) and [`events`] publishes
-//! realtime events (under an `events` grant). A component imports a platform
-//! interface only if the function calls into its module, so a function that
-//! uses neither needs no grant for them.
+//! of collections (under a `collections` grant), [`events`] publishes
+//! realtime events (under an `events` grant), [`auth`] tells who invoked the
+//! function (under an `auth` grant) and [`storage`] reads and writes objects
+//! in buckets, streamed (under a `buckets` grant). A component imports a
+//! platform interface only if the function calls into its module, so a
+//! function that uses none of them needs no grant for them.
 //!
 //! # Example
 //!
@@ -53,6 +59,7 @@ pub mod events;
 mod fetch;
 mod request;
 mod response;
+pub mod storage;
 
 pub use fetch::{FetchError, OutboundRequest, OutboundResponse, fetch};
 pub use request::Request;

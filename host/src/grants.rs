@@ -29,6 +29,18 @@ pub struct Grants {
     /// `aura:platform/auth`: `"caller"` (who invoked the function) or
     /// `"service"` (also user lookup).
     pub auth: Option<String>,
+    /// Buckets the function may use through `aura:platform/storage`:
+    /// `"read"` or `"read-write"`.
+    pub buckets: BTreeMap<String, String>,
+}
+
+/// How a function may use a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketAccess {
+    /// Head, get, list, presign GET.
+    Read,
+    /// Also put, delete, presign PUT.
+    ReadWrite,
 }
 
 /// How a function may use a collection.
@@ -76,6 +88,28 @@ impl Grants {
                 };
                 if !crate::db::schema::valid_name(name) {
                     return Err(format!("collections grant: `{name}` is not a collection name"));
+                }
+                Ok((name.clone(), access))
+            })
+            .collect()
+    }
+
+    /// Checks every buckets grant, returning the access per bucket.
+    pub fn bucket_access(&self) -> Result<BTreeMap<String, BucketAccess>, String> {
+        self.buckets
+            .iter()
+            .map(|(name, access)| {
+                let access = match access.as_str() {
+                    "read" => BucketAccess::Read,
+                    "read-write" => BucketAccess::ReadWrite,
+                    other => {
+                        return Err(format!(
+                            "buckets grant `{name} = \"{other}\"`: use \"read\" or \"read-write\""
+                        ));
+                    }
+                };
+                if let Some(problem) = crate::storage::names::bucket_problem(name) {
+                    return Err(format!("buckets grant: {problem}"));
                 }
                 Ok((name.clone(), access))
             })

@@ -88,6 +88,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         Egress::new(&options.resolve, options.outbound_ca.as_deref())?,
         broker.clone(),
         records.clone(),
+        storage.clone(),
+        auth.public_url(),
     )?;
     let db = store::open_data(data_dir).await?;
     let logs = InvocationLog::start(store::open_logs(data_dir).await?, metrics.clone());

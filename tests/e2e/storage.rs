@@ -1449,3 +1449,178 @@ async fn signed_urls_are_bound_to_object_method_and_time() {
     )
     .await;
 }
+
+/// `examples/file-store` streams objects in and out through
+/// `aura:platform/storage`, held to its `buckets` grant.
+#[tokio::test]
+async fn functions_use_granted_buckets_only() {
+    let aura = Aura::start();
+    let s3 = admin_client(&aura).await;
+    for bucket in ["files", "public", "private"] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    s3.put_object()
+        .bucket("public")
+        .key("notice.txt")
+        .body(ByteStream::from_static(b"read me"))
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("private")
+        .key("secret.txt")
+        .body(ByteStream::from_static(b"not for functions"))
+        .send()
+        .await
+        .unwrap();
+
+    // No grant, no deploy: the import is named.
+    let (status, body) = aura
+        .deploy_bytes("file-store", crate::support::wasm("file_store"), json!({}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["details"]["missing_grants"][0]["grant"],
+        "buckets"
+    );
+    let (status, body) = aura
+        .deploy_bytes(
+            "file-store",
+            crate::support::wasm("file_store"),
+            json!({"grants": {"buckets": {"files": "admin"}}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    aura.deploy(
+        "file-store",
+        "file_store",
+        json!({"grants": {"buckets": {"files": "read-write", "public": "read"}}}),
+    )
+    .await;
+    let at = |path: &str| aura.at(&format!("/fn/file-store{path}"));
+    let http = &aura.http;
+
+    // Write and read back 3 MiB through the function, streamed both ways.
+    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
+    let stored = http
+        .put(at("/files/dir/big.bin"))
+        .header("content-type", "application/x-test")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 201);
+    let info: Value = stored.json().await.unwrap();
+    assert_eq!(info["size"], big.len());
+    assert_eq!(info["etag"], hex::encode(md5::Md5::digest(&big)));
+    let read = http.get(at("/files/dir/big.bin")).send().await.unwrap();
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.headers()["content-type"], "application/x-test");
+    assert_eq!(read.bytes().await.unwrap().as_ref(), big.as_slice());
+    assert_eq!(
+        body_of(&s3, "files", "dir/big.bin").await,
+        big,
+        "the S3 API sees the same object"
+    );
+    let part = http
+        .get(at("/files/dir/big.bin?offset=10&length=5"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(part.as_ref(), &big[10..15]);
+    let listed: Value = http
+        .get(at("/files?prefix=dir/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["objects"][0]["key"], "dir/big.bin");
+
+    // Read-only and ungranted buckets.
+    assert_eq!(
+        http.get(at("/public/notice.txt"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "read me"
+    );
+    assert_error(
+        http.put(at("/public/notice.txt"))
+            .body("overwrite")
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "denied",
+    )
+    .await;
+    assert_error(
+        http.get(at("/private/secret.txt")).send().await.unwrap(),
+        403,
+        "denied",
+    )
+    .await;
+    assert_eq!(body_of(&s3, "public", "notice.txt").await, b"read me");
+
+    // Bad keys and missing objects.
+    assert_error(
+        http.put(at("/files/a/..%2F..%2Fx"))
+            .body("x")
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "invalid",
+    )
+    .await;
+    assert_error(
+        http.get(at("/files/nope.txt")).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+
+    // A presigned URL from the function works over REST.
+    let url = http
+        .post(at("/presign/files/dir/big.bin?method=GET&expires=60"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(url.starts_with(&aura.url), "{url}");
+    assert_eq!(
+        reqwest::get(&url)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .len(),
+        big.len()
+    );
+
+    assert_eq!(
+        http.delete(at("/files/dir/big.bin"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_error(
+        http.get(at("/files/dir/big.bin")).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+}

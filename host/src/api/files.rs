@@ -46,18 +46,6 @@ fn not_found(key: &str) -> ApiError {
     StorageError::NoSuchKey(key.to_owned()).into()
 }
 
-/// Percent-encodes a key for a URL path, keeping its `/`.
-fn encode_path(key: &str) -> String {
-    key.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn caller_id(caller: &Caller) -> Option<String> {
     match caller {
         Caller::User(Some(user)) => Some(user.id.clone()),
@@ -180,7 +168,6 @@ async fn download(
     Path((name, key)): Path<(String, String)>,
     Query(signature): Query<Signature>,
 ) -> Result<Response, ApiError> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let bucket = state.storage.bucket(&name).await?;
     let object = state.storage.head(&name, &key).await?;
     match signature.check(&state, "GET", &name, &key) {
@@ -223,7 +210,6 @@ async fn download(
     {
         response = response.header(header::CONTENT_DISPOSITION, attachment(&key));
     }
-    let mut file = state.storage.open_object(&object).await?;
     let (status, start, length) = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => (StatusCode::OK, 0, object.size),
         Some(range) => match byte_range(range, object.size) {
@@ -243,12 +229,7 @@ async fn download(
             }
         },
     };
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(ApiError::internal)?;
-    }
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(length), 64 * 1024);
+    let stream = state.storage.read(&object, start, length).await?;
     response
         .status(status)
         .header(header::CONTENT_LENGTH, length)
@@ -276,7 +257,7 @@ fn attachment(key: &str) -> HeaderValue {
         .collect();
     HeaderValue::from_str(&format!(
         "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-        encode_path(name)
+        crate::storage::encode_key(name)
     ))
     .unwrap_or(HeaderValue::from_static("attachment"))
 }
@@ -537,7 +518,7 @@ async fn sign(
     let mut path = format!(
         "/api/storage/{}/{}?expires={expires}&signature={}",
         input.bucket,
-        encode_path(&input.key),
+        crate::storage::encode_key(&input.key),
         state.storage.sign(&signed)
     );
     if let Some(owner) = &owner {

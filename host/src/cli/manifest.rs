@@ -56,7 +56,8 @@ pub struct DeployArgs {
     #[arg(long)]
     manifest: Option<PathBuf>,
     /// Add a grant: `network=HOST[:PORT]`, `sockets` or
-    /// `collection=NAME[:read|read-write|service]` (repeatable)
+    /// `collection=NAME[:read|read-write|service]` or
+    /// `bucket=NAME[:read|read-write]` (repeatable)
     #[arg(long = "grant", value_name = "GRANT")]
     grants: Vec<String>,
     /// Memory limit in MiB
@@ -157,8 +158,12 @@ impl DeployArgs {
                         .collections
                         .insert(name.to_owned(), access.to_owned());
                 }
+                Some(("bucket", value)) => {
+                    let (name, access) = value.split_once(':').unwrap_or((value, "read-write"));
+                    grants.buckets.insert(name.to_owned(), access.to_owned());
+                }
                 _ => anyhow::bail!(
-                    "--grant `{grant}`: expected network=HOST[:PORT], sockets or collection=NAME[:ACCESS]"
+                    "--grant `{grant}`: expected network=HOST[:PORT], sockets, collection=NAME[:ACCESS] or bucket=NAME[:ACCESS]"
                 ),
             }
         }

@@ -29,6 +29,8 @@ enum Requirement {
     Collections,
     /// `[grants] auth` must be set.
     Auth,
+    /// `[grants] buckets` must name at least one bucket.
+    Buckets,
 }
 
 /// One capability: the interfaces it provides, the grant they need, and how
@@ -112,6 +114,11 @@ const CAPABILITIES: &[Capability] = &[
         interfaces: &["aura:platform/auth"],
         requires: Requirement::Auth,
         add_to_linker: Some(super::auth::add_to_linker),
+    },
+    Capability {
+        interfaces: &["aura:platform/storage"],
+        requires: Requirement::Buckets,
+        add_to_linker: Some(super::storage::add_to_linker),
     },
 ];
 
@@ -238,11 +245,13 @@ fn unmet(requirement: Requirement, grants: &Grants) -> Option<&'static str> {
         Requirement::Events if grants.events.is_empty() => Some("events"),
         Requirement::Collections if grants.collections.is_empty() => Some("collections"),
         Requirement::Auth if grants.auth.is_none() => Some("auth"),
+        Requirement::Buckets if grants.buckets.is_empty() => Some("buckets"),
         Requirement::Network
         | Requirement::Sockets
         | Requirement::Events
         | Requirement::Collections
-        | Requirement::Auth => None,
+        | Requirement::Auth
+        | Requirement::Buckets => None,
     }
 }
 

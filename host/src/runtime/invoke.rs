@@ -256,6 +256,7 @@ impl Runtime {
                 events: prepared.events.clone(),
                 db: prepared.db.clone(),
                 auth: prepared.auth.clone(),
+                storage: prepared.storage.clone(),
                 caller,
             },
             hooks,

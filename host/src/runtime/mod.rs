@@ -16,6 +16,7 @@ mod outbound;
 mod output;
 mod platform;
 mod state;
+mod storage;
 
 pub use capabilities::MissingGrant;
 pub use invoke::{Failure, Invocation, ResponseBody};
@@ -85,6 +86,7 @@ pub struct Prepared {
     events: events::EventAccess,
     db: db::DbAccess,
     auth: auth::AuthAccess,
+    storage: storage::StorageAccess,
     exports: Vec<String>,
     links: Vec<Link>,
 }
@@ -110,6 +112,8 @@ pub struct Runtime {
     egress: Arc<Egress>,
     broker: Arc<Broker>,
     database: Arc<crate::db::Database>,
+    storage: Arc<crate::storage::Storage>,
+    public_url: Arc<str>,
 }
 
 impl Runtime {
@@ -121,6 +125,8 @@ impl Runtime {
         egress: Egress,
         broker: Arc<Broker>,
         database: Arc<crate::db::Database>,
+        storage: Arc<crate::storage::Storage>,
+        public_url: &str,
     ) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(max_instances > 0, "the instance limit must be at least 1");
         std::fs::create_dir_all(cache_dir)
@@ -142,6 +148,8 @@ impl Runtime {
             egress: Arc::new(egress),
             broker,
             database,
+            storage,
+            public_url: public_url.into(),
         }))
     }
 
@@ -172,6 +180,11 @@ impl Runtime {
         let db = db::DbAccess {
             db: self.database.clone(),
             grants: Arc::new(grants.collection_access().map_err(InvalidComponent::new)?),
+        };
+        let storage = storage::StorageAccess {
+            storage: self.storage.clone(),
+            grants: Arc::new(grants.bucket_access().map_err(InvalidComponent::new)?),
+            public_url: self.public_url.clone(),
         };
         let auth = auth::AuthAccess {
             db: self.database.clone(),
@@ -211,6 +224,7 @@ impl Runtime {
                 events,
                 db,
                 auth,
+                storage,
                 exports,
                 links,
             },

@@ -7,5 +7,10 @@ wasmtime::component::bindgen!({
     imports: {
         "aura:platform/db": async,
         "aura:platform/auth": async,
+        "aura:platform/storage": async,
+    },
+    with: {
+        "aura:platform/storage.reader": super::storage::Reader,
+        "aura:platform/storage.writer": super::storage::Writer,
     },
 });

@@ -9,6 +9,7 @@ use super::db::DbAccess;
 use super::events::EventAccess;
 use super::outbound::{NetworkAccess, OutboundPolicy};
 use super::output::CapturedOutput;
+use super::storage::StorageAccess;
 use crate::db::Caller;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -151,6 +152,7 @@ pub struct InvocationState {
     events: EventAccess,
     db: DbAccess,
     auth: AuthAccess,
+    storage: StorageAccess,
     caller: Caller,
 }
 
@@ -163,6 +165,8 @@ pub(super) struct Platform {
     pub db: DbAccess,
     /// What it may ask of auth.
     pub auth: AuthAccess,
+    /// Buckets it may use.
+    pub storage: StorageAccess,
     /// The user it acts for.
     pub caller: Caller,
 }
@@ -177,6 +181,7 @@ impl InvocationState {
             events,
             db,
             auth,
+            storage,
             caller,
         }: Platform,
         hooks: OutboundPolicy,
@@ -216,6 +221,7 @@ impl InvocationState {
             events,
             db,
             auth,
+            storage,
             caller,
         }
     }
@@ -238,6 +244,17 @@ impl InvocationState {
     /// What this invocation may ask of auth.
     pub(super) fn auth(&self) -> &AuthAccess {
         &self.auth
+    }
+
+    /// What this invocation may do with buckets.
+    pub(super) fn storage(&self) -> &StorageAccess {
+        &self.storage
+    }
+
+    /// The invocation's resource table (platform resources live there
+    /// beside the WASI ones).
+    pub(super) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 
     /// Whose rules database calls follow unless the grant is `service`.

@@ -8,7 +8,12 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::Digest as _;
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, BufWriter};
+
+/// Bytes gathered before a write to disk.
+const WRITE_BUFFER: usize = 1024 * 1024;
+/// Bytes read from disk at a time when streaming an object out.
+pub const READ_CHUNK: usize = 512 * 1024;
 
 /// A finished write.
 #[derive(Debug, Clone)]
@@ -120,21 +125,26 @@ impl Blobs {
         self.concat(&[id.to_owned()]).await
     }
 
-    async fn temporary(&self) -> std::io::Result<(Temporary, tokio::fs::File)> {
+    async fn temporary(&self) -> std::io::Result<(Temporary, BufWriter<tokio::fs::File>)> {
         let path = self.root.join("tmp").join(new_id());
         let file = tokio::fs::File::create(&path).await?;
-        Ok((Temporary(Some(path)), file))
+        // Batches the body's small frames into few writes (each a trip to
+        // the blocking pool).
+        Ok((
+            Temporary(Some(path)),
+            BufWriter::with_capacity(WRITE_BUFFER, file),
+        ))
     }
 
     async fn finish(
         &self,
         mut temporary: Temporary,
-        mut file: tokio::fs::File,
+        mut file: BufWriter<tokio::fs::File>,
         size: u64,
         md5: [u8; 16],
     ) -> Result<Written, WriteError> {
         file.flush().await?;
-        file.sync_all().await?;
+        file.get_ref().sync_all().await?;
         drop(file);
         let id = new_id();
         let path = self.path(&id);

@@ -19,6 +19,7 @@ use crate::db::backend::{Arg, Backend, text_arg};
 use crate::db::filter::Dialect;
 use crate::db::schema::Storage as Column;
 use crate::db::{Database, values};
+pub use blobs::READ_CHUNK;
 use blobs::{Blobs, WriteError};
 use bytes::Bytes;
 use futures::Stream;
@@ -34,6 +35,10 @@ pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 /// The most parts an upload may have.
 pub const MAX_PARTS: i32 = 10_000;
+
+/// An object's bytes on their way out.
+pub type ByteStream =
+    std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static>>;
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -460,11 +465,50 @@ impl Storage {
     pub async fn open_object(&self, object: &Object) -> Result<tokio::fs::File> {
         tokio::fs::File::open(self.file(object))
             .await
-            .map_err(|err| match err.kind() {
-                // Replaced between reading the metadata and opening.
-                std::io::ErrorKind::NotFound => StorageError::NoSuchKey(object.key.clone()),
-                _ => StorageError::Internal(err.into()),
+            .map_err(|err| Self::read_error(object, err))
+    }
+
+    fn read_error(object: &Object, err: std::io::Error) -> StorageError {
+        match err.kind() {
+            // Replaced between reading the metadata and opening.
+            std::io::ErrorKind::NotFound => StorageError::NoSuchKey(object.key.clone()),
+            _ => StorageError::Internal(err.into()),
+        }
+    }
+
+    /// The `length` bytes of an object from `start`, as a stream. A small
+    /// read is one trip to the blocking pool; a large one streams in
+    /// chunks of [`READ_CHUNK`].
+    pub async fn read(&self, object: &Object, start: u64, length: u64) -> Result<ByteStream> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        const SMALL: u64 = 256 * 1024;
+        if length <= SMALL {
+            let path = self.file(object);
+            let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+                use std::io::{Read, Seek};
+                let mut file = std::fs::File::open(path)?;
+                file.seek(std::io::SeekFrom::Start(start))?;
+                let mut bytes = Vec::with_capacity(length as usize);
+                file.take(length).read_to_end(&mut bytes)?;
+                Ok(bytes)
             })
+            .await
+            .map_err(anyhow::Error::from)?
+            .map_err(|err| Self::read_error(object, err))?;
+            return Ok(Box::pin(futures::stream::once(async move {
+                Ok(Bytes::from(bytes))
+            })));
+        }
+        let mut file = self.open_object(object).await?;
+        if start > 0 {
+            file.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(|err| StorageError::Internal(err.into()))?;
+        }
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            file.take(length),
+            READ_CHUNK,
+        )))
     }
 
     /// Stores an object from a stream of bytes.
@@ -701,6 +745,18 @@ impl Storage {
             }
         }
     }
+}
+
+/// Percent-encodes a key for a URL path, keeping its `/`.
+pub fn encode_key(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Content a browser would run (HTML, SVG, JavaScript, XML): downloaded as

@@ -305,7 +305,6 @@ impl S3 for Api {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
         let input = req.input;
         let bucket = self.0.bucket(&input.bucket).await?;
         let object = self.0.head(&input.bucket, &input.key).await?;
@@ -316,7 +315,6 @@ impl S3 for Api {
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
         )?;
-        let mut file = self.0.open_object(&object).await?;
         let (start, length, content_range) = match &input.range {
             None => (0, object.size, None),
             Some(range) => {
@@ -333,12 +331,7 @@ impl S3 for Api {
                 )
             }
         };
-        if start > 0 {
-            file.seek(std::io::SeekFrom::Start(start))
-                .await
-                .map_err(S3Error::internal_error)?;
-        }
-        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(length), 64 * 1024);
+        let stream = self.0.read(&object, start, length).await?;
         let attachment =
             !bucket.settings.website && super::active_content(object.content_type.as_deref());
         let mut response = S3Response::new(GetObjectOutput {
