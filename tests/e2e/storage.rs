@@ -1624,3 +1624,128 @@ async fn functions_use_granted_buckets_only() {
     )
     .await;
 }
+
+/// Records point at objects with file fields, on both database backends.
+mod records_have_file_fields {
+    #[tokio::test]
+    async fn sqlite() {
+        let db = crate::database::Db::sqlite();
+        super::file_fields(&db).await;
+        db.finish().await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        if let Some(db) = crate::database::Db::postgres().await {
+            super::file_fields(&db).await;
+            db.finish().await;
+        }
+    }
+}
+
+async fn file_fields(db: &crate::database::Db) {
+    let aura = &db.aura;
+    aura.admin_post(
+        "/api/admin/storage/buckets",
+        json!({"name": "avatars", "viewRule": ""}),
+    )
+    .await;
+    for key in ["ada.png", "grace.png"] {
+        let stored = aura
+            .http
+            .put(aura.at(&format!("/api/storage/avatars/{key}")))
+            .bearer_auth(&aura.token)
+            .body("png")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stored.status(), 201);
+    }
+    for (field, problem) in [
+        (
+            json!({"name": "avatar", "type": "file"}),
+            "a file field needs `bucket`",
+        ),
+        (
+            json!({"name": "avatar", "type": "text", "bucket": "avatars"}),
+            "`bucket` applies to file fields only",
+        ),
+        (
+            json!({"name": "avatar", "type": "file", "bucket": "Bad_Bucket"}),
+            "not a bucket name",
+        ),
+    ] {
+        let (status, body) = db
+            .apply(json!({"name": "profiles", "fields": [field]}))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_schema")),
+            "{body}"
+        );
+        assert!(body.to_string().contains(problem), "{problem} in {body}");
+    }
+    db.define(json!({
+        "name": "profiles",
+        "fields": [
+            {"name": "avatar", "type": "file", "bucket": "avatars"},
+            {"name": "photos", "type": "file", "bucket": "avatars", "multiple": true, "max": 3},
+        ],
+        "listRule": "", "viewRule": "", "createRule": "",
+    }))
+    .await;
+    let create = |record: Value| {
+        db.send(
+            "POST",
+            "/api/collections/profiles/records",
+            Some(record),
+            false,
+        )
+    };
+    let (status, record) =
+        create(json!({"avatar": "ada.png", "photos": ["ada.png", "grace.png"]})).await;
+    assert_eq!(status, 201, "{record}");
+    assert_eq!(record["avatar"], "ada.png");
+    assert_eq!(record["photos"], json!(["ada.png", "grace.png"]));
+    for (record, code) in [
+        (json!({"avatar": "missing.png"}), "file_not_found"),
+        (
+            json!({"photos": ["ada.png", "missing.png"]}),
+            "file_not_found",
+        ),
+        (json!({"avatar": "../../etc/passwd"}), "invalid_key"),
+        (json!({"avatar": 7}), "invalid_type"),
+    ] {
+        let (status, body) = create(record.clone()).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("validation_failed")),
+            "{record}: {body}"
+        );
+        let field = record.as_object().unwrap().keys().next().unwrap().clone();
+        assert_eq!(
+            body["error"]["details"]["fields"][&field]["code"], code,
+            "{body}"
+        );
+    }
+    let (_, page) = db
+        .send(
+            "GET",
+            "/api/collections/profiles/records?filter=avatar%20%3D%20'ada.png'",
+            None,
+            false,
+        )
+        .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
+    // The key is what the app downloads.
+    let bytes = aura
+        .http
+        .get(aura.at(&format!(
+            "/api/storage/avatars/{}",
+            record["avatar"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bytes.text().await.unwrap(), "png");
+}

@@ -1032,7 +1032,8 @@ impl Database {
         Ok(records)
     }
 
-    /// Relation values must name existing records.
+    /// Relation values must name existing records, file values existing
+    /// objects.
     async fn check_relations(
         &self,
         tx: &mut Tx,
@@ -1042,6 +1043,31 @@ impl Database {
         errors: &mut BTreeMap<String, FieldError>,
     ) -> Result<(), DbError> {
         for field in &definition.fields {
+            if let (Some(bucket), Some(value)) = (field.bucket.as_deref(), values.get(&field.name))
+            {
+                let keys: Vec<&str> = match value {
+                    Value::String(key) => vec![key.as_str()],
+                    Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                    _ => continue,
+                };
+                for key in keys {
+                    let exists = self.backend.statement(
+                        "SELECT COUNT(*) FROM _aura_objects WHERE bucket = ? AND key = ?",
+                        [text_arg(bucket), text_arg(key)],
+                    );
+                    if tx.count(&exists).await? == 0 {
+                        errors.insert(
+                            field.name.clone(),
+                            FieldError::new(
+                                "file_not_found",
+                                format!("no object `{key}` in bucket `{bucket}`"),
+                            ),
+                        );
+                        break;
+                    }
+                }
+                continue;
+            }
             let (Some(target), Some(value)) =
                 (field.collection.as_deref(), values.get(&field.name))
             else {

@@ -80,6 +80,9 @@ pub struct Field {
     /// The type of the items (array fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<ItemType>,
+    /// The bucket its objects live in (file fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
     /// Migration hint: this field was called so before (a rename).
     #[serde(default, skip_serializing)]
     pub renamed_from: Option<String>,
@@ -115,6 +118,8 @@ pub enum FieldType {
     Array,
     /// The id of a record (or, with `multiple`, ids) of `collection`.
     Relation,
+    /// The key of an object (or, with `multiple`, keys) in `bucket`.
+    File,
 }
 
 /// Item types of array fields.
@@ -195,7 +200,11 @@ impl Field {
     /// relations).
     pub fn many(&self) -> bool {
         self.kind == FieldType::Array
-            || (self.multiple && matches!(self.kind, FieldType::Select | FieldType::Relation))
+            || (self.multiple
+                && matches!(
+                    self.kind,
+                    FieldType::Select | FieldType::Relation | FieldType::File
+                ))
     }
 
     /// How the field is stored.
@@ -204,7 +213,9 @@ impl Field {
             FieldType::Number => Storage::Number,
             FieldType::Bool => Storage::Bool,
             FieldType::Json | FieldType::Array => Storage::Json,
-            FieldType::Select | FieldType::Relation if self.multiple => Storage::Json,
+            FieldType::Select | FieldType::Relation | FieldType::File if self.multiple => {
+                Storage::Json
+            }
             _ => Storage::Text,
         }
     }
@@ -402,8 +413,22 @@ fn check_options(field: &Field) -> Result<(), String> {
     if kind == T::Select && field.values.is_empty() {
         return Err("a select field needs `values`".into());
     }
-    if field.multiple && !matches!(kind, T::Select | T::Relation) {
-        return Err("`multiple` applies to select and relation fields only".into());
+    if field.multiple && !matches!(kind, T::Select | T::Relation | T::File) {
+        return Err("`multiple` applies to select, relation and file fields only".into());
+    }
+    if field.bucket.is_some() != (kind == T::File) {
+        return Err(if kind == T::File {
+            "a file field needs `bucket`".into()
+        } else {
+            "`bucket` applies to file fields only".into()
+        });
+    }
+    if let Some(problem) = field
+        .bucket
+        .as_deref()
+        .and_then(crate::storage::names::bucket_problem)
+    {
+        return Err(problem);
     }
     if field.collection.is_some() != (kind == T::Relation) {
         return Err(if kind == T::Relation {

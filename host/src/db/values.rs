@@ -142,6 +142,19 @@ pub fn validate(
             bounds(field, ids.len() as f64, "records")?;
             Value::from(ids)
         }
+        T::File if field.multiple => {
+            let keys = strings(value, "an array of object keys")?;
+            for key in &keys {
+                check_key(key)?;
+            }
+            bounds(field, keys.len() as f64, "files")?;
+            Value::from(keys)
+        }
+        T::File => {
+            let key = text(value).ok_or_else(|| type_error("an object key"))?;
+            check_key(&key)?;
+            Value::String(key)
+        }
         T::Relation => {
             let id = text(value).ok_or_else(|| type_error("a record id"))?;
             if !valid_id(&id) {
@@ -246,6 +259,17 @@ pub fn number_value(number: f64) -> Value {
         Value::from(number as i64)
     } else {
         Value::from(number)
+    }
+}
+
+/// Refuses a key no object can have.
+fn check_key(key: &str) -> Result<(), FieldError> {
+    match crate::storage::names::key_problem(key) {
+        Some(problem) => Err(FieldError::new(
+            "invalid_key",
+            format!("`{key}` is not an object key: {problem}"),
+        )),
+        None => Ok(()),
     }
 }
 
