@@ -36,6 +36,8 @@ pub struct ServeOptions {
     pub realtime_buffer: usize,
     /// Where collections and records live (`None`: `DATA/collections.db`).
     pub database: Option<String>,
+    /// The S3 service blobs are kept in (`None`: `DATA/storage/blobs`).
+    pub storage_url: Option<String>,
     /// Where the S3 API listens (`None`: not at all).
     pub s3_addr: Option<String>,
     /// Mail delivery and links of the auth service.
@@ -80,8 +82,14 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         records.clone(),
         &data_dir.join("storage"),
         crate::storage::DEFAULT_MAX_OBJECT_BYTES,
+        options
+            .storage_url
+            .as_deref()
+            .map(crate::storage::remote::Remote::from_url)
+            .transpose()?,
     )
-    .await?;
+    .await
+    .context("opening the object store")?;
     let runtime = Runtime::new(
         &data_dir.join("cache"),
         options.max_instances,

@@ -15,8 +15,13 @@ pub struct Db {
 impl Db {
     /// A server on a fresh SQLite file.
     pub fn sqlite() -> Self {
+        Self::sqlite_with(&[])
+    }
+
+    /// The same, with extra `serve` arguments.
+    pub fn sqlite_with(extra: &[&str]) -> Self {
         Self {
-            aura: Aura::start(),
+            aura: Aura::start_with(tempfile::tempdir().expect("temp dir"), extra),
             postgres: None,
         }
     }
@@ -24,6 +29,11 @@ impl Db {
     /// A server on a fresh PostgreSQL database, or `None` when no server
     /// is configured.
     pub async fn postgres() -> Option<Self> {
+        Self::postgres_with(&[]).await
+    }
+
+    /// The same, with extra `serve` arguments.
+    pub async fn postgres_with(extra: &[&str]) -> Option<Self> {
         use sqlx::Connection as _;
         let Ok(url) = std::env::var("AURA_TEST_POSTGRES_URL") else {
             eprintln!("AURA_TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
@@ -39,10 +49,9 @@ impl Db {
             .expect("creating a test database");
         let (base, _) = url.rsplit_once('/').expect("a database URL");
         let database = format!("{base}/{name}");
-        let aura = Aura::start_with(
-            tempfile::tempdir().expect("temp dir"),
-            &["--database", &database],
-        );
+        let mut arguments = vec!["--database", &database];
+        arguments.extend_from_slice(extra);
+        let aura = Aura::start_with(tempfile::tempdir().expect("temp dir"), &arguments);
         Some(Self {
             aura,
             postgres: Some((url, name)),
@@ -1647,7 +1656,7 @@ async fn two_nodes_share_collections_over_postgres() {
 }
 
 /// The PostgreSQL URL a [`Db`] server runs on.
-fn postgres_url_of(db: &Db) -> String {
+pub fn postgres_url_of(db: &Db) -> String {
     let (url, name) = db.postgres.as_ref().expect("a PostgreSQL server");
     format!("{}/{name}", url.rsplit_once('/').expect("a database URL").0)
 }

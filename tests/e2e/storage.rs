@@ -1749,3 +1749,125 @@ async fn file_fields(db: &crate::database::Db) {
         .unwrap();
     assert_eq!(bytes.text().await.unwrap(), "png");
 }
+
+/// With `--storage-url`, object bytes live in a bucket of another S3
+/// service (here: another Aura's S3 API), so nodes on one PostgreSQL
+/// database share objects. Without PostgreSQL, one node on SQLite.
+#[tokio::test]
+async fn nodes_share_objects_through_a_remote_s3_service() {
+    let remote = Aura::start();
+    let (status, _) = remote
+        .admin_post("/api/admin/storage/buckets", json!({"name": "blobs"}))
+        .await;
+    assert_eq!(status, 201);
+    let (access, secret) = key(&remote, json!({"blobs": "read-write"})).await;
+    let url = format!(
+        "s3+http://{access}:{secret}@{}/blobs/aura",
+        remote.s3_url.trim_start_matches("http://")
+    );
+    let extra = ["--storage-url", url.as_str()];
+    let (first, second) = match crate::database::Db::postgres_with(&extra).await {
+        Some(first) => {
+            let database = crate::database::postgres_url_of(&first);
+            let second = Aura::start_with(
+                tempfile::tempdir().unwrap(),
+                &["--database", &database, "--storage-url", &url],
+            );
+            (first, Some(second))
+        }
+        None => (crate::database::Db::sqlite_with(&extra), None),
+    };
+    let node = &first.aura;
+    let s3 = admin_client(node).await;
+    s3.create_bucket().bucket("shared").send().await.unwrap();
+    let big: Vec<u8> = (0..(600 * 1024)).map(|i| (i % 249) as u8).collect();
+    s3.put_object()
+        .bucket("shared")
+        .key("big.bin")
+        .body(ByteStream::from(big.clone()))
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("shared")
+        .key("small.txt")
+        .body(ByteStream::from_static(b"small"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body_of(&s3, "shared", "big.bin").await, big);
+    let range = s3
+        .get_object()
+        .bucket("shared")
+        .key("big.bin")
+        .range("bytes=1000-1009")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        range.body.collect().await.unwrap().into_bytes().as_ref(),
+        &big[1000..1010]
+    );
+
+    // The bytes are in the remote bucket, not on the node's disk.
+    let remote_s3 = client(&remote, &access, &secret);
+    let held = remote_s3
+        .list_objects_v2()
+        .bucket("blobs")
+        .prefix("aura/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.contents().len(), 2, "one blob per object");
+    let local = node.data_dir().join("storage/blobs");
+    assert_eq!(
+        std::fs::read_dir(&local).unwrap().count(),
+        0,
+        "nothing under {}",
+        local.display()
+    );
+
+    // Copies work through the remote too.
+    s3.copy_object()
+        .bucket("shared")
+        .key("copy.txt")
+        .copy_source("shared/small.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body_of(&s3, "shared", "copy.txt").await, b"small");
+
+    // Another node on the same database serves the same objects.
+    if let Some(second) = &second {
+        let (access, secret) = key(second, json!({"shared": "read"})).await;
+        let other = client(second, &access, &secret);
+        assert_eq!(body_of(&other, "shared", "big.bin").await, big);
+    }
+
+    // Replacing and deleting remove the remote blobs.
+    s3.put_object()
+        .bucket("shared")
+        .key("small.txt")
+        .body(ByteStream::from_static(b"new"))
+        .send()
+        .await
+        .unwrap();
+    for key in ["big.bin", "copy.txt"] {
+        s3.delete_object()
+            .bucket("shared")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    let held = remote_s3
+        .list_objects_v2()
+        .bucket("blobs")
+        .prefix("aura/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.contents().len(), 1, "only the current small.txt");
+    drop(second);
+    first.finish().await;
+}

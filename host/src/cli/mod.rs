@@ -78,6 +78,11 @@ enum Command {
         /// a `postgres://` URL [default: DATA/collections.db]
         #[arg(long, env = "AURA_DATABASE_URL", value_name = "URL")]
         database: Option<String>,
+        /// Keep object bytes in a bucket of an S3 service, for several nodes:
+        /// `s3+https://KEY:SECRET@host/bucket[/prefix]?region=…`
+        /// [default: DATA/storage]
+        #[arg(long, env = "AURA_STORAGE_URL", value_name = "URL")]
+        storage_url: Option<String>,
         /// Where the S3-compatible API listens (`off` to disable it)
         #[arg(long, env = "AURA_S3_ADDR", default_value = "127.0.0.1:8091")]
         s3_addr: String,
@@ -199,6 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         max_queued,
         realtime_buffer,
         database,
+        storage_url,
         s3_addr,
         auth,
     } = cli.command
@@ -213,6 +219,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             max_queued,
             realtime_buffer,
             database,
+            storage_url,
             s3_addr: (s3_addr != "off").then_some(s3_addr),
             auth,
         })

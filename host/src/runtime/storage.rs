@@ -14,7 +14,6 @@ use crate::storage::{Object, PutOptions, Storage, StorageError};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
 use wasmtime::component::{HasSelf, Linker, Resource};
 
 /// The largest chunk a `read` hands out.
@@ -50,9 +49,11 @@ impl StorageAccess {
     }
 }
 
-/// An object being read.
+/// An object being read: its byte stream, and what is left of the last
+/// chunk.
 pub struct Reader {
-    file: tokio::io::Take<tokio::fs::File>,
+    chunks: crate::storage::ByteStream,
+    pending: Bytes,
 }
 
 /// An object being written: chunks go to the storage service's write.
@@ -105,11 +106,9 @@ impl Host for InvocationState {
         key: String,
         range: Option<(u64, u64)>,
     ) -> Result<(ObjectInfo, Resource<Reader>), Error> {
-        use tokio::io::AsyncSeekExt;
         let access = self.storage().clone();
         access.check(&bucket, false)?;
         let object = access.storage.head(&bucket, &key).await.map_err(error)?;
-        let mut file = access.storage.open_object(&object).await.map_err(error)?;
         let (offset, length) = range.unwrap_or((0, object.size));
         if offset > object.size {
             return Err(Error::Invalid(format!(
@@ -117,13 +116,14 @@ impl Host for InvocationState {
                 object.size
             )));
         }
-        if offset > 0 {
-            file.seek(std::io::SeekFrom::Start(offset))
-                .await
-                .map_err(internal)?;
-        }
+        let chunks = access
+            .storage
+            .read(&object, offset, length.min(object.size - offset))
+            .await
+            .map_err(error)?;
         let reader = Reader {
-            file: file.take(length.min(object.size - offset)),
+            chunks,
+            pending: Bytes::new(),
         };
         let handle = self.table().push(reader).map_err(internal)?;
         Ok((info(&object), handle))
@@ -235,22 +235,21 @@ impl Host for InvocationState {
 
 impl HostReader for InvocationState {
     async fn read(&mut self, reader: Resource<Reader>, max: u32) -> Result<Vec<u8>, Error> {
+        use futures::StreamExt;
         let reader = self.table().get_mut(&reader).map_err(internal)?;
-        let mut chunk = vec![0u8; max.clamp(1, MAX_CHUNK) as usize];
-        let mut filled = 0;
+        let max = max.clamp(1, MAX_CHUNK) as usize;
+        let mut chunk = Vec::new();
         // Fill the chunk unless the object ends first.
-        while filled < chunk.len() {
-            let read = reader
-                .file
-                .read(&mut chunk[filled..])
-                .await
-                .map_err(internal)?;
-            if read == 0 {
-                break;
+        while chunk.len() < max {
+            if reader.pending.is_empty() {
+                match reader.chunks.next().await {
+                    Some(next) => reader.pending = next.map_err(internal)?,
+                    None => break,
+                }
             }
-            filled += read;
+            let take = reader.pending.len().min(max - chunk.len());
+            chunk.extend_from_slice(&reader.pending.split_to(take));
         }
-        chunk.truncate(filled);
         Ok(chunk)
     }
 

@@ -1,9 +1,13 @@
-//! Object bytes on the local filesystem, under random blob ids (never under
-//! their keys). A write streams into a temporary file while hashing and
-//! counting, is synced to disk, and only then renamed into place: a reader
+//! Object bytes, under random blob ids (never under their keys), on the
+//! local filesystem or, for several nodes, in a bucket of any S3 service
+//! (`remote`).
+//!
+//! A write streams into a temporary file while hashing and counting, is
+//! synced to disk, and only then renamed into place (or uploaded): a reader
 //! never sees half an object, and a crash leaves at most a temporary file,
 //! which the next start removes.
 
+use super::remote::Remote;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::Digest as _;
@@ -14,6 +18,12 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 const WRITE_BUFFER: usize = 1024 * 1024;
 /// Bytes read from disk at a time when streaming an object out.
 pub const READ_CHUNK: usize = 512 * 1024;
+/// Reads up to this size take one trip to the blocking pool.
+const SMALL_READ: u64 = 256 * 1024;
+
+/// An object's bytes on their way out.
+pub type ByteStream =
+    std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static>>;
 
 /// A finished write.
 #[derive(Debug, Clone)]
@@ -38,11 +48,15 @@ pub enum WriteError {
     /// The disk failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The remote store failed.
+    #[error(transparent)]
+    Remote(#[from] anyhow::Error),
 }
 
 /// The blob store.
 pub struct Blobs {
     root: PathBuf,
+    remote: Option<Remote>,
 }
 
 /// A temporary file removed unless it was renamed into place.
@@ -57,8 +71,9 @@ impl Drop for Temporary {
 }
 
 impl Blobs {
-    /// Opens the store under `root`, removing temporary files a crash left.
-    pub fn open(root: &Path) -> std::io::Result<Self> {
+    /// Opens the store under `root` (temporary files; the blobs too unless
+    /// `remote` keeps them), removing temporary files a crash left.
+    pub fn open(root: &Path, remote: Option<Remote>) -> std::io::Result<Self> {
         let tmp = root.join("tmp");
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
@@ -67,11 +82,12 @@ impl Blobs {
         std::fs::create_dir_all(root.join("blobs"))?;
         Ok(Self {
             root: root.to_owned(),
+            remote,
         })
     }
 
-    /// Where blob `id` lives.
-    pub fn path(&self, id: &str) -> PathBuf {
+    /// Where blob `id` lives on the local filesystem.
+    fn path(&self, id: &str) -> PathBuf {
         self.root.join("blobs").join(&id[..2]).join(id)
     }
 
@@ -104,16 +120,12 @@ impl Blobs {
         let mut md5 = md5::Md5::new();
         let mut size = 0u64;
         for part in parts {
-            let mut source = tokio::fs::File::open(self.path(part)).await?;
-            let mut buffer = vec![0u8; 256 * 1024];
-            loop {
-                let read = tokio::io::AsyncReadExt::read(&mut source, &mut buffer).await?;
-                if read == 0 {
-                    break;
-                }
-                md5.update(&buffer[..read]);
-                file.write_all(&buffer[..read]).await?;
-                size += read as u64;
+            let mut chunks = self.read(part, 0, u64::MAX).await?;
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk?;
+                md5.update(&chunk);
+                file.write_all(&chunk).await?;
+                size += chunk.len() as u64;
             }
         }
         self.finish(temporary, file, size, md5.finalize().into())
@@ -147,10 +159,16 @@ impl Blobs {
         file.get_ref().sync_all().await?;
         drop(file);
         let id = new_id();
+        let from = temporary.0.take().expect("temporary path");
+        if let Some(remote) = &self.remote {
+            // The temporary file goes when `temporary` drops.
+            temporary.0 = Some(from.clone());
+            remote.put_file(&id, &from, size).await?;
+            return Ok(Written { id, size, md5 });
+        }
         let path = self.path(&id);
         let dir = path.parent().expect("blob dir");
         tokio::fs::create_dir_all(dir).await?;
-        let from = temporary.0.take().expect("temporary path");
         if let Err(err) = tokio::fs::rename(&from, &path).await {
             temporary.0 = Some(from);
             return Err(err.into());
@@ -158,8 +176,47 @@ impl Blobs {
         Ok(Written { id, size, md5 })
     }
 
+    /// The `length` bytes of blob `id` from `start` (fewer at its end). A
+    /// small local read is one trip to the blocking pool; a large one
+    /// streams in chunks of [`READ_CHUNK`]. A missing blob is `NotFound`.
+    pub async fn read(&self, id: &str, start: u64, length: u64) -> std::io::Result<ByteStream> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        if let Some(remote) = &self.remote {
+            return remote.get(id, start, length).await;
+        }
+        let path = self.path(id);
+        if length <= SMALL_READ {
+            let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+                use std::io::{Read, Seek};
+                let mut file = std::fs::File::open(path)?;
+                file.seek(std::io::SeekFrom::Start(start))?;
+                let mut bytes = Vec::with_capacity(length as usize);
+                file.take(length).read_to_end(&mut bytes)?;
+                Ok(bytes)
+            })
+            .await??;
+            return Ok(Box::pin(futures::stream::once(async move {
+                Ok(Bytes::from(bytes))
+            })));
+        }
+        let mut file = tokio::fs::File::open(path).await?;
+        if start > 0 {
+            file.seek(std::io::SeekFrom::Start(start)).await?;
+        }
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            file.take(length),
+            READ_CHUNK,
+        )))
+    }
+
     /// Removes a blob (missing is fine).
     pub async fn remove(&self, id: &str) {
+        if let Some(remote) = &self.remote {
+            if let Err(err) = remote.delete(id).await {
+                tracing::warn!(blob = id, "removing a blob: {err:#}");
+            }
+            return;
+        }
         match tokio::fs::remove_file(self.path(id)).await {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}

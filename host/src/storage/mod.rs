@@ -11,6 +11,7 @@
 pub mod access;
 mod blobs;
 pub mod names;
+pub mod remote;
 pub mod rules;
 pub mod s3;
 pub mod signing;
@@ -19,14 +20,14 @@ use crate::db::backend::{Arg, Backend, text_arg};
 use crate::db::filter::Dialect;
 use crate::db::schema::Storage as Column;
 use crate::db::{Database, values};
-pub use blobs::READ_CHUNK;
 use blobs::{Blobs, WriteError};
+pub use blobs::{ByteStream, READ_CHUNK};
 use bytes::Bytes;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// The largest object by default (per bucket it may be lower).
@@ -35,10 +36,6 @@ pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 /// The most parts an upload may have.
 pub const MAX_PARTS: i32 = 10_000;
-
-/// An object's bytes on their way out.
-pub type ByteStream =
-    std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static>>;
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +90,7 @@ impl From<WriteError> for StorageError {
             WriteError::TooLarge(limit) => StorageError::TooLarge(limit),
             WriteError::Body(why) => StorageError::Body(why),
             WriteError::Io(err) => StorageError::Internal(err.into()),
+            WriteError::Remote(err) => StorageError::Internal(err),
         }
     }
 }
@@ -261,7 +259,11 @@ impl Storage {
         records: Arc<Database>,
         root: &Path,
         max_object_bytes: u64,
+        remote: Option<remote::Remote>,
     ) -> anyhow::Result<Arc<Self>> {
+        if let Some(remote) = &remote {
+            remote.check().await?;
+        }
         let db = records.backend().clone();
         let real = match db.dialect() {
             Dialect::Sqlite => "REAL",
@@ -286,7 +288,7 @@ impl Storage {
             records,
             signing,
             db,
-            blobs: Blobs::open(root)?,
+            blobs: Blobs::open(root, remote)?,
             max_object_bytes,
         }))
     }
@@ -455,60 +457,16 @@ impl Storage {
         }
     }
 
-    /// The file holding an object's bytes (read it right away: a later
-    /// write of the key removes it).
-    pub fn file(&self, object: &Object) -> PathBuf {
-        self.blobs.path(&object.blob)
-    }
-
-    /// Opens an object's bytes.
-    pub async fn open_object(&self, object: &Object) -> Result<tokio::fs::File> {
-        tokio::fs::File::open(self.file(object))
-            .await
-            .map_err(|err| Self::read_error(object, err))
-    }
-
-    fn read_error(object: &Object, err: std::io::Error) -> StorageError {
-        match err.kind() {
-            // Replaced between reading the metadata and opening.
-            std::io::ErrorKind::NotFound => StorageError::NoSuchKey(object.key.clone()),
-            _ => StorageError::Internal(err.into()),
-        }
-    }
-
-    /// The `length` bytes of an object from `start`, as a stream. A small
-    /// read is one trip to the blocking pool; a large one streams in
-    /// chunks of [`READ_CHUNK`].
+    /// The `length` bytes of an object from `start`, as a stream.
     pub async fn read(&self, object: &Object, start: u64, length: u64) -> Result<ByteStream> {
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        const SMALL: u64 = 256 * 1024;
-        if length <= SMALL {
-            let path = self.file(object);
-            let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-                use std::io::{Read, Seek};
-                let mut file = std::fs::File::open(path)?;
-                file.seek(std::io::SeekFrom::Start(start))?;
-                let mut bytes = Vec::with_capacity(length as usize);
-                file.take(length).read_to_end(&mut bytes)?;
-                Ok(bytes)
-            })
+        self.blobs
+            .read(&object.blob, start, length)
             .await
-            .map_err(anyhow::Error::from)?
-            .map_err(|err| Self::read_error(object, err))?;
-            return Ok(Box::pin(futures::stream::once(async move {
-                Ok(Bytes::from(bytes))
-            })));
-        }
-        let mut file = self.open_object(object).await?;
-        if start > 0 {
-            file.seek(std::io::SeekFrom::Start(start))
-                .await
-                .map_err(|err| StorageError::Internal(err.into()))?;
-        }
-        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
-            file.take(length),
-            READ_CHUNK,
-        )))
+            .map_err(|err| match err.kind() {
+                // Replaced between reading the metadata and opening.
+                std::io::ErrorKind::NotFound => StorageError::NoSuchKey(object.key.clone()),
+                _ => StorageError::Internal(err.into()),
+            })
     }
 
     /// Stores an object from a stream of bytes.
