@@ -17,8 +17,23 @@ use md5::Digest as _;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// An S3 client of `aura`'s S3 API with these credentials.
+/// An S3 client of `aura`'s S3 API with these credentials (sending
+/// checksums only where S3 requires them).
 fn client(aura: &Aura, access_key: &str, secret: &str) -> Client {
+    client_with(
+        aura,
+        access_key,
+        secret,
+        RequestChecksumCalculation::WhenRequired,
+    )
+}
+
+fn client_with(
+    aura: &Aura,
+    access_key: &str,
+    secret: &str,
+    checksums: RequestChecksumCalculation,
+) -> Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .http_client(aws_smithy_http_client::Builder::new().build_http())
@@ -26,7 +41,7 @@ fn client(aura: &Aura, access_key: &str, secret: &str) -> Client {
         .credentials_provider(Credentials::new(access_key, secret, None, None, "test"))
         .region(Region::new("us-east-1"))
         .force_path_style(true)
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .request_checksum_calculation(checksums)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .build();
     Client::from_conf(config)
@@ -1870,4 +1885,84 @@ async fn nodes_share_objects_through_a_remote_s3_service() {
     assert_eq!(held.contents().len(), 1, "only the current small.txt");
     drop(second);
     first.finish().await;
+}
+
+/// `x-amz-checksum-*` values, sent as headers or as trailers of an
+/// aws-chunked body, are verified; a mismatch stores nothing.
+#[tokio::test]
+async fn checksums_are_verified_when_sent() {
+    let aura = Aura::start();
+    let (access, secret) = key(&aura, json!({"*": "read-write"})).await;
+    let plain = client(&aura, &access, &secret);
+    let checking = client_with(
+        &aura,
+        &access,
+        &secret,
+        RequestChecksumCalculation::WhenSupported,
+    );
+    plain.create_bucket().bucket("sums").send().await.unwrap();
+
+    // The SDK's own checksums: a header for bytes in memory, a trailer for
+    // a streamed file.
+    checking
+        .put_object()
+        .bucket("sums")
+        .key("memory.txt")
+        .body(ByteStream::from_static(b"in memory"))
+        .send()
+        .await
+        .unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let data: Vec<u8> = (0..300_000).map(|i| (i % 241) as u8).collect();
+    std::fs::write(file.path(), &data).unwrap();
+    checking
+        .put_object()
+        .bucket("sums")
+        .key("file.bin")
+        .body(ByteStream::from_path(file.path()).await.unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body_of(&plain, "sums", "file.bin").await, data);
+
+    // Wrong values are refused and store nothing.
+    let (code, status) = failure(
+        plain
+            .put_object()
+            .bucket("sums")
+            .key("bad.txt")
+            .checksum_crc32("AAAAAA==")
+            .body(ByteStream::from_static(b"data"))
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code.as_str(), status), ("BadDigest", 400));
+    let (code, _) = failure(
+        plain
+            .put_object()
+            .bucket("sums")
+            .key("memory.txt")
+            .checksum_sha256("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=")
+            .body(ByteStream::from_static(b"not empty"))
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "BadDigest");
+    assert_eq!(
+        body_of(&plain, "sums", "memory.txt").await,
+        b"in memory",
+        "the previous object stays"
+    );
+    let (_, status) = failure(
+        plain
+            .head_object()
+            .bucket("sums")
+            .key("bad.txt")
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(status, 404);
 }
