@@ -109,7 +109,10 @@ def wrk(url, connections, seconds, script=None):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
+    # Scripts may print `p95: <ms>` from their `done` hook.
+    p95 = re.search(r"^p95: ([\d.]+)$", out, re.M)
     return {"rps": rps, "p50": latency_ms(50), "p99": latency_ms(99),
+            "p95": float(p95.group(1)) if p95 else None,
             "non2xx": int(errors.group(1)) if errors else 0,
             "socket_errors": socket_errors.group(1) if socket_errors else "none"}
 

@@ -14,6 +14,12 @@ target="${CARGO_TARGET_DIR:-$PWD/target}"
 if ! command -v wrk >/dev/null 2>&1; then
     apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
 fi
+if [ "${1:-}" = "--auth" ]; then
+    # Accounts: /api/auth/me throughput and login latency.
+    shift
+    cargo build --release -p aura
+    exec python3 bench/auth.py --aura "$target/release/aura" "$@"
+fi
 if [ "${1:-}" = "--storage" ]; then
     # Objects: REST PUT/GET throughput against a plain file copy.
     shift

@@ -10,7 +10,7 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::StreamExt as _;
 use md5::Digest as _;
@@ -239,6 +239,35 @@ async fn objects(aura: &Aura) {
         .send()
         .await
         .unwrap();
+    let hour_ago = DateTime::from_secs(chrono::Utc::now().timestamp() - 3600);
+    let in_an_hour = DateTime::from_secs(chrono::Utc::now().timestamp() + 3600);
+    let (_, status) = failure(
+        s3.get_object()
+            .bucket("photos")
+            .key("2026/cat.txt")
+            .if_modified_since(in_an_hour)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(status, 304);
+    s3.head_object()
+        .bucket("photos")
+        .key("2026/cat.txt")
+        .if_modified_since(hour_ago)
+        .send()
+        .await
+        .unwrap();
+    let (_, status) = failure(
+        s3.head_object()
+            .bucket("photos")
+            .key("2026/cat.txt")
+            .if_unmodified_since(hour_ago)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(status, 412);
     let (code, _) = failure(
         s3.put_object()
             .bucket("photos")

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Requests to the auth endpoints one address may make per window.
+/// Requests to the auth endpoints one address may make per window, by
+/// default.
 pub const PER_ADDRESS: u32 = 30;
 /// The window of [`PER_ADDRESS`].
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -36,8 +37,9 @@ struct Failures {
 }
 
 /// The limiter.
-#[derive(Default)]
 pub struct Limits {
+    /// Requests per address per window (0: no limit).
+    per_address: u32,
     addresses: Mutex<HashMap<String, Window>>,
     accounts: Mutex<HashMap<String, Failures>>,
     mailboxes: Mutex<HashMap<String, Window>>,
@@ -78,10 +80,30 @@ fn seconds(duration: Duration) -> u64 {
     duration.as_secs_f64().ceil().max(1.0) as u64
 }
 
+impl Default for Limits {
+    fn default() -> Self {
+        Self::new(PER_ADDRESS)
+    }
+}
+
 impl Limits {
+    /// A limiter allowing `per_address` requests per address per minute
+    /// (0: no per-address limit; account lockouts stay).
+    pub fn new(per_address: u32) -> Self {
+        Self {
+            per_address,
+            addresses: Mutex::default(),
+            accounts: Mutex::default(),
+            mailboxes: Mutex::default(),
+        }
+    }
+
     /// Counts a request from `address`; `Err(retry_after)` past the limit.
     pub fn request(&self, address: &str) -> Result<(), u64> {
-        count(&self.addresses, address, PER_ADDRESS, WINDOW)
+        if self.per_address == 0 {
+            return Ok(());
+        }
+        count(&self.addresses, address, self.per_address, WINDOW)
     }
 
     /// Counts a mail to `address`; `Err(retry_after)` past the limit.

@@ -154,6 +154,11 @@ pub struct AuthOptions {
     /// [default: http://ADDR]
     #[arg(long, env = "AURA_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// Requests a client address may make per minute to the auth
+    /// endpoints that take no token (0: no limit, e.g. behind a proxy that
+    /// limits, or for benchmarks)
+    #[arg(long = "auth-rate-limit", env = "AURA_AUTH_RATE_LIMIT", default_value_t = limits::PER_ADDRESS)]
+    pub rate_limit: u32,
     /// Your app's URL: links in mail then open its pages
     /// (`/auth/verify-email`, `/auth/reset-password`, `/auth/magic-link`,
     /// with `?token=`) instead of Aura's endpoints
@@ -301,7 +306,7 @@ impl Auth {
                 secrets: HashMap::new(),
             }),
             decoy_hash,
-            limits: limits::Limits::default(),
+            limits: limits::Limits::new(options.rate_limit),
             audit,
             mailer,
             links: Links {

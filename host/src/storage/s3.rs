@@ -171,6 +171,25 @@ fn md5_header(value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
     }
 }
 
+/// The [`Claimed`] checksums of a put or part `input` (both carry the same
+/// `checksum_*` fields).
+macro_rules! claimed {
+    ($input:ident, $algorithm:expr, $trailers:expr) => {
+        Claimed {
+            algorithm: $algorithm,
+            values: Checksum {
+                checksum_crc32: $input.checksum_crc32,
+                checksum_crc32c: $input.checksum_crc32c,
+                checksum_crc64nvme: $input.checksum_crc64nvme,
+                checksum_sha1: $input.checksum_sha1,
+                checksum_sha256: $input.checksum_sha256,
+                ..Default::default()
+            },
+            trailers: $trailers,
+        }
+    };
+}
+
 /// The checksums (`x-amz-checksum-*`) a request says its body has, in
 /// headers or, for aws-chunked bodies, in trailers that arrive after it.
 #[derive(Clone, Default)]
@@ -405,21 +424,11 @@ impl S3 for Api {
         let body = input
             .body
             .ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
-        let claimed = Claimed {
-            algorithm: input
-                .checksum_algorithm
-                .as_ref()
-                .map(|a| a.as_str().to_owned()),
-            values: Checksum {
-                checksum_crc32: input.checksum_crc32,
-                checksum_crc32c: input.checksum_crc32c,
-                checksum_crc64nvme: input.checksum_crc64nvme,
-                checksum_sha1: input.checksum_sha1,
-                checksum_sha256: input.checksum_sha256,
-                ..Default::default()
-            },
-            trailers: req.trailing_headers,
-        };
+        let claimed = claimed!(
+            input,
+            input.checksum_algorithm.map(|a| a.as_str().to_owned()),
+            req.trailing_headers
+        );
         let mismatch = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let options = PutOptions {
             content_type: input.content_type,
@@ -705,18 +714,7 @@ impl S3 for Api {
         let body = input
             .body
             .ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
-        let claimed = Claimed {
-            algorithm: None,
-            values: Checksum {
-                checksum_crc32: input.checksum_crc32,
-                checksum_crc32c: input.checksum_crc32c,
-                checksum_crc64nvme: input.checksum_crc64nvme,
-                checksum_sha1: input.checksum_sha1,
-                checksum_sha256: input.checksum_sha256,
-                ..Default::default()
-            },
-            trailers: req.trailing_headers,
-        };
+        let claimed = claimed!(input, None, req.trailing_headers);
         let mismatch = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let etag = self
             .0
