@@ -805,3 +805,182 @@ async fn totp_two_factor_with_recovery_codes() {
         assert!(events.contains(&event), "{event} in {events:?}");
     }
 }
+
+/// The `Set-Cookie` values of a response, by name (value and attributes).
+fn set_cookies(
+    response: &reqwest::Response,
+) -> std::collections::BTreeMap<String, (String, String)> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| {
+            let (pair, attributes) = v.split_once(';').unwrap_or((v, ""));
+            let (name, value) = pair.split_once('=')?;
+            Some((name.to_owned(), (value.to_owned(), attributes.to_owned())))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn cookie_sessions_need_csrf_proof_to_change_state() {
+    let aura = Aura::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--cors-origin", "https://app.example.com"],
+    );
+    register(&aura, "cookie@example.com").await;
+    let response = post(
+        &aura,
+        "/api/auth/login?session=cookie",
+        json!({"email": "cookie@example.com", "password": PASSWORD}),
+    )
+    .await;
+    let cookies = set_cookies(&response);
+    let body = json_of(response, 200).await;
+    assert!(
+        body.get("accessToken").is_none() && body.get("refreshToken").is_none(),
+        "{body}"
+    );
+    assert_eq!(body["user"]["email"], "cookie@example.com");
+    let csrf = body["csrfToken"].as_str().unwrap().to_owned();
+    let (access, attributes) = &cookies["aura_access"];
+    assert!(
+        attributes.contains("HttpOnly") && attributes.contains("SameSite=Lax"),
+        "{attributes}"
+    );
+    assert!(cookies["aura_refresh"].1.contains("Path=/api/auth"));
+    assert_eq!(cookies["aura_csrf"].0, csrf);
+    assert!(
+        !cookies["aura_csrf"].1.contains("HttpOnly"),
+        "the page reads the CSRF cookie"
+    );
+    let jar = format!(
+        "aura_access={access}; aura_refresh={}; aura_csrf={csrf}",
+        cookies["aura_refresh"].0
+    );
+
+    // Reads need only the cookie.
+    let me = aura
+        .http
+        .get(aura.at("/api/auth/me"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(me, 200).await["email"], "cookie@example.com");
+
+    // Changes need the CSRF header, and a trusted Origin when one is sent.
+    let change = |csrf: Option<&str>, origin: Option<&str>| {
+        let mut request = aura
+            .http
+            .put(aura.at("/api/auth/me"))
+            .header("cookie", &jar)
+            .json(&json!({"name": "Cookie"}));
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    assert_error(change(None, None).await.unwrap(), 403, "csrf_failed").await;
+    assert_error(
+        change(Some("forged"), None).await.unwrap(),
+        403,
+        "csrf_failed",
+    )
+    .await;
+    assert_error(
+        change(Some(&csrf), Some("https://evil.example"))
+            .await
+            .unwrap(),
+        403,
+        "csrf_failed",
+    )
+    .await;
+    assert_eq!(
+        json_of(
+            change(Some(&csrf), Some("https://app.example.com"))
+                .await
+                .unwrap(),
+            200
+        )
+        .await["name"],
+        "Cookie"
+    );
+    assert_eq!(
+        json_of(change(Some(&csrf), None).await.unwrap(), 200).await["name"],
+        "Cookie"
+    );
+
+    // Refresh from the cookie (with the CSRF proof) sets new cookies.
+    let refused = aura
+        .http
+        .post(aura.at("/api/auth/refresh"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_error(refused, 403, "csrf_failed").await;
+    let refreshed = aura
+        .http
+        .post(aura.at("/api/auth/refresh"))
+        .header("cookie", &jar)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    let renewed = set_cookies(&refreshed);
+    assert_eq!(refreshed.status(), 200);
+    assert_ne!(
+        &renewed["aura_refresh"].0, &cookies["aura_refresh"].0,
+        "rotated"
+    );
+
+    // CORS: the allowed origin gets credentials, another gets nothing.
+    let preflight = |origin: &str| {
+        aura.http
+            .request(reqwest::Method::OPTIONS, aura.at("/api/auth/me"))
+            .header("origin", origin.to_owned())
+            .header("access-control-request-method", "PUT")
+            .header(
+                "access-control-request-headers",
+                "x-csrf-token, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    // Logout clears the cookies and ends the session.
+    let jar = format!("aura_access={}; aura_csrf={csrf}", renewed["aura_access"].0);
+    let out = aura
+        .http
+        .post(aura.at("/api/auth/logout"))
+        .header("cookie", &jar)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    assert_eq!(set_cookies(&out)["aura_access"].0, "");
+    let me = aura
+        .http
+        .get(aura.at("/api/auth/me"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_error(me, 401, "invalid_token").await;
+}

@@ -3,9 +3,10 @@
 //! email verification, two-factor enrollment. Thin: the auth service does
 //! the work.
 
+use super::cookies::{self, SessionMode};
 use super::{ApiError, AppState};
 use crate::auth::totp::Proof;
-use crate::auth::{AuthError, Authenticated, Client};
+use crate::auth::{AuthError, Authenticated, Client, SignIn};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -117,6 +118,7 @@ struct Register {
 async fn register(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(mode): Query<SessionMode>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -130,7 +132,12 @@ async fn register(
             &client(&headers, peer),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(tokens)))
+    Ok(cookies::answer(
+        &state,
+        &mode,
+        StatusCode::CREATED,
+        SignIn::Tokens(tokens),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -143,16 +150,16 @@ struct Login {
 async fn login(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(mode): Query<SessionMode>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let input: Login = body(&bytes)?;
-    Ok(Json(
-        state
-            .auth
-            .login(&input.email, &input.password, &client(&headers, peer))
-            .await?,
-    ))
+    let answer = state
+        .auth
+        .login(&input.email, &input.password, &client(&headers, peer))
+        .await?;
+    Ok(cookies::answer(&state, &mode, StatusCode::OK, answer))
 }
 
 #[derive(Deserialize)]
@@ -161,18 +168,28 @@ struct Refresh {
     refresh_token: String,
 }
 
+/// Bearer mode: `{refreshToken}`. Cookie mode: no body, the
+/// `aura_refresh` cookie (and the CSRF check); the answer sets new cookies.
 async fn refresh(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(mode): Query<SessionMode>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let input: Refresh = body(&bytes)?;
-    Ok(Json(
-        state
-            .auth
-            .refresh(&input.refresh_token, &client(&headers, peer))
-            .await?,
+    let (token, mode) = match cookies::cookie(&headers, cookies::REFRESH) {
+        Some(token) if bytes.is_empty() => {
+            cookies::check_csrf(&state, &headers)?;
+            (token.to_owned(), SessionMode::cookie())
+        }
+        _ => (body::<Refresh>(&bytes)?.refresh_token, mode),
+    };
+    let tokens = state.auth.refresh(&token, &client(&headers, peer)).await?;
+    Ok(cookies::answer(
+        &state,
+        &mode,
+        StatusCode::OK,
+        SignIn::Tokens(tokens),
     ))
 }
 
@@ -182,7 +199,11 @@ async fn logout(
 ) -> Result<impl IntoResponse, ApiError> {
     let auth = signed_in(&state, &headers).await?;
     state.auth.logout(&auth).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if cookies::cookie(&headers, cookies::ACCESS).is_some() {
+        cookies::cleared(&state, &mut response);
+    }
+    Ok(response)
 }
 
 async fn me(
@@ -364,19 +385,35 @@ async fn magic_link(
     Ok(mail_accepted())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkQuery {
+    token: String,
+    #[serde(default)]
+    session: Option<String>,
+}
+
 async fn verify_magic_link(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    query: Result<Query<TokenOnly>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let token = token_query(query)?;
-    Ok(Json(
-        state
-            .auth
-            .verify_magic_link(&token, &client(&headers, peer))
-            .await?,
-    ))
+    let Query(query) = query.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "this link needs ?token= (copy the whole link from the mail)",
+        )
+    })?;
+    let answer = state
+        .auth
+        .verify_magic_link(&query.token, &client(&headers, peer))
+        .await?;
+    let mode = SessionMode {
+        session: query.session,
+    };
+    Ok(cookies::answer(&state, &mode, StatusCode::OK, answer))
 }
 
 async fn request_code(
@@ -403,16 +440,16 @@ struct CodeSignIn {
 async fn verify_code(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(mode): Query<SessionMode>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let input: CodeSignIn = body(&bytes)?;
-    Ok(Json(
-        state
-            .auth
-            .verify_code(&input.email, &input.code, &client(&headers, peer))
-            .await?,
-    ))
+    let answer = state
+        .auth
+        .verify_code(&input.email, &input.code, &client(&headers, peer))
+        .await?;
+    Ok(cookies::answer(&state, &mode, StatusCode::OK, answer))
 }
 
 async fn enroll_totp(
@@ -455,6 +492,7 @@ impl TotpProof {
 async fn verify_totp(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(mode): Query<SessionMode>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<axum::response::Response, ApiError> {
@@ -465,7 +503,12 @@ async fn verify_totp(
             .auth
             .complete_sign_in(token, proof, &client(&headers, peer))
             .await?;
-        return Ok(Json(tokens).into_response());
+        return Ok(cookies::answer(
+            &state,
+            &mode,
+            StatusCode::OK,
+            SignIn::Tokens(tokens),
+        ));
     }
     let auth = signed_in(&state, &headers).await?;
     let Proof::Code(code) = proof else {

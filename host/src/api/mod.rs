@@ -6,6 +6,7 @@
 mod admin;
 mod auth;
 mod collections;
+mod cookies;
 mod error;
 mod files;
 mod invoke;
@@ -89,6 +90,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(auth::routes())
         .merge(admin)
         .fallback(|| async { ApiError::route_not_found() })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            cookies::cookie_auth,
+        ))
+        .layer(state.auth.cors())
         .with_state(state)
 }
 

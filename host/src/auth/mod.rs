@@ -159,6 +159,16 @@ pub struct AuthOptions {
     /// limits, or for benchmarks)
     #[arg(long = "auth-rate-limit", env = "AURA_AUTH_RATE_LIMIT", default_value_t = limits::PER_ADDRESS)]
     pub rate_limit: u32,
+    /// Origins (`https://app.example.com`) whose pages may call the API
+    /// with credentials (CORS), and whose cookie sessions may change state;
+    /// the public and app URLs' origins always may
+    #[arg(
+        long = "cors-origin",
+        env = "AURA_CORS_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
     /// Your app's URL: links in mail then open its pages
     /// (`/auth/verify-email`, `/auth/reset-password`, `/auth/magic-link`,
     /// with `?token=`) instead of Aura's endpoints
@@ -166,10 +176,17 @@ pub struct AuthOptions {
     pub app_url: Option<String>,
 }
 
-/// Where links in mails point.
+/// Where links in mails point, and the origins trusted with credentials.
 struct Links {
     public_url: String,
     app_url: Option<String>,
+    origins: Vec<String>,
+}
+
+/// The origin (`scheme://host[:port]`) of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    Some(url.origin().ascii_serialization())
 }
 
 /// An authenticated request: the user and their session.
@@ -309,9 +326,29 @@ impl Auth {
             limits: limits::Limits::new(options.rate_limit),
             audit,
             mailer,
-            links: Links {
-                public_url: options.public_url.clone().unwrap_or(public_url),
-                app_url: options.app_url.clone(),
+            links: {
+                let public_url = options.public_url.clone().unwrap_or(public_url);
+                let origins = options
+                    .cors_origins
+                    .iter()
+                    .map(|o| {
+                        origin_of(o).ok_or_else(|| {
+                            anyhow::anyhow!("`{o}` is not an origin (https://app.example.com)")
+                        })
+                    })
+                    .chain(
+                        [&public_url]
+                            .into_iter()
+                            .chain(&options.app_url)
+                            .filter_map(|u| origin_of(u))
+                            .map(Ok),
+                    )
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                Links {
+                    public_url,
+                    app_url: options.app_url.clone(),
+                    origins,
+                }
             },
         });
         auth.load_keys().await?;
@@ -410,6 +447,39 @@ impl Auth {
     /// The URL clients reach this server at (for links it hands out).
     pub fn public_url(&self) -> &str {
         self.links.public_url.trim_end_matches('/')
+    }
+
+    /// Whether pages of `origin` may use the API with credentials.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.links.origins.iter().any(|o| o == origin)
+    }
+
+    /// The CORS policy: the allowed origins, with credentials.
+    pub fn cors(&self) -> tower_http::cors::CorsLayer {
+        use axum::http::{HeaderName, HeaderValue, Method, header};
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(
+                self.links
+                    .origins
+                    .iter()
+                    .filter_map(|o| HeaderValue::from_str(o).ok())
+                    .collect::<Vec<_>>(),
+            )
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-csrf-token"),
+                HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([header::ETAG, header::LOCATION, header::RETRY_AFTER])
     }
 
     /// Mail kept instead of sent (no SMTP server configured), newest first.
