@@ -984,3 +984,85 @@ async fn cookie_sessions_need_csrf_proof_to_change_state() {
         .unwrap();
     assert_error(me, 401, "invalid_token").await;
 }
+
+/// The `kid` header of a JWT.
+fn kid_of(token: &str) -> String {
+    use base64::Engine as _;
+    let header = token.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn signing_keys_rotate_without_signing_anyone_out() {
+    let aura = Aura::start();
+    let before = access(&register(&aura, "keys@example.com").await);
+    let (_, keys) = aura.admin_get("/api/admin/auth/keys").await;
+    let keys = keys["keys"].as_array().unwrap().clone();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["kid"], kid_of(&before).as_str());
+    assert!(keys[0].get("secret").is_none());
+
+    let (status, rotated) = aura.admin_post("/api/admin/auth/keys", json!({})).await;
+    assert_eq!(status, 201);
+    let new_kid = rotated["kid"].as_str().unwrap().to_owned();
+    // Old tokens still work; new ones use the new key.
+    let me = aura
+        .http
+        .get(aura.at("/api/auth/me"))
+        .bearer_auth(&before)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let after = access(&json_of(login(&aura, "keys@example.com", PASSWORD).await, 200).await);
+    assert_eq!(kid_of(&after), new_kid);
+
+    // The signing key can't be retired; the old one can, and its tokens end.
+    let active = aura
+        .http
+        .delete(aura.at(&format!("/api/admin/auth/keys/{new_kid}")))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_error(active, 400, "invalid_input").await;
+    let old = kid_of(&before);
+    let retired = aura
+        .http
+        .delete(aura.at(&format!("/api/admin/auth/keys/{old}")))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retired.status(), 204);
+    let again = aura
+        .http
+        .delete(aura.at(&format!("/api/admin/auth/keys/{old}")))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_error(again, 404, "not_found").await;
+    let me = aura
+        .http
+        .get(aura.at("/api/auth/me"))
+        .bearer_auth(&before)
+        .send()
+        .await
+        .unwrap();
+    assert_error(me, 401, "invalid_token").await;
+    let me = aura
+        .http
+        .get(aura.at("/api/auth/me"))
+        .bearer_auth(&after)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+}

@@ -63,6 +63,7 @@ impl From<AuthError> for ApiError {
             AuthError::SessionNotFound => {
                 Self::new(StatusCode::NOT_FOUND, "session_not_found", message)
             }
+            AuthError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "not_found", message),
             AuthError::RateLimited(seconds) => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
                     .with_retry_after(seconds)

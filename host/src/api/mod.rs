@@ -66,6 +66,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(storage::routes())
         .route("/api/admin/audit", get(audit))
         .route("/api/admin/outbox", get(outbox))
+        .route("/api/admin/auth/keys", get(signing_keys).post(rotate_key))
+        .route(
+            "/api/admin/auth/keys/{kid}",
+            axum::routing::delete(retire_key),
+        )
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
@@ -109,6 +114,31 @@ async fn audit(
         .await
         .map_err(ApiError::internal)?;
     Ok(axum::Json(serde_json::json!({ "entries": entries })))
+}
+
+/// `GET /api/admin/auth/keys`: the access-token signing keys.
+async fn signing_keys(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(
+        serde_json::json!({ "keys": state.auth.signing_keys().await? }),
+    ))
+}
+
+/// `POST /api/admin/auth/keys`: a new key signs from now on.
+async fn rotate_key(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
+    let kid = state.auth.rotate_key().await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        axum::Json(serde_json::json!({ "kid": kid, "active": true })),
+    ))
+}
+
+/// `DELETE /api/admin/auth/keys/{kid}`: tokens signed with it stop working.
+async fn retire_key(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(kid): axum::extract::Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    state.auth.retire_key(&kid).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/admin/outbox`: auth mail kept instead of sent, newest first.

@@ -15,6 +15,7 @@
 //! - Mail flows (`recovery`, `passwordless`) use single-purpose, single-use
 //!   tokens (`once`); two-factor sign-in is in `totp`.
 
+mod keys;
 pub mod limits;
 pub mod mail;
 mod once;
@@ -66,6 +67,9 @@ pub enum AuthError {
     /// No such session (of this user).
     #[error("no such session")]
     SessionNotFound,
+    /// Something named (a signing key) does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// A one-time code (email, authenticator, recovery) that is wrong,
     /// used or expired.
     #[error("the code is wrong, used or expired")]
@@ -352,6 +356,7 @@ impl Auth {
             },
         });
         auth.load_keys().await?;
+        auth.reload_keys_periodically();
         Ok(auth)
     }
 
@@ -375,20 +380,7 @@ impl Auth {
             .fetch(&select, &[Storage::Text, Storage::Text])
             .await?;
         if rows.is_empty() {
-            let secret = hex::encode(rand::random::<[u8; 32]>());
-            let kid = sha256_hex(&secret)[..16].to_owned();
-            let mut insert = self.query();
-            insert
-                .sql("INSERT INTO _aura_auth_keys (kid, secret, created) VALUES (")
-                .arg(text_arg(&kid), Storage::Text)
-                .sql(", ")
-                .arg(text_arg(&secret), Storage::Text)
-                .sql(", ")
-                .arg(text_arg(&values::now()), Storage::Text)
-                .sql(")");
-            let mut tx = backend.begin().await?;
-            tx.execute(&insert).await?;
-            tx.commit().await?;
+            self.insert_key().await?;
             rows = backend
                 .fetch(&select, &[Storage::Text, Storage::Text])
                 .await?;
