@@ -1066,3 +1066,68 @@ async fn signing_keys_rotate_without_signing_anyone_out() {
         .unwrap();
     assert_eq!(me.status(), 200);
 }
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let forgot = |aura: &Aura, forwarded: &str, n: usize| {
+        aura.http
+            .post(aura.at("/api/auth/password/forgot"))
+            .header("x-forwarded-for", forwarded.to_owned())
+            .json(&json!({"email": format!("user{n}@example.com")}))
+            .send()
+    };
+    // Behind a trusted proxy, each client has its own limit.
+    let aura = Aura::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--trusted-proxy", "127.0.0.0/8"],
+    );
+    for n in 0..30 {
+        assert_eq!(forgot(&aura, "203.0.113.1", n).await.unwrap().status(), 202);
+    }
+    assert_error(
+        forgot(&aura, "203.0.113.1", 99).await.unwrap(),
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert_eq!(
+        forgot(&aura, "198.51.100.7, 203.0.113.2", 0)
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    let tokens = aura
+        .http
+        .post(aura.at("/api/auth/register"))
+        .header("x-forwarded-for", "203.0.113.2")
+        .json(&json!({"email": "proxied@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let tokens = json_of(tokens, 201).await;
+    let sessions = aura
+        .http
+        .get(aura.at("/api/auth/sessions"))
+        .bearer_auth(access(&tokens))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_of(sessions, 200).await["sessions"][0]["ip"],
+        "203.0.113.2"
+    );
+
+    // From an untrusted peer the header is ignored: everyone shares 127.0.0.1.
+    let aura = Aura::start();
+    for n in 0..30 {
+        let forwarded = format!("203.0.113.{n}");
+        assert_eq!(forgot(&aura, &forwarded, n).await.unwrap().status(), 202);
+    }
+    assert_error(
+        forgot(&aura, "203.0.113.200", 99).await.unwrap(),
+        429,
+        "rate_limited",
+    )
+    .await;
+}

@@ -83,15 +83,16 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-/// The client: its user agent and its address (the peer's: behind a proxy,
-/// every client shares the proxy's address).
-fn client(headers: &HeaderMap, peer: SocketAddr) -> Client {
+/// The client: its user agent and its address (the peer's, or from
+/// `X-Forwarded-For` when the peer is a trusted proxy).
+fn client(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Client {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     Client {
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        ip: Some(peer.ip().to_string()),
+        ip: Some(state.auth.client_ip(peer.ip(), forwarded).to_string()),
     }
 }
 
@@ -130,7 +131,7 @@ async fn register(
             &input.email,
             &input.password,
             input.name.as_deref(),
-            &client(&headers, peer),
+            &client(&state, &headers, peer),
         )
         .await?;
     Ok(cookies::answer(
@@ -158,7 +159,11 @@ async fn login(
     let input: Login = body(&bytes)?;
     let answer = state
         .auth
-        .login(&input.email, &input.password, &client(&headers, peer))
+        .login(
+            &input.email,
+            &input.password,
+            &client(&state, &headers, peer),
+        )
         .await?;
     Ok(cookies::answer(&state, &mode, StatusCode::OK, answer))
 }
@@ -185,7 +190,10 @@ async fn refresh(
         }
         _ => (body::<Refresh>(&bytes)?.refresh_token, mode),
     };
-    let tokens = state.auth.refresh(&token, &client(&headers, peer)).await?;
+    let tokens = state
+        .auth
+        .refresh(&token, &client(&state, &headers, peer))
+        .await?;
     Ok(cookies::answer(
         &state,
         &mode,
@@ -288,7 +296,7 @@ async fn forgot_password(
     let input: EmailOnly = body(&bytes)?;
     state
         .auth
-        .forgot_password(&input.email, &client(&headers, peer))
+        .forgot_password(&input.email, &client(&state, &headers, peer))
         .await?;
     Ok(mail_accepted())
 }
@@ -309,7 +317,11 @@ async fn reset_password(
     let input: Reset = body(&bytes)?;
     state
         .auth
-        .reset_password(&input.token, &input.password, &client(&headers, peer))
+        .reset_password(
+            &input.token,
+            &input.password,
+            &client(&state, &headers, peer),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -339,7 +351,7 @@ async fn confirm_email(
     Ok(Json(
         state
             .auth
-            .confirm_email(&input.token, &client(&headers, peer))
+            .confirm_email(&input.token, &client(&state, &headers, peer))
             .await?,
     ))
 }
@@ -367,7 +379,7 @@ async fn confirm_email_link(
     Ok(Json(
         state
             .auth
-            .confirm_email(&token, &client(&headers, peer))
+            .confirm_email(&token, &client(&state, &headers, peer))
             .await?,
     ))
 }
@@ -381,7 +393,7 @@ async fn magic_link(
     let input: EmailOnly = body(&bytes)?;
     state
         .auth
-        .send_magic_link(&input.email, &client(&headers, peer))
+        .send_magic_link(&input.email, &client(&state, &headers, peer))
         .await?;
     Ok(mail_accepted())
 }
@@ -409,7 +421,7 @@ async fn verify_magic_link(
     })?;
     let answer = state
         .auth
-        .verify_magic_link(&query.token, &client(&headers, peer))
+        .verify_magic_link(&query.token, &client(&state, &headers, peer))
         .await?;
     let mode = SessionMode {
         session: query.session,
@@ -426,7 +438,7 @@ async fn request_code(
     let input: EmailOnly = body(&bytes)?;
     state
         .auth
-        .send_code(&input.email, &client(&headers, peer))
+        .send_code(&input.email, &client(&state, &headers, peer))
         .await?;
     Ok(mail_accepted())
 }
@@ -448,7 +460,7 @@ async fn verify_code(
     let input: CodeSignIn = body(&bytes)?;
     let answer = state
         .auth
-        .verify_code(&input.email, &input.code, &client(&headers, peer))
+        .verify_code(&input.email, &input.code, &client(&state, &headers, peer))
         .await?;
     Ok(cookies::answer(&state, &mode, StatusCode::OK, answer))
 }
@@ -502,7 +514,7 @@ async fn verify_totp(
     if let Some(token) = &input.mfa_token {
         let tokens = state
             .auth
-            .complete_sign_in(token, proof, &client(&headers, peer))
+            .complete_sign_in(token, proof, &client(&state, &headers, peer))
             .await?;
         return Ok(cookies::answer(
             &state,

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod mail;
 mod once;
 mod passwordless;
+pub mod proxies;
 mod recovery;
 pub mod totp;
 
@@ -163,6 +164,16 @@ pub struct AuthOptions {
     /// limits, or for benchmarks)
     #[arg(long = "auth-rate-limit", env = "AURA_AUTH_RATE_LIMIT", default_value_t = limits::PER_ADDRESS)]
     pub rate_limit: u32,
+    /// Reverse proxies (addresses or networks, `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` names the client, for rate limits, sessions and
+    /// the audit log; from others the header is ignored
+    #[arg(
+        long = "trusted-proxy",
+        env = "AURA_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
     /// Origins (`https://app.example.com`) whose pages may call the API
     /// with credentials (CORS), and whose cookie sessions may change state;
     /// the public and app URLs' origins always may
@@ -231,6 +242,7 @@ pub struct Auth {
     audit: Arc<AuditLog>,
     mailer: Arc<mail::Mailer>,
     links: Links,
+    proxies: proxies::TrustedProxies,
 }
 
 fn hasher() -> Argon2<'static> {
@@ -328,6 +340,7 @@ impl Auth {
             }),
             decoy_hash,
             limits: limits::Limits::new(options.rate_limit),
+            proxies: proxies::TrustedProxies::parse(&options.trusted_proxies)?,
             audit,
             mailer,
             links: {
@@ -439,6 +452,15 @@ impl Auth {
     /// The URL clients reach this server at (for links it hands out).
     pub fn public_url(&self) -> &str {
         self.links.public_url.trim_end_matches('/')
+    }
+
+    /// The address a request comes from (see [`proxies`]).
+    pub fn client_ip(
+        &self,
+        peer: std::net::IpAddr,
+        forwarded_for: Option<&str>,
+    ) -> std::net::IpAddr {
+        self.proxies.client_ip(peer, forwarded_for)
     }
 
     /// Whether pages of `origin` may use the API with credentials.
