@@ -1131,3 +1131,62 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn verified_email_mode_answers_registration_alike_for_every_address() {
+    let sink = SmtpSink::start().await;
+    let aura = Aura::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--smtp-url", &sink.url, "--require-verified-email"],
+    );
+    let first = post(
+        &aura,
+        "/api/auth/register",
+        json!({"email": "taken@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(first.status(), 202);
+    let first = first.text().await.unwrap();
+    let confirm = sink.take("taken@example.com").await;
+    assert_eq!(confirm.subject, "Confirm your email address");
+    // The same answer for a taken address; its owner is told.
+    let again = post(
+        &aura,
+        "/api/auth/register",
+        json!({"email": "taken@example.com", "password": "another password"}),
+    )
+    .await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.text().await.unwrap(), first);
+    assert_eq!(
+        sink.take("taken@example.com").await.subject,
+        "Someone tried to register with your address"
+    );
+
+    // No sign-in before the address is confirmed (a wrong password still says only that).
+    assert_error(
+        login(&aura, "taken@example.com", "wrong password!").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_error(
+        login(&aura, "taken@example.com", PASSWORD).await,
+        403,
+        "email_not_verified",
+    )
+    .await;
+    let token = confirm.after("token=");
+    json_of(
+        post(
+            &aura,
+            "/api/auth/verify-email/confirm",
+            json!({"token": token}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let signed = json_of(login(&aura, "taken@example.com", PASSWORD).await, 200).await;
+    assert_eq!(signed["user"]["verified"], true);
+}

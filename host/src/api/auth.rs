@@ -6,7 +6,7 @@
 use super::cookies::{self, SessionMode};
 use super::{ApiError, AppState};
 use crate::auth::totp::Proof;
-use crate::auth::{AuthError, Authenticated, Client, SignIn};
+use crate::auth::{AuthError, Authenticated, Client, Registered, SignIn};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -64,6 +64,9 @@ impl From<AuthError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "session_not_found", message)
             }
             AuthError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "not_found", message),
+            AuthError::NotVerified => {
+                Self::new(StatusCode::FORBIDDEN, "email_not_verified", message)
+            }
             AuthError::RateLimited(seconds) => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
                     .with_retry_after(seconds)
@@ -134,12 +137,12 @@ async fn register(
             &client(&state, &headers, peer),
         )
         .await?;
-    Ok(cookies::answer(
-        &state,
-        &mode,
-        StatusCode::CREATED,
-        SignIn::Tokens(tokens),
-    ))
+    Ok(match tokens {
+        Registered::SignedIn(tokens) => {
+            cookies::answer(&state, &mode, StatusCode::CREATED, SignIn::Tokens(tokens))
+        }
+        Registered::Pending => mail_accepted().into_response(),
+    })
 }
 
 #[derive(Deserialize)]

@@ -68,6 +68,11 @@ pub enum AuthError {
     /// No such session (of this user).
     #[error("no such session")]
     SessionNotFound,
+    /// Sign-in needs a verified address first.
+    #[error(
+        "confirm your email address first: open the link in the mail we sent (POST /api/auth/verify-email/request sends another once signed in another way)"
+    )]
+    NotVerified,
     /// Something named (a signing key) does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -120,6 +125,17 @@ pub struct Tokens {
     pub user: Value,
 }
 
+/// What registering answers.
+#[derive(Debug)]
+pub enum Registered {
+    /// Signed in at once.
+    SignedIn(Tokens),
+    /// With `--require-verified-email`: a mail went to the address (a
+    /// confirmation link, or a notice if it has an account); the same for
+    /// every address.
+    Pending,
+}
+
 /// What a successful first sign-in step answers.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
@@ -164,6 +180,10 @@ pub struct AuthOptions {
     /// limits, or for benchmarks)
     #[arg(long = "auth-rate-limit", env = "AURA_AUTH_RATE_LIMIT", default_value_t = limits::PER_ADDRESS)]
     pub rate_limit: u32,
+    /// Accounts with a password must confirm their email before signing
+    /// in; registering then answers the same for new and taken addresses
+    #[arg(long = "require-verified-email", env = "AURA_REQUIRE_VERIFIED_EMAIL")]
+    pub require_verified: bool,
     /// Reverse proxies (addresses or networks, `10.0.0.0/8`) whose
     /// `X-Forwarded-For` names the client, for rate limits, sessions and
     /// the audit log; from others the header is ignored
@@ -243,6 +263,7 @@ pub struct Auth {
     mailer: Arc<mail::Mailer>,
     links: Links,
     proxies: proxies::TrustedProxies,
+    require_verified: bool,
 }
 
 fn hasher() -> Argon2<'static> {
@@ -341,6 +362,7 @@ impl Auth {
             decoy_hash,
             limits: limits::Limits::new(options.rate_limit),
             proxies: proxies::TrustedProxies::parse(&options.trusted_proxies)?,
+            require_verified: options.require_verified,
             audit,
             mailer,
             links: {
@@ -520,7 +542,7 @@ impl Auth {
         password: &str,
         name: Option<&str>,
         client: &Client,
-    ) -> Result<Tokens, AuthError> {
+    ) -> Result<Registered, AuthError> {
         self.limit(client)?;
         check_password(password)?;
         let email = normal_email(email);
@@ -535,6 +557,16 @@ impl Auth {
             .await
         {
             Ok(user) => user,
+            Err(DbError::Unique(_)) if self.require_verified => {
+                // The same answer as for a new address; the owner hears of it.
+                self.limit_mail(&email)?;
+                self.mailer.send(
+                    &email,
+                    "Someone tried to register with your address",
+                    "Someone tried to create an account with this email address, which already has one. If it was you, sign in, or reset your password. Otherwise, ignore this mail.\n".into(),
+                );
+                return Ok(Registered::Pending);
+            }
             Err(DbError::Unique(_)) => return Err(AuthError::EmailTaken),
             Err(DbError::Validation(fields)) => {
                 let reasons: Vec<String> = fields
@@ -560,7 +592,11 @@ impl Auth {
         }
         self.audit
             .record("register", Some(&id), client.ip.as_deref(), json!({}));
-        self.open_session(user, client).await
+        if self.require_verified {
+            self.send_verification(&id, &email).await?;
+            return Ok(Registered::Pending);
+        }
+        Ok(Registered::SignedIn(self.open_session(user, client).await?))
     }
 
     /// Signs in with email and password.
@@ -611,6 +647,9 @@ impl Auth {
             self.write(update).await?;
         }
         let user = self.user_record(&id).await?;
+        if self.require_verified && user["verified"] != json!(true) {
+            return Err(AuthError::NotVerified);
+        }
         self.sign_in(user, client, "password").await
     }
 

@@ -117,9 +117,14 @@ impl Auth {
             ));
         }
         let email = record["email"].as_str().unwrap_or_default().to_owned();
-        self.limit_mail(&email)?;
+        self.send_verification(&auth.user.id, &email).await
+    }
+
+    /// Mails `email` a link that confirms it for account `user`.
+    pub(super) async fn send_verification(&self, user: &str, email: &str) -> Result<(), AuthError> {
+        self.limit_mail(email)?;
         let token = self
-            .issue_once(Purpose::Verify, Some(&auth.user.id), &email, json!({}))
+            .issue_once(Purpose::Verify, Some(user), email, json!({}))
             .await?;
         let link = self
             .link(
@@ -129,7 +134,7 @@ impl Auth {
             )
             .unwrap_or_default();
         self.mailer.send(
-            &email,
+            email,
             "Confirm your email address",
             format!(
                 "Confirm your email address by opening:\n{link}\n\nOr use this code: {token}\n\nIt works once, for {} hours.\n",
