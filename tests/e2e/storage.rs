@@ -1995,3 +1995,54 @@ async fn checksums_are_verified_when_sent() {
     );
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn the_cli_manages_buckets_and_keys() {
+    let aura = Aura::start();
+    let run = |args: &[&str]| {
+        let output = aura.cli(args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.success(), stdout, stderr)
+    };
+    let (ok, out, err) = run(&["storage", "create-bucket", "avatars", "--view-rule", ""]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("created bucket avatars"), "{out}");
+    let (ok, _, err) = run(&["storage", "create-bucket", "Bad_Name"]);
+    assert!(!ok && err.contains("not a bucket name"), "{err}");
+    let (ok, out, err) = run(&[
+        "storage",
+        "create-key",
+        "--bucket",
+        "avatars",
+        "--description",
+        "laptop",
+    ]);
+    assert!(ok, "{out}{err}");
+    let value = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} in {out}"))
+            .to_owned()
+    };
+    let (access, secret) = (value("AWS_ACCESS_KEY_ID"), value("AWS_SECRET_ACCESS_KEY"));
+    client(&aura, &access, &secret)
+        .put_object()
+        .bucket("avatars")
+        .key("me.png")
+        .body(ByteStream::from_static(b"png"))
+        .send()
+        .await
+        .unwrap();
+    let (_, keys, _) = run(&["storage", "keys"]);
+    assert!(
+        keys.contains(&access) && keys.contains("avatars:read-write") && !keys.contains(&secret),
+        "{keys}"
+    );
+    let (_, buckets, _) = run(&["storage", "buckets"]);
+    assert!(buckets.contains("avatars"), "{buckets}");
+    let (ok, _, err) = run(&["storage", "delete-bucket", "avatars"]);
+    assert!(!ok && err.contains("not empty"), "{err}");
+    let (ok, out, err) = run(&["storage", "delete-key", &access]);
+    assert!(ok && out.contains("deleted access key"), "{out}{err}");
+}

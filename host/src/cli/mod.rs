@@ -4,6 +4,7 @@
 mod client;
 mod collections;
 mod manifest;
+mod storage;
 
 use crate::server::{self, ServeOptions};
 use clap::{Args, Parser, Subcommand};
@@ -110,6 +111,11 @@ enum Command {
     Collections {
         #[command(subcommand)]
         command: collections::CollectionsCommand,
+    },
+    /// Manage buckets and S3 access keys
+    Storage {
+        #[command(subcommand)]
+        command: storage::StorageCommand,
     },
     /// Show recent invocations of a function with their stdout/stderr
     Logs {
@@ -379,6 +385,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Schedules { command } => schedules(&client, json, command).await?,
         Command::Collections { command } => collections::run(&client, json, command).await?,
+        Command::Storage { command } => storage::run(&client, json, command).await?,
         Command::Logs {
             name,
             follow,
