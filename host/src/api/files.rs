@@ -8,7 +8,7 @@ use super::{ApiError, AppState, bearer};
 use crate::db::Caller;
 use crate::db::schema::Action;
 use crate::storage::signing::{MAX_EXPIRY_SECONDS, Signed};
-use crate::storage::{Bucket, Object, PutOptions, StorageError, rules};
+use crate::storage::{Bucket, Object, PutOptions, Storage, StorageError, rules};
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
@@ -108,6 +108,7 @@ async fn list(
     let Query(query) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
     let caller = state.caller(bearer(&headers)).await?;
     let bucket = state.storage.bucket(&name).await?;
+    let rules = Storage::rules(&bucket.settings)?;
     if bucket.settings.list_rule.is_none() && !matches!(caller, Caller::Service) {
         return Err(forbidden("list"));
     }
@@ -126,7 +127,7 @@ async fn list(
     for object in listing.objects {
         if state
             .storage
-            .allowed(&bucket, Action::List, &caller, &object.facts())
+            .allowed(&rules, Action::List, &caller, &object.facts())
             .await?
         {
             objects.push(object);
@@ -169,6 +170,7 @@ async fn download(
     Query(signature): Query<Signature>,
 ) -> Result<Response, ApiError> {
     let bucket = state.storage.bucket(&name).await?;
+    let rules = Storage::rules(&bucket.settings)?;
     let object = state.storage.head(&name, &key).await?;
     match signature.check(&state, "GET", &name, &key) {
         Some(true) => {}
@@ -177,7 +179,7 @@ async fn download(
             let caller = state.caller(bearer(&headers)).await?;
             if !state
                 .storage
-                .allowed(&bucket, Action::View, &caller, &object.facts())
+                .allowed(&rules, Action::View, &caller, &object.facts())
                 .await?
             {
                 return Err(not_found(&key));
@@ -268,6 +270,7 @@ async fn authorize_write(
     state: &AppState,
     headers: &HeaderMap,
     bucket: &Bucket,
+    rules: &crate::db::Entry,
     key: &str,
     declared: (Option<u64>, Option<&str>),
     signature: &Signature,
@@ -299,7 +302,7 @@ async fn authorize_write(
     };
     if !state
         .storage
-        .allowed(bucket, action, &caller, &facts)
+        .allowed(rules, action, &caller, &facts)
         .await?
     {
         return Err(forbidden(action.rule_name().trim_end_matches("Rule")));
@@ -326,6 +329,7 @@ async fn upload(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bucket = state.storage.bucket(&name).await?;
+    let rules = Storage::rules(&bucket.settings)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -338,6 +342,7 @@ async fn upload(
         &state,
         &headers,
         &bucket,
+        &rules,
         &key,
         (length, content_type.as_deref()),
         &signature,
@@ -364,6 +369,7 @@ async fn upload_form(
     mut form: Multipart,
 ) -> Result<Response, ApiError> {
     let bucket = state.storage.bucket(&name).await?;
+    let rules = Storage::rules(&bucket.settings)?;
     let invalid = |why: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_form", why);
     let mut key: Option<String> = None;
     while let Some(field) = form
@@ -392,6 +398,7 @@ async fn upload_form(
                     &state,
                     &headers,
                     &bucket,
+                    &rules,
                     &key,
                     (None, content_type.as_deref()),
                     &Signature::default(),
@@ -421,18 +428,19 @@ async fn remove(
     Path((name, key)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let bucket = state.storage.bucket(&name).await?;
+    let rules = Storage::rules(&bucket.settings)?;
     let object = state.storage.head(&name, &key).await?;
     let caller = state.caller(bearer(&headers)).await?;
     if !state
         .storage
-        .allowed(&bucket, Action::View, &caller, &object.facts())
+        .allowed(&rules, Action::View, &caller, &object.facts())
         .await?
     {
         return Err(not_found(&key));
     }
     if !state
         .storage
-        .allowed(&bucket, Action::Delete, &caller, &object.facts())
+        .allowed(&rules, Action::Delete, &caller, &object.facts())
         .await?
     {
         return Err(forbidden("delete"));
@@ -473,6 +481,7 @@ async fn sign(
         )));
     }
     let bucket = state.storage.bucket(&input.bucket).await?;
+    let rules = Storage::rules(&bucket.settings)?;
     if let Some(problem) = crate::storage::names::key_problem(&input.key) {
         return Err(StorageError::InvalidName(problem).into());
     }
@@ -482,7 +491,7 @@ async fn sign(
             let object = state.storage.head(&input.bucket, &input.key).await?;
             if !state
                 .storage
-                .allowed(&bucket, Action::View, &caller, &object.facts())
+                .allowed(&rules, Action::View, &caller, &object.facts())
                 .await?
             {
                 return Err(not_found(&input.key));
@@ -494,6 +503,7 @@ async fn sign(
                 &state,
                 &headers,
                 &bucket,
+                &rules,
                 &input.key,
                 (None, None),
                 &Signature::default(),

@@ -184,6 +184,19 @@ pub struct PutOptions {
     pub owner: Option<String>,
 }
 
+impl PutOptions {
+    /// Whether the write's conditions fail against the current object's
+    /// ETag (`None`: no object has the key).
+    fn fails_on(&self, current: Option<&str>) -> bool {
+        match (current, &self.if_match) {
+            (Some(_), _) if self.if_none_match => true,
+            (None, Some(_)) => true,
+            (Some(etag), Some(condition)) => !etag_matches(condition, etag),
+            _ => false,
+        }
+    }
+}
+
 /// A page of a listing.
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
@@ -517,13 +530,7 @@ impl Storage {
             Err(StorageError::NoSuchKey(_)) => None,
             Err(other) => return Err(other),
         };
-        let fails = match (&current, &options.if_match) {
-            (Some(_), _) if options.if_none_match => true,
-            (None, Some(_)) => true,
-            (Some(object), Some(etag)) => !etag_matches(etag, &object.etag),
-            _ => false,
-        };
-        if fails {
+        if options.fails_on(current.as_ref().map(|o| o.etag.as_str())) {
             return Err(StorageError::PreconditionFailed);
         }
         Ok(())
@@ -548,13 +555,10 @@ impl Storage {
             )
             .await?
             .pop();
-        let precondition_failed = match (&previous, &options.if_match) {
-            (Some(_), _) if options.if_none_match => true,
-            (None, Some(_)) => true,
-            (Some(row), Some(etag)) => !etag_matches(etag, row[0].as_str().unwrap_or_default()),
-            _ => false,
-        };
-        if precondition_failed {
+        let current = previous
+            .as_ref()
+            .map(|row| row[0].as_str().unwrap_or_default());
+        if options.fails_on(current) {
             drop(tx);
             self.blobs.remove(&object.blob).await;
             return Err(StorageError::PreconditionFailed);

@@ -3,7 +3,7 @@
 //! object's (`key`, `size`, `content_type`, `owner` relating to `users`),
 //! evaluated by the database like any record's.
 
-use super::{Bucket, BucketSettings, Object, Result, Storage, StorageError};
+use super::{BucketSettings, Object, Result, Storage, StorageError};
 use crate::db::schema::{Action, Collection};
 use crate::db::{Caller, Entry};
 use serde_json::{Value, json};
@@ -57,7 +57,8 @@ impl Object {
 
 impl Storage {
     /// The parsed rules of a bucket's settings, or why they are refused.
-    pub(super) fn rules(settings: &BucketSettings) -> Result<Entry> {
+    /// Parse them once per request and pass them to [`Storage::allowed`].
+    pub fn rules(settings: &BucketSettings) -> Result<Entry> {
         Entry::new(definition(settings)).map_err(|problems| {
             StorageError::InvalidRule(
                 problems
@@ -78,18 +79,17 @@ impl Storage {
         }
     }
 
-    /// Whether `bucket`'s rule of `action` lets `caller` act on the object
-    /// described by `facts`.
+    /// Whether a bucket's rule of `action` (`rules`, from [`Storage::rules`])
+    /// lets `caller` act on the object described by `facts`.
     pub async fn allowed(
         &self,
-        bucket: &Bucket,
+        rules: &Entry,
         action: Action,
         caller: &Caller,
         facts: &Value,
     ) -> Result<bool> {
-        let entry = Self::rules(&bucket.settings)?;
         self.records
-            .rule_holds(&entry, action, caller, facts, None)
+            .rule_holds(rules, action, caller, facts, None)
             .await
             .map_err(|err| StorageError::Internal(anyhow::anyhow!("{err}")))
     }
