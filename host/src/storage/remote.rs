@@ -183,10 +183,14 @@ mod tests {
 
     #[test]
     fn storage_urls_are_checked() {
-        let remote = Remote::from_url("s3+http://AK:se%2Fcret@127.0.0.1:9000/blobs/node/a").unwrap();
+        let remote =
+            Remote::from_url("s3+http://AK:se%2Fcret@127.0.0.1:9000/blobs/node/a").unwrap();
         assert_eq!(remote.bucket, "blobs");
         assert_eq!(remote.key("x"), "node/a/x");
-        assert_eq!(Remote::from_url("s3+https://AK:S@host/b").unwrap().key("x"), "x");
+        assert_eq!(
+            Remote::from_url("s3+https://AK:S@host/b").unwrap().key("x"),
+            "x"
+        );
         for (bad, why) in [
             ("https://AK:S@host/b", "scheme"),
             ("s3+https://host/b", "credentials"),
