@@ -11,6 +11,7 @@ mod imports;
 mod invoke;
 mod lifecycle;
 mod limits;
+mod oauth;
 mod queue;
 mod realtime;
 mod schedules;

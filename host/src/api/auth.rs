@@ -67,6 +67,18 @@ impl From<AuthError> for ApiError {
             AuthError::NotVerified => {
                 Self::new(StatusCode::FORBIDDEN, "email_not_verified", message)
             }
+            AuthError::InvalidState(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_state", message)
+            }
+            AuthError::OAuthFailed(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "oauth_failed", message)
+            }
+            AuthError::ProviderUnavailable(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "provider_unavailable", message)
+            }
+            AuthError::AccountExists(_) => {
+                Self::new(StatusCode::CONFLICT, "account_exists", message)
+            }
             AuthError::RateLimited(seconds) => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
                     .with_retry_after(seconds)
@@ -76,7 +88,7 @@ impl From<AuthError> for ApiError {
     }
 }
 
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+pub(super) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|err| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -88,7 +100,7 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
 
 /// The client: its user agent and its address (the peer's, or from
 /// `X-Forwarded-For` when the peer is a trusted proxy).
-fn client(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Client {
+pub(super) fn client(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Client {
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     Client {
         user_agent: headers
@@ -100,7 +112,10 @@ fn client(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Client {
 }
 
 /// The signed-in user of a request with `Authorization: Bearer <access token>`.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Authenticated, ApiError> {
+pub(super) async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Authenticated, ApiError> {
     let token = super::bearer(headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,

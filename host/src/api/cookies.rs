@@ -64,7 +64,8 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-fn set_cookie(
+/// A `Set-Cookie` value (`Secure` when the public URL is https).
+pub fn set_cookie(
     state: &AppState,
     name: &str,
     value: &str,

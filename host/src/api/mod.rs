@@ -10,6 +10,7 @@ mod cookies;
 mod error;
 mod files;
 mod invoke;
+mod oauth;
 mod realtime;
 mod records;
 mod schedules;
@@ -93,6 +94,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(records::routes())
         .merge(files::routes())
         .merge(auth::routes())
+        .merge(oauth::routes())
         .merge(admin)
         .fallback(|| async { ApiError::route_not_found() })
         .layer(middleware::from_fn_with_state(

@@ -13,11 +13,13 @@
 //!   use: refreshing returns a new one. Presenting a used one again revokes
 //!   the whole session (reuse detection) and is logged.
 //! - Mail flows (`recovery`, `passwordless`) use single-purpose, single-use
-//!   tokens (`once`); two-factor sign-in is in `totp`.
+//!   tokens (`once`); two-factor sign-in is in `totp`, provider sign-in in
+//!   `oauth`.
 
 mod keys;
 pub mod limits;
 pub mod mail;
+pub mod oauth;
 mod once;
 mod passwordless;
 pub mod proxies;
@@ -80,6 +82,19 @@ pub enum AuthError {
     /// used or expired.
     #[error("the code is wrong, used or expired")]
     InvalidCode,
+    /// An OAuth callback whose state is unknown, used, expired or from
+    /// another browser.
+    #[error("{0}")]
+    InvalidState(String),
+    /// An OAuth provider refused, or vouched for nothing usable.
+    #[error("{0}")]
+    OAuthFailed(String),
+    /// An OAuth provider could not be reached or failed.
+    #[error("{0}")]
+    ProviderUnavailable(String),
+    /// A provider's identity may not join the account of its address.
+    #[error("{0}")]
+    AccountExists(String),
     /// Too many attempts: retry after this many seconds.
     #[error("too many attempts; retry in {0} seconds")]
     RateLimited(u64),
@@ -204,6 +219,11 @@ pub struct AuthOptions {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
+    /// A TOML file of OAuth / OpenID Connect providers, a table each
+    /// (`[github]`, `[google]`, `[corp]` with `issuer`; `client_id`,
+    /// `client_secret`); see docs/auth.md
+    #[arg(long, env = "AURA_OAUTH_PROVIDERS", value_name = "FILE")]
+    pub oauth_providers: Option<std::path::PathBuf>,
     /// Your app's URL: links in mail then open its pages
     /// (`/auth/verify-email`, `/auth/reset-password`, `/auth/magic-link`,
     /// with `?token=`) instead of Aura's endpoints
@@ -264,6 +284,7 @@ pub struct Auth {
     links: Links,
     proxies: proxies::TrustedProxies,
     require_verified: bool,
+    oauth: oauth::Providers,
 }
 
 fn hasher() -> Argon2<'static> {
@@ -363,6 +384,7 @@ impl Auth {
             limits: limits::Limits::new(options.rate_limit),
             proxies: proxies::TrustedProxies::parse(&options.trusted_proxies)?,
             require_verified: options.require_verified,
+            oauth: oauth::Providers::load(options.oauth_providers.as_deref())?,
             audit,
             mailer,
             links: {
@@ -988,6 +1010,7 @@ impl Auth {
             "DELETE FROM _aura_totp WHERE (user_id = ",
             "DELETE FROM _aura_recovery_codes WHERE (user_id = ",
             "DELETE FROM _aura_auth_tokens WHERE (user_id = ",
+            "DELETE FROM _aura_identities WHERE (user_id = ",
         ] {
             let mut delete = self.query();
             delete

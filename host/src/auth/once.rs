@@ -1,5 +1,6 @@
 //! Single-use, single-purpose tokens: password reset, email verification,
-//! email change, magic links, email codes and the second sign-in step.
+//! email change, magic links, email codes, the second sign-in step, and
+//! OAuth states and exchange codes.
 //!
 //! A token is stored only as a SHA-256 hash with its purpose, the email it
 //! was sent to and an expiry; consuming it marks it used in a conditional
@@ -28,6 +29,11 @@ pub enum Purpose {
     Code,
     /// The second sign-in step, after the first succeeded.
     SecondFactor,
+    /// An OAuth sign-in under way (the token is its `state`; the email
+    /// column holds the hash of the browser's binding).
+    OAuthState,
+    /// The code an app trades for an OAuth sign-in.
+    OAuthCode,
 }
 
 impl Purpose {
@@ -39,6 +45,8 @@ impl Purpose {
             Purpose::MagicLink => "magic_link",
             Purpose::Code => "code",
             Purpose::SecondFactor => "second_factor",
+            Purpose::OAuthState => "oauth_state",
+            Purpose::OAuthCode => "oauth_code",
         }
     }
 
@@ -49,6 +57,8 @@ impl Purpose {
             Purpose::Verify | Purpose::EmailChange => chrono::Duration::hours(24),
             Purpose::MagicLink | Purpose::Code => chrono::Duration::minutes(10),
             Purpose::SecondFactor => chrono::Duration::minutes(5),
+            Purpose::OAuthState => chrono::Duration::minutes(10),
+            Purpose::OAuthCode => chrono::Duration::minutes(1),
         }
     }
 }

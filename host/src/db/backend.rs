@@ -728,6 +728,8 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
         "CREATE TABLE IF NOT EXISTS _aura_auth_tokens (hash TEXT PRIMARY KEY, purpose TEXT NOT NULL, email TEXT NOT NULL, user_id TEXT, detail TEXT NOT NULL, created TEXT NOT NULL, expires TEXT NOT NULL, used TEXT)".to_owned(),
         format!("CREATE TABLE IF NOT EXISTS _aura_totp (user_id TEXT PRIMARY KEY, secret TEXT NOT NULL, created TEXT NOT NULL, enabled TEXT, last_step {real})"),
         "CREATE TABLE IF NOT EXISTS _aura_recovery_codes (hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, used TEXT)".to_owned(),
+        // Provider accounts linked to users (see auth::oauth).
+        "CREATE TABLE IF NOT EXISTS _aura_identities (provider TEXT NOT NULL, subject TEXT NOT NULL, user_id TEXT NOT NULL, email TEXT NOT NULL, created TEXT NOT NULL, PRIMARY KEY (provider, subject))".to_owned(),
         "CREATE INDEX IF NOT EXISTS _aura_auth_tokens_email ON _aura_auth_tokens (email, purpose)".to_owned(),
         // The audit log (see the audit module).
         format!("CREATE TABLE IF NOT EXISTS _aura_audit (id {id}, at TEXT NOT NULL, event TEXT NOT NULL, user_id TEXT, ip TEXT, detail TEXT NOT NULL)"),
