@@ -34,6 +34,8 @@ pub struct ServeOptions {
     pub max_queued: u64,
     /// Realtime events kept for resuming, and how far a subscriber may lag.
     pub realtime_buffer: usize,
+    /// How long a presence member outlives its node's last refresh.
+    pub presence_timeout: std::time::Duration,
     /// Where collections and records live (`None`: `DATA/collections.db`).
     pub database: Option<String>,
     /// The S3 service blobs are kept in (`None`: `DATA/storage/blobs`).
@@ -113,6 +115,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     );
     let scheduler = Scheduler::start(db.clone(), functions.clone()).await?;
     let queue = Queue::start(db, functions.clone(), options.max_queued).await?;
+    let presence = crate::realtime::presence::Presence::start(
+        records.clone(),
+        broker.clone(),
+        options.presence_timeout,
+    );
     let state = Arc::new(AppState {
         functions,
         db: records,
@@ -120,6 +127,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         audit,
         scheduler,
         queue,
+        presence,
         realtime: broker,
         storage: storage.clone(),
         metrics,

@@ -12,6 +12,7 @@ mod invoke;
 mod lifecycle;
 mod limits;
 mod oauth;
+mod presence;
 mod queue;
 mod realtime;
 mod schedules;

@@ -131,8 +131,8 @@ async fn last_event_id_resumes_or_asks_for_a_resync() {
         .unwrap();
     assert_eq!(
         response.status(),
-        401,
-        "subscribing needs the token for now"
+        403,
+        "a channel no rule covers is the admin's"
     );
     let response = aura
         .http
@@ -303,8 +303,8 @@ async fn record_changes_reach_subscribers_under_view_rules() {
         .unwrap();
     assert_eq!(
         response.status(),
-        401,
-        "custom channels still need the admin token"
+        403,
+        "custom channels without a rule are the admin's"
     );
 
     let records = aura.at("/api/collections/notes/records");

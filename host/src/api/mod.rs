@@ -50,6 +50,8 @@ pub struct AppState {
     pub storage: Arc<crate::storage::Storage>,
     /// The realtime event broker.
     pub realtime: Arc<Broker>,
+    /// Who is on which channel.
+    pub presence: Arc<crate::realtime::presence::Presence>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
     /// The admin token (compared in constant time).
@@ -66,6 +68,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(collections::routes())
         .merge(storage::routes())
         .route("/api/admin/audit", get(audit))
+        .route("/api/admin/realtime/rules", get(realtime::rules))
+        .route(
+            "/api/admin/realtime/rules/{pattern}",
+            axum::routing::put(realtime::put_rule).delete(realtime::delete_rule),
+        )
         .route("/api/admin/outbox", get(outbox))
         .route("/api/admin/auth/keys", get(signing_keys).post(rotate_key))
         .route(
@@ -82,6 +89,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/realtime/channels/{channel}",
             axum::routing::post(realtime::publish),
+        )
+        .route("/api/realtime/presence/{channel}", get(realtime::members))
+        .route(
+            "/api/realtime/members/{connection}",
+            axum::routing::put(realtime::update_member),
         )
         .route(
             "/api/health",

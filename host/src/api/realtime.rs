@@ -1,16 +1,19 @@
-//! `GET /api/realtime` (Server-Sent Events) and
-//! `POST /api/realtime/channels/{channel}` (publish).
+//! `GET /api/realtime` (Server-Sent Events, with presence),
+//! `POST /api/realtime/channels/{channel}` (publish), presence members and
+//! the admin's channel rules.
 //!
 //! Record-change channels (`collections.{collection}.{id}`) are open to
 //! everyone: each event reaches a subscriber only if the collection's view
-//! rule lets that subscriber see the record. Other channels need the admin
-//! token until per-channel rules exist (they come with auth): as
-//! `Authorization: Bearer`, or as `?token=` for `EventSource`, which cannot
-//! set headers.
+//! rule lets that subscriber see the record. Other channels follow their
+//! channel rule ([`crate::realtime::access`]); the admin token passes every
+//! rule. Tokens come as `Authorization: Bearer`, or as `?token=` for
+//! `EventSource`, which cannot set headers.
 
 use super::{ApiError, AppState};
 use crate::db::{Caller, Database};
-use crate::realtime::{Event, MAX_PATTERNS, Pattern, Resume};
+use crate::realtime::access::{self, AccessError, ChannelRule, Wants};
+use crate::realtime::presence::{MAX_JOINS, Membership, PresenceError};
+use crate::realtime::{Event, MAX_PATTERNS, PRESENCE_CHANNELS, Pattern, RECORD_CHANNELS, Resume};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -36,6 +39,87 @@ pub(super) struct SubscribeQuery {
     token: Option<String>,
     #[serde(rename = "lastEventId")]
     last_event_id: Option<u64>,
+    /// Channels to be present on while the stream is open.
+    join: Option<String>,
+    /// The presence state (a JSON object) with `join`.
+    state: Option<String>,
+}
+
+impl From<AccessError> for ApiError {
+    fn from(err: AccessError) -> Self {
+        let message = err.to_string();
+        match err {
+            AccessError::Invalid(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_rule", message),
+            AccessError::Denied(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            AccessError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "rule_not_found", message),
+            AccessError::Internal(err) => Self::internal(format!("{err:#}")),
+        }
+    }
+}
+
+impl From<PresenceError> for ApiError {
+    fn from(err: PresenceError) -> Self {
+        let message = err.to_string();
+        match err {
+            PresenceError::Invalid(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_presence_state", message)
+            }
+            PresenceError::NotFound => {
+                Self::new(StatusCode::NOT_FOUND, "presence_not_found", message)
+            }
+            PresenceError::Internal(err) => Self::internal(format!("{err:#}")),
+        }
+    }
+}
+
+fn invalid_channel(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_channel", message)
+}
+
+/// The user behind a caller (none for the admin and for nobody).
+fn user_of(caller: &Caller) -> Option<&crate::db::User> {
+    match caller {
+        Caller::User(user) => user.as_ref(),
+        Caller::Service => None,
+    }
+}
+
+/// Joins the channels of `?join=` as the caller, with `?state=`.
+async fn join(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    channels: &str,
+    presence_state: Option<&str>,
+) -> Result<Membership, ApiError> {
+    let channels: Vec<String> = channels
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if channels.len() > MAX_JOINS {
+        return Err(ApiError::bad_request(format!(
+            "`join` lists at most {MAX_JOINS} channels"
+        )));
+    }
+    for channel in &channels {
+        crate::realtime::check_publishable(channel).map_err(invalid_channel)?;
+        access::check(&state.db, caller, channel, Wants::Subscribe).await?;
+    }
+    let presence_state = match presence_state {
+        Some(text) => serde_json::from_str(text).map_err(|err| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_presence_state",
+                format!("`state` must be a JSON object: {err}"),
+            )
+        })?,
+        None => json!({}),
+    };
+    Ok(state
+        .presence
+        .join(&channels, user_of(caller), presence_state)
+        .await?)
 }
 
 pub(super) async fn subscribe(
@@ -63,20 +147,18 @@ pub(super) async fn subscribe(
             "`channels` must list 1 to {MAX_PATTERNS} comma-separated patterns"
         )));
     }
-    if caller != Caller::Service
-        && let Some(other) = list
-            .split(',')
-            .map(str::trim)
-            .find(|p| !p.is_empty() && !p.starts_with("collections."))
-    {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            format!(
-                "`{other}` is not a record-change channel: custom channels need the admin token"
-            ),
-        ));
+    let texts: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    for text in texts.iter().filter(|p| !p.starts_with(RECORD_CHANNELS)) {
+        access::check(&state.db, &caller, text, Wants::Subscribe).await?;
     }
+    let membership = match query.join.as_deref().filter(|j| !j.trim().is_empty()) {
+        Some(channels) => Some(join(&state, &caller, channels, query.state.as_deref()).await?),
+        None => None,
+    };
     let filter = match query.filter.as_deref().map(str::trim) {
         Some(text) if !text.is_empty() => Some(crate::db::filter::parse(text).map_err(|err| {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", err.to_string())
@@ -94,9 +176,30 @@ pub(super) async fn subscribe(
         None => query.last_event_id,
     };
     let (receiver, resume) = state.realtime.subscribe(last);
-    let ready = sse::Event::default()
-        .event("ready")
-        .data(json!({ "channels": list }).to_string());
+    let mut ready = json!({ "channels": list });
+    if let Some(membership) = &membership {
+        ready["presence"] = json!({ "connection": membership.connection, "key": membership.key });
+    }
+    let ready = sse::Event::default().event("ready").data(ready.to_string());
+    // Who is already present, for each presence channel subscribed by name.
+    let mut syncs = Vec::new();
+    for text in &texts {
+        if let Some(channel) = text.strip_prefix(PRESENCE_CHANNELS)
+            && crate::realtime::validate_channel(channel).is_ok()
+        {
+            let members = state
+                .presence
+                .members(channel)
+                .await
+                .map_err(ApiError::internal)?;
+            let data = json!({ "channel": text, "data": { "action": "sync", "members": members } });
+            syncs.push(
+                sse::Event::default()
+                    .event("message")
+                    .data(data.to_string()),
+            );
+        }
+    }
     let (resync, replay) = match resume {
         Resume::Replay(events) => (None, events.into()),
         Resume::TooOld => {
@@ -119,10 +222,23 @@ pub(super) async fn subscribe(
         receiver,
         replay,
         last_sent: last.unwrap_or(0),
-        opening: [Some(ready), resync].into_iter().flatten().collect(),
+        opening: [Some(ready), resync]
+            .into_iter()
+            .flatten()
+            .chain(syncs)
+            .collect(),
         done: false,
+        // Streams with members are kept alive at the presence heartbeat, so
+        // a dropped connection is found (and leaves) quickly.
+        keep_alive: if membership.is_some() {
+            state.presence.heartbeat()
+        } else {
+            KEEP_ALIVE
+        },
+        _membership: membership,
     };
-    Ok(Sse::new(feed.stream()).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    let keep_alive = feed.keep_alive;
+    Ok(Sse::new(feed.stream()).keep_alive(KeepAlive::new().interval(keep_alive)))
 }
 
 /// How one subscriber's record-change events are checked.
@@ -143,6 +259,9 @@ struct Feed {
     last_sent: u64,
     opening: VecDeque<sse::Event>,
     done: bool,
+    keep_alive: Duration,
+    /// Leaves the joined channels when the stream ends.
+    _membership: Option<Membership>,
 }
 
 impl Feed {
@@ -222,23 +341,108 @@ pub(super) async fn publish(
     Path(channel): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    if super::records::caller(&state, &headers).await.ok() != Some(Caller::Service) {
-        return Err(ApiError::unauthorized());
-    }
+    let caller = super::records::caller(&state, &headers).await?;
     let data: Value = if body.is_empty() {
         Value::Null
     } else {
         serde_json::from_slice(&body)
             .map_err(|err| ApiError::bad_request(format!("the body must be JSON: {err}")))?
     };
-    crate::realtime::check_publishable(&channel)
-        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "invalid_channel", message))?;
+    crate::realtime::check_publishable(&channel).map_err(invalid_channel)?;
+    access::check(&state.db, &caller, &channel, Wants::Publish).await?;
     let id = state
         .realtime
         .publish(&channel, data)
-        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "invalid_channel", message))?;
+        .map_err(invalid_channel)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "channel": channel })),
     ))
+}
+
+/// `GET /api/realtime/presence/{channel}`: who is on a channel (for those
+/// who may subscribe to it).
+pub(super) async fn members(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(channel): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let caller = super::records::caller(&state, &headers).await?;
+    crate::realtime::check_publishable(&channel).map_err(invalid_channel)?;
+    access::check(&state.db, &caller, &channel, Wants::Subscribe).await?;
+    let members = state
+        .presence
+        .members(&channel)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "channel": channel, "members": members })))
+}
+
+/// `PUT /api/realtime/members/{connection}`: replaces the presence state of
+/// one's own stream (its `connection` from the `ready` event).
+pub(super) async fn update_member(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(connection): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let caller = super::records::caller(&state, &headers).await?;
+    let presence_state: Value = serde_json::from_slice(&body).map_err(|err| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_presence_state",
+            format!("the body must be a JSON object: {err}"),
+        )
+    })?;
+    state
+        .presence
+        .update(&connection, user_of(&caller), presence_state)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/admin/realtime/rules`.
+pub(super) async fn rules(
+    State(state): State<Arc<AppState>>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(json!({ "rules": access::list(&state.db).await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RuleBody {
+    #[serde(default)]
+    subscribe_rule: Option<String>,
+    #[serde(default)]
+    publish_rule: Option<String>,
+}
+
+/// `PUT /api/admin/realtime/rules/{pattern}`.
+pub(super) async fn put_rule(
+    State(state): State<Arc<AppState>>,
+    Path(pattern): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: RuleBody = serde_json::from_slice(&body).map_err(|err| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("the body is {{subscribeRule?, publishRule?}}: {err}"),
+        )
+    })?;
+    let rule = ChannelRule {
+        pattern,
+        subscribe_rule: body.subscribe_rule,
+        publish_rule: body.publish_rule,
+    };
+    Ok(Json(access::put(&state.db, rule).await?))
+}
+
+/// `DELETE /api/admin/realtime/rules/{pattern}`.
+pub(super) async fn delete_rule(
+    State(state): State<Arc<AppState>>,
+    Path(pattern): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    access::delete(&state.db, &pattern).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -75,6 +75,11 @@ enum Command {
         /// far behind is disconnected
         #[arg(long, env = "AURA_REALTIME_BUFFER", default_value_t = 1024)]
         realtime_buffer: usize,
+        /// Seconds after which a presence member whose node stopped
+        /// refreshing it is removed; streams with members get a keep-alive
+        /// every third of it
+        #[arg(long, env = "AURA_PRESENCE_TIMEOUT", default_value_t = 30)]
+        presence_timeout: u64,
         /// Where collections and records live: `memory`, a SQLite file, or
         /// a `postgres://` URL [default: DATA/collections.db]
         #[arg(long, env = "AURA_DATABASE_URL", value_name = "URL")]
@@ -209,6 +214,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         outbound_ca,
         max_queued,
         realtime_buffer,
+        presence_timeout,
         database,
         storage_url,
         s3_addr,
@@ -224,6 +230,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             outbound_ca,
             max_queued,
             realtime_buffer,
+            presence_timeout: std::time::Duration::from_secs(presence_timeout.max(1)),
             database,
             storage_url,
             s3_addr: (s3_addr != "off").then_some(s3_addr),

@@ -731,6 +731,11 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
         // Provider accounts linked to users (see auth::oauth).
         "CREATE TABLE IF NOT EXISTS _aura_identities (provider TEXT NOT NULL, subject TEXT NOT NULL, user_id TEXT NOT NULL, email TEXT NOT NULL, created TEXT NOT NULL, PRIMARY KEY (provider, subject))".to_owned(),
         "CREATE INDEX IF NOT EXISTS _aura_auth_tokens_email ON _aura_auth_tokens (email, purpose)".to_owned(),
+        // Realtime: channel rules and presence members (see realtime::access
+        // and realtime::presence).
+        "CREATE TABLE IF NOT EXISTS _aura_channel_rules (pattern TEXT PRIMARY KEY, subscribe_rule TEXT, publish_rule TEXT, updated TEXT NOT NULL)".to_owned(),
+        "CREATE TABLE IF NOT EXISTS _aura_presence (connection TEXT NOT NULL, channel TEXT NOT NULL, key TEXT NOT NULL, user_id TEXT, email TEXT, state TEXT NOT NULL, node TEXT NOT NULL, joined TEXT NOT NULL, seen TEXT NOT NULL, PRIMARY KEY (connection, channel))".to_owned(),
+        "CREATE INDEX IF NOT EXISTS _aura_presence_channel ON _aura_presence (channel, joined)".to_owned(),
         // The audit log (see the audit module).
         format!("CREATE TABLE IF NOT EXISTS _aura_audit (id {id}, at TEXT NOT NULL, event TEXT NOT NULL, user_id TEXT, ip TEXT, detail TEXT NOT NULL)"),
     ];

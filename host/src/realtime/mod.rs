@@ -8,6 +8,8 @@
 //! that falls a whole buffer behind is cut off with a reason instead of
 //! holding memory without bound. Fan-out costs no database query.
 
+pub mod access;
+pub mod presence;
 pub mod relay;
 
 use serde::Serialize;
@@ -130,11 +132,21 @@ impl Broker {
 /// The prefix of record-change channels, which only the database publishes on.
 pub const RECORD_CHANNELS: &str = "collections.";
 
-/// Refuses channels reserved for record changes (for REST and functions).
+/// The prefix of presence channels (`presence.chat.room1` carries who
+/// joins and leaves `chat.room1`), which only the presence service publishes on.
+pub const PRESENCE_CHANNELS: &str = "presence.";
+
+/// Refuses channels reserved for record changes and presence (for REST
+/// and functions).
 pub fn check_publishable(channel: &str) -> Result<(), String> {
     if channel.starts_with(RECORD_CHANNELS) {
         return Err(format!(
             "`{channel}`: channels starting with `{RECORD_CHANNELS}` carry record changes and are published by the database only"
+        ));
+    }
+    if channel.starts_with(PRESENCE_CHANNELS) {
+        return Err(format!(
+            "`{channel}`: channels starting with `{PRESENCE_CHANNELS}` carry presence and are published by Aura only"
         ));
     }
     validate_channel(channel)
