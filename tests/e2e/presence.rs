@@ -378,3 +378,30 @@ async fn presence_spans_nodes_and_outlives_no_stopped_node() {
     assert_eq!((&left["action"], &left["key"]), (&json!("leave"), &ann_key));
     assert!(members(&b, "chat.room1", &bob.token).await.is_empty());
 }
+
+/// Idle streams get keep-alive comments (at the presence heartbeat for a
+/// stream with members), which `EventSource` ignores and proxies see as
+/// traffic.
+#[tokio::test]
+async fn idle_streams_get_keep_alive_comments() {
+    let aura = Aura::start_with(tempfile::tempdir().unwrap(), &["--presence-timeout", "3"]);
+    let response = aura
+        .http
+        .get(aura.at("/api/realtime?channels=lobby&join=lobby"))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.lines().any(|line| line.starts_with(':')) {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .expect("a keep-alive within 10 s")
+            .expect("the stream is open")
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.starts_with("event: ready"), "{seen}");
+}
