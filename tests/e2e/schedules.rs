@@ -357,3 +357,115 @@ async fn schedules_in_the_manifest_are_applied_on_deploy() {
     assert_eq!(schedule["tz"], "Europe/Paris");
     assert_eq!(schedule["payload"], json!({"days": 30}));
 }
+
+/// Two nodes on one PostgreSQL database share their schedules: each tick
+/// fires once across both, and a run in flight on one node makes the
+/// other skip (the lease is in the database).
+#[tokio::test]
+async fn two_nodes_fire_each_tick_once_over_postgres() {
+    let Some(a) = crate::database::Db::postgres().await else {
+        return;
+    };
+    let url = crate::database::postgres_url_of(&a);
+    let b = Aura::start_with(tempfile::tempdir().unwrap(), &["--database", &url]);
+    // Functions are deployed per node.
+    for node in [&a.aura, &b] {
+        node.deploy("hello", "hello", json!({})).await;
+        node.deploy("sleepy", "sleepy", json!({})).await;
+    }
+    let spec = json!({"function": "hello", "cron": "* * * * * *"});
+    assert_eq!(put(&a.aura, "tick", spec).await.0, 200);
+    let slow =
+        json!({"function": "sleepy", "cron": "* * * * * *", "path": "/?ms=2500", "retries": 0});
+    assert_eq!(put(&b, "slow", slow).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    for name in ["tick", "slow"] {
+        let paused = b
+            .http
+            .post(b.at(&format!("/api/admin/schedules/{name}/pause")))
+            .bearer_auth(&b.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(paused.status(), 200);
+    }
+    // Runs in flight finish; their history is shared.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+
+    let ticks = runs(&a.aura, "tick").await;
+    let ok = with_status(&ticks, "ok");
+    assert!(ok.len() >= 3, "at least 3 runs in 4 s: {ticks:?}");
+    let mut fired: Vec<&str> = ticks
+        .iter()
+        .map(|r| r["scheduled_for"].as_str().unwrap())
+        .collect();
+    fired.sort_unstable();
+    let count = fired.len();
+    fired.dedup();
+    assert_eq!(fired.len(), count, "a tick fired twice: {ticks:?}");
+    assert_eq!(runs(&b, "tick").await.len(), ticks.len());
+
+    let slow = runs(&a.aura, "slow").await;
+    assert!(!with_status(&slow, "skipped").is_empty(), "{slow:?}");
+    assert!(with_status(&slow, "ok").len() <= 2, "{slow:?}");
+}
+
+/// Schedules an earlier version kept in the node's `aura.db` move to the
+/// shared tables at start, history included.
+#[tokio::test]
+async fn schedules_of_an_earlier_version_are_moved_at_start() {
+    use sqlx::Connection as _;
+    let aura = Aura::start();
+    aura.deploy("hello", "hello", json!({})).await;
+    let dir = aura.stop();
+    let file = dir.path().join("aura.db");
+    let mut old = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    for statement in [
+        "CREATE TABLE schedules (name TEXT PRIMARY KEY, function TEXT NOT NULL, cron TEXT NOT NULL, tz TEXT NOT NULL, payload TEXT NOT NULL, path TEXT NOT NULL, retries INTEGER NOT NULL, overlap TEXT NOT NULL, missed TEXT NOT NULL, paused INTEGER NOT NULL DEFAULT 0, next_run_at TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+        "CREATE TABLE schedule_runs (id INTEGER PRIMARY KEY AUTOINCREMENT, schedule TEXT NOT NULL, function TEXT NOT NULL, scheduled_for TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT NOT NULL, status TEXT NOT NULL, attempt INTEGER NOT NULL, http_status INTEGER, error TEXT, invocation_id TEXT, duration_ms REAL NOT NULL)",
+        "INSERT INTO schedules VALUES ('nightly', 'hello', '0 3 * * *', 'UTC', '{\"n\":1}', '/', 2, 'skip', 'skip', 1, '2099-01-01T03:00:00.000Z', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+        "INSERT INTO schedule_runs (schedule, function, scheduled_for, started_at, finished_at, status, attempt, http_status, error, invocation_id, duration_ms) VALUES ('nightly', 'hello', '2026-01-02T03:00:00.000Z', '2026-01-02T03:00:00.001Z', '2026-01-02T03:00:00.010Z', 'ok', 1, 200, NULL, 'inv-1', 9.5)",
+    ] {
+        sqlx::query(statement).execute(&mut old).await.unwrap();
+    }
+    old.close().await.unwrap();
+
+    let aura = Aura::start_in(dir);
+    let (status, moved) = aura.admin_get("/api/admin/schedules/nightly").await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(
+        (
+            &moved["cron"],
+            &moved["payload"],
+            &moved["retries"],
+            &moved["paused"]
+        ),
+        (
+            &json!("0 3 * * *"),
+            &json!({"n": 1}),
+            &json!(2),
+            &json!(true)
+        )
+    );
+    let history = runs(&aura, "nightly").await;
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(
+        (
+            &history[0]["http_status"],
+            &history[0]["invocation_id"],
+            &history[0]["duration_ms"]
+        ),
+        (&json!(200), &json!("inv-1"), &json!(9.5))
+    );
+    let mut now = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let left: Option<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE name = 'schedules'")
+            .fetch_optional(&mut now)
+            .await
+            .unwrap();
+    assert_eq!(left, None, "the old table is gone");
+}

@@ -740,6 +740,7 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
         format!("CREATE TABLE IF NOT EXISTS _aura_audit (id {id}, at TEXT NOT NULL, event TEXT NOT NULL, user_id TEXT, ip TEXT, detail TEXT NOT NULL)"),
     ];
     let mut statements = statements.to_vec();
+    statements.extend(crate::scheduler::tables(backend.dialect()));
     if backend.dialect() == Dialect::Postgres {
         // Realtime events too large for a NOTIFY payload (see realtime::relay).
         statements.push("CREATE TABLE IF NOT EXISTS _aura_event_payloads (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now())".to_owned());

@@ -6,22 +6,32 @@
 //! `x-aura-schedule`, `x-aura-scheduled-for` and `x-aura-attempt`. A 2xx
 //! answer is success; anything else (or a trap, timeout…) fails the attempt.
 //!
-//! It owns the `schedules` and `schedule_runs` tables. Single node for now:
-//! a due run is claimed by moving `next_run_at` forward with a conditional
-//! update, the same step a multi-node lease will build on.
+//! It owns the tables `_aura_schedules`, `_aura_schedule_queue` and
+//! `_aura_schedule_runs`, in the collections' database, so that nodes
+//! sharing a PostgreSQL database share their schedules:
+//! - a due tick is claimed by moving `next_run_at` forward with a
+//!   conditional update: of all nodes, exactly one wins each tick;
+//! - a running schedule holds a lease (`busy_until`), renewed while it runs
+//!   and lapsing if its node stops; a tick claimed while the lease is held
+//!   is skipped, or queued (one waiting tick per schedule) for whichever
+//!   node holds or next takes the lease.
 
 mod spec;
 
 pub use spec::{Missed, Overlap, ScheduleSpec};
 
+use crate::db::Database;
+use crate::db::backend::{Arg, column_type, text_arg};
+use crate::db::filter::Dialect;
+use crate::db::schema::Storage;
 use crate::functions::Functions;
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use http_body_util::{BodyExt, Full};
 use serde::Serialize;
+use serde_json::Value;
 use sqlx::{Row, SqlitePool};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -29,6 +39,10 @@ use tokio::sync::Notify;
 const RETAINED_RUNS: i64 = 1000;
 /// Longest wait between checks for due schedules.
 const MAX_SLEEP: Duration = Duration::from_millis(500);
+/// How long a running schedule's lease lasts unless renewed.
+const LEASE: Duration = Duration::from_secs(30);
+/// How often a running schedule renews its lease.
+const RENEW: Duration = Duration::from_secs(10);
 
 /// A stored schedule.
 #[derive(Debug, Clone, Serialize)]
@@ -91,36 +105,75 @@ pub enum ScheduleError {
     FunctionNotFound(String),
     /// Database trouble; logged, never shown verbatim.
     #[error(transparent)]
-    Internal(#[from] sqlx::Error),
+    Internal(#[from] anyhow::Error),
 }
 
-#[derive(Default)]
-struct Flight {
-    running: bool,
-    queued: Option<String>,
+/// The scheduler's tables, created with the other system tables.
+pub fn tables(dialect: Dialect) -> Vec<String> {
+    let id = match dialect {
+        Dialect::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+        Dialect::Postgres => "BIGSERIAL PRIMARY KEY",
+    };
+    let number = column_type(dialect, Storage::Number);
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS _aura_schedules (name TEXT PRIMARY KEY, function TEXT NOT NULL, cron TEXT NOT NULL, \
+             tz TEXT NOT NULL, payload TEXT NOT NULL, path TEXT NOT NULL, retries {number} NOT NULL, overlap TEXT NOT NULL, \
+             missed TEXT NOT NULL, paused BOOLEAN NOT NULL, next_run_at TEXT NOT NULL, created_at TEXT NOT NULL, \
+             updated_at TEXT NOT NULL, busy_until TEXT)"
+        ),
+        "CREATE TABLE IF NOT EXISTS _aura_schedule_queue (schedule TEXT PRIMARY KEY, scheduled_for TEXT NOT NULL)".to_owned(),
+        format!(
+            "CREATE TABLE IF NOT EXISTS _aura_schedule_runs (id {id}, schedule TEXT NOT NULL, function TEXT NOT NULL, \
+             scheduled_for TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT NOT NULL, status TEXT NOT NULL, \
+             attempt {number} NOT NULL, http_status {number}, error TEXT, invocation_id TEXT, duration_ms {number} NOT NULL)"
+        ),
+        "CREATE INDEX IF NOT EXISTS _aura_schedule_runs_schedule ON _aura_schedule_runs (schedule, id)".to_owned(),
+    ]
 }
+
+const SCHEDULE_COLUMNS: &str = "name, function, cron, tz, payload, path, retries, overlap, missed, paused, next_run_at, created_at, updated_at";
+const SCHEDULE_STORAGE: [Storage; 13] = [
+    Storage::Text,
+    Storage::Text,
+    Storage::Text,
+    Storage::Text,
+    Storage::Text,
+    Storage::Text,
+    Storage::Number,
+    Storage::Text,
+    Storage::Text,
+    Storage::Bool,
+    Storage::Text,
+    Storage::Text,
+    Storage::Text,
+];
 
 /// The scheduler service.
 pub struct Scheduler {
-    db: SqlitePool,
+    db: Arc<Database>,
     functions: Arc<Functions>,
-    flights: Mutex<HashMap<String, Flight>>,
     wake: Notify,
 }
 
 impl Scheduler {
-    /// Applies the missed-run policy to schedules that fell due while the
-    /// server was down, then starts the firing loop.
+    /// Moves schedules kept by an earlier version in `local` (the node's
+    /// `aura.db`), applies the missed-run policy to schedules that fell due
+    /// while no node ran them, then starts the firing loop.
     pub async fn start(
-        db: SqlitePool,
+        local: &SqlitePool,
+        db: Arc<Database>,
         functions: Arc<Functions>,
     ) -> Result<Arc<Self>, ScheduleError> {
         let scheduler = Arc::new(Self {
             db,
             functions,
-            flights: Mutex::default(),
             wake: Notify::new(),
         });
+        scheduler
+            .adopt(local)
+            .await
+            .map_err(|e| anyhow::anyhow!("moving schedules out of aura.db: {e:#}"))?;
         let now = Utc::now();
         for schedule in scheduler.list().await? {
             let due = parse_time(&schedule.next_run_at);
@@ -133,23 +186,139 @@ impl Scheduler {
             let Some(next) = scheduler.next_or_pause(&schedule, now).await? else {
                 continue;
             };
-            sqlx::query("UPDATE schedules SET next_run_at = ? WHERE name = ?")
-                .bind(format_time(next))
-                .bind(&schedule.name)
-                .execute(&scheduler.db)
+            // Another node may have moved it on meanwhile: only the winner records.
+            let moved = scheduler
+                .execute(
+                    "UPDATE _aura_schedules SET next_run_at = ? WHERE name = ? AND next_run_at = ?",
+                    vec![
+                        text_arg(&format_time(next)),
+                        text_arg(&schedule.name),
+                        text_arg(&schedule.next_run_at),
+                    ],
+                )
                 .await?;
+            if moved == 0 {
+                continue;
+            }
             let record = Attempt::new(&schedule, &schedule.next_run_at, 0);
             scheduler
                 .record(record.finish(
                     "missed",
                     None,
-                    Some("the server was down at this time".into()),
+                    Some("every server was down at this time".into()),
                     None,
                 ))
                 .await;
         }
         tokio::spawn(scheduler.clone().run_loop());
         Ok(scheduler)
+    }
+
+    /// Copies the schedules and runs of `local`'s old `schedules` tables
+    /// into the shared ones (when those are empty), then drops them.
+    async fn adopt(&self, local: &SqlitePool) -> anyhow::Result<()> {
+        let old: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schedules'",
+        )
+        .fetch_optional(local)
+        .await?;
+        if old.is_none() {
+            return Ok(());
+        }
+        let empty = self
+            .fetch("SELECT name FROM _aura_schedules", vec![], &[Storage::Text])
+            .await?
+            .is_empty();
+        if empty {
+            let backend = self.db.backend();
+            let mut tx = backend.begin().await?;
+            for row in sqlx::query(&format!("SELECT {SCHEDULE_COLUMNS} FROM schedules"))
+                .fetch_all(local)
+                .await?
+            {
+                let text = |i: usize| row.try_get::<String, _>(i).map(Arg::Text);
+                let insert = backend.statement(
+                    &format!("INSERT INTO _aura_schedules ({SCHEDULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                    [
+                        text(0)?, text(1)?, text(2)?, text(3)?, text(4)?, text(5)?,
+                        Arg::Number(row.try_get::<i64, _>(6)? as f64),
+                        text(7)?, text(8)?,
+                        Arg::Bool(row.try_get::<bool, _>(9)?),
+                        text(10)?, text(11)?, text(12)?,
+                    ],
+                );
+                tx.execute(&insert).await?;
+            }
+            for row in sqlx::query(
+                "SELECT schedule, function, scheduled_for, started_at, finished_at, status, attempt, http_status, \
+                 error, invocation_id, duration_ms FROM schedule_runs ORDER BY id",
+            )
+            .fetch_all(local)
+            .await?
+            {
+                let text = |i: usize| row.try_get::<String, _>(i).map(Arg::Text);
+                let optional = |i: usize| {
+                    row.try_get::<Option<String>, _>(i)
+                        .map(|v| v.map_or(Arg::NullOf(Storage::Text), Arg::Text))
+                };
+                let insert = backend.statement(
+                    "INSERT INTO _aura_schedule_runs (schedule, function, scheduled_for, started_at, finished_at, status, \
+                     attempt, http_status, error, invocation_id, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        text(0)?, text(1)?, text(2)?, text(3)?, text(4)?, text(5)?,
+                        Arg::Number(row.try_get::<i64, _>(6)? as f64),
+                        row.try_get::<Option<i64>, _>(7)?
+                            .map_or(Arg::NullOf(Storage::Number), |s| Arg::Number(s as f64)),
+                        optional(8)?,
+                        optional(9)?,
+                        Arg::Number(row.try_get::<f64, _>(10)?),
+                    ],
+                );
+                tx.execute(&insert).await?;
+            }
+            tx.commit().await?;
+        }
+        sqlx::query("DROP TABLE schedule_runs")
+            .execute(local)
+            .await?;
+        sqlx::query("DROP TABLE schedules").execute(local).await?;
+        tracing::info!("schedules moved from aura.db to the collections' database");
+        Ok(())
+    }
+
+    /// Runs one statement in its own transaction; answers the rows it
+    /// changed.
+    async fn execute(&self, sql: &str, args: Vec<Arg>) -> anyhow::Result<u64> {
+        let backend = self.db.backend();
+        let mut tx = backend.begin().await?;
+        let changed = tx.execute(&backend.statement(sql, args)).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn fetch(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+        columns: &[Storage],
+    ) -> anyhow::Result<Vec<Vec<Value>>> {
+        let backend = self.db.backend();
+        backend.fetch(&backend.statement(sql, args), columns).await
+    }
+
+    async fn schedules(
+        &self,
+        condition: &str,
+        args: Vec<Arg>,
+    ) -> Result<Vec<Schedule>, ScheduleError> {
+        let rows = self
+            .fetch(
+                &format!("SELECT {SCHEDULE_COLUMNS} FROM _aura_schedules {condition}"),
+                args,
+                &SCHEDULE_STORAGE,
+            )
+            .await?;
+        Ok(rows.iter().map(|row| schedule_from_row(row)).collect())
     }
 
     /// Creates or replaces schedule `name`.
@@ -164,26 +333,29 @@ impl Scheduler {
         let now = Utc::now();
         let next = format_time(spec.next_after(now)?);
         let stamp = format_time(now);
-        sqlx::query(
-            "INSERT INTO schedules (name, function, cron, tz, payload, path, retries, overlap, missed, paused, \
-             next_run_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) \
-             ON CONFLICT(name) DO UPDATE SET function = excluded.function, cron = excluded.cron, tz = excluded.tz, \
-             payload = excluded.payload, path = excluded.path, retries = excluded.retries, overlap = excluded.overlap, \
-             missed = excluded.missed, next_run_at = excluded.next_run_at, updated_at = excluded.updated_at",
+        self.execute(
+            &format!(
+                "INSERT INTO _aura_schedules ({SCHEDULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET function = excluded.function, cron = excluded.cron, tz = excluded.tz, \
+                 payload = excluded.payload, path = excluded.path, retries = excluded.retries, overlap = excluded.overlap, \
+                 missed = excluded.missed, next_run_at = excluded.next_run_at, updated_at = excluded.updated_at"
+            ),
+            vec![
+                text_arg(name),
+                text_arg(&spec.function),
+                text_arg(&spec.cron),
+                text_arg(&spec.tz),
+                text_arg(&spec.payload.to_string()),
+                text_arg(&spec.path),
+                Arg::Number(f64::from(spec.retries)),
+                text_arg(spec.overlap.as_str()),
+                text_arg(spec.missed.as_str()),
+                Arg::Bool(false),
+                text_arg(&next),
+                text_arg(&stamp),
+                text_arg(&stamp),
+            ],
         )
-        .bind(name)
-        .bind(&spec.function)
-        .bind(&spec.cron)
-        .bind(&spec.tz)
-        .bind(spec.payload.to_string())
-        .bind(&spec.path)
-        .bind(i64::from(spec.retries))
-        .bind(spec.overlap.as_str())
-        .bind(spec.missed.as_str())
-        .bind(&next)
-        .bind(&stamp)
-        .bind(&stamp)
-        .execute(&self.db)
         .await?;
         self.wake.notify_one();
         self.get(name).await
@@ -191,36 +363,37 @@ impl Scheduler {
 
     /// One schedule.
     pub async fn get(&self, name: &str) -> Result<Schedule, ScheduleError> {
-        let row = sqlx::query("SELECT * FROM schedules WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.db)
+        self.schedules("WHERE name = ?", vec![text_arg(name)])
             .await?
-            .ok_or_else(|| ScheduleError::NotFound(name.to_owned()))?;
-        schedule_from_row(&row)
+            .pop()
+            .ok_or_else(|| ScheduleError::NotFound(name.to_owned()))
     }
 
     /// All schedules, by name.
     pub async fn list(&self) -> Result<Vec<Schedule>, ScheduleError> {
-        let rows = sqlx::query("SELECT * FROM schedules ORDER BY name")
-            .fetch_all(&self.db)
-            .await?;
-        rows.iter().map(schedule_from_row).collect()
+        self.schedules("ORDER BY name", vec![]).await
     }
 
     /// Removes a schedule and its history.
     pub async fn remove(&self, name: &str) -> Result<(), ScheduleError> {
-        let deleted = sqlx::query("DELETE FROM schedules WHERE name = ?")
-            .bind(name)
-            .execute(&self.db)
-            .await?
-            .rows_affected();
+        let backend = self.db.backend();
+        let mut tx = backend.begin().await?;
+        let mut deleted = 0;
+        for table in [
+            "_aura_schedules WHERE name",
+            "_aura_schedule_queue WHERE schedule",
+            "_aura_schedule_runs WHERE schedule",
+        ] {
+            let delete = backend.statement(&format!("DELETE FROM {table} = ?"), [text_arg(name)]);
+            let changed = tx.execute(&delete).await.map_err(anyhow::Error::from)?;
+            if deleted == 0 {
+                deleted = changed;
+            }
+        }
         if deleted == 0 {
             return Err(ScheduleError::NotFound(name.to_owned()));
         }
-        sqlx::query("DELETE FROM schedule_runs WHERE schedule = ?")
-            .bind(name)
-            .execute(&self.db)
-            .await?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
         Ok(())
     }
 
@@ -228,14 +401,15 @@ impl Scheduler {
     pub async fn set_paused(&self, name: &str, paused: bool) -> Result<Schedule, ScheduleError> {
         let schedule = self.get(name).await?;
         let next = format_time(schedule.spec.next_after(Utc::now())?);
-        sqlx::query(
-            "UPDATE schedules SET paused = ?, next_run_at = ?, updated_at = ? WHERE name = ?",
+        self.execute(
+            "UPDATE _aura_schedules SET paused = ?, next_run_at = ?, updated_at = ? WHERE name = ?",
+            vec![
+                Arg::Bool(paused),
+                text_arg(&next),
+                text_arg(&format_time(Utc::now())),
+                text_arg(name),
+            ],
         )
-        .bind(paused)
-        .bind(next)
-        .bind(format_time(Utc::now()))
-        .bind(name)
-        .execute(&self.db)
         .await?;
         self.wake.notify_one();
         self.get(name).await
@@ -244,20 +418,36 @@ impl Scheduler {
     /// Fires a run now, outside the cron timetable (the overlap policy applies).
     pub async fn run_now(self: &Arc<Self>, name: &str) -> Result<(), ScheduleError> {
         let schedule = self.get(name).await?;
-        self.clone().fire(schedule, format_time(Utc::now()));
+        self.clone().fire(schedule, format_time(Utc::now())).await;
         Ok(())
     }
 
     /// The newest runs of a schedule, newest first.
     pub async fn runs(&self, name: &str, limit: i64) -> Result<Vec<Run>, ScheduleError> {
         self.get(name).await?;
-        let rows =
-            sqlx::query("SELECT * FROM schedule_runs WHERE schedule = ? ORDER BY id DESC LIMIT ?")
-                .bind(name)
-                .bind(limit)
-                .fetch_all(&self.db)
-                .await?;
-        rows.iter().map(run_from_row).collect()
+        let rows = self
+            .fetch(
+                "SELECT CAST(id AS TEXT), schedule, function, scheduled_for, started_at, finished_at, status, attempt, \
+                 http_status, error, invocation_id, duration_ms FROM _aura_schedule_runs WHERE schedule = ? \
+                 ORDER BY id DESC LIMIT ?",
+                vec![text_arg(name), Arg::Int(limit)],
+                &[
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Number,
+                    Storage::Number,
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Number,
+                ],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| run_from_row(row)).collect())
     }
 
     async fn run_loop(self: Arc<Self>) {
@@ -266,7 +456,8 @@ impl Scheduler {
             match self.claim_due(now).await {
                 Ok(due) => {
                     for (schedule, scheduled_for) in due {
-                        self.clone().fire(schedule, scheduled_for);
+                        let scheduler = self.clone();
+                        tokio::spawn(async move { scheduler.fire(schedule, scheduled_for).await });
                     }
                 }
                 Err(err) => tracing::error!(error = %err, "scheduler: claiming due runs failed"),
@@ -285,31 +476,33 @@ impl Scheduler {
         }
     }
 
-    /// Claims every due schedule by moving its `next_run_at` past now.
+    /// Claims every due schedule by moving its `next_run_at` past now; of
+    /// several nodes, one wins each tick.
     async fn claim_due(
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(Schedule, String)>, ScheduleError> {
-        let rows = sqlx::query("SELECT * FROM schedules WHERE paused = 0 AND next_run_at <= ?")
-            .bind(format_time(now))
-            .fetch_all(&self.db)
+        let due = self
+            .schedules(
+                "WHERE paused = ? AND next_run_at <= ?",
+                vec![Arg::Bool(false), text_arg(&format_time(now))],
+            )
             .await?;
         let mut claimed = Vec::new();
-        for row in &rows {
-            let schedule = schedule_from_row(row)?;
+        for schedule in due {
             let Some(next) = self.next_or_pause(&schedule, now).await? else {
                 continue;
             };
-            let next = format_time(next);
-            let won = sqlx::query(
-                "UPDATE schedules SET next_run_at = ? WHERE name = ? AND next_run_at = ?",
-            )
-            .bind(&next)
-            .bind(&schedule.name)
-            .bind(&schedule.next_run_at)
-            .execute(&self.db)
-            .await?
-            .rows_affected()
+            let won = self
+                .execute(
+                    "UPDATE _aura_schedules SET next_run_at = ? WHERE name = ? AND next_run_at = ?",
+                    vec![
+                        text_arg(&format_time(next)),
+                        text_arg(&schedule.name),
+                        text_arg(&schedule.next_run_at),
+                    ],
+                )
+                .await?
                 == 1;
             if won {
                 let scheduled_for = schedule.next_run_at.clone();
@@ -330,69 +523,174 @@ impl Scheduler {
             Ok(next) => Ok(Some(next)),
             Err(err) => {
                 tracing::warn!(schedule = %schedule.name, error = %err, "pausing a schedule that cannot fire again");
-                sqlx::query("UPDATE schedules SET paused = 1, updated_at = ? WHERE name = ?")
-                    .bind(format_time(now))
-                    .bind(&schedule.name)
-                    .execute(&self.db)
-                    .await?;
+                self.execute(
+                    "UPDATE _aura_schedules SET paused = ?, updated_at = ? WHERE name = ?",
+                    vec![
+                        Arg::Bool(true),
+                        text_arg(&format_time(now)),
+                        text_arg(&schedule.name),
+                    ],
+                )
+                .await?;
                 Ok(None)
             }
         }
     }
 
     async fn next_due(&self) -> Option<DateTime<Utc>> {
-        let next: Option<String> =
-            sqlx::query_scalar("SELECT MIN(next_run_at) FROM schedules WHERE paused = 0")
-                .fetch_one(&self.db)
-                .await
-                .ok()?;
-        next.map(|n| parse_time(&n))
+        let rows = self
+            .fetch(
+                "SELECT MIN(next_run_at) FROM _aura_schedules WHERE paused = ?",
+                vec![Arg::Bool(false)],
+                &[Storage::Text],
+            )
+            .await
+            .ok()?;
+        rows.first()?.first()?.as_str().map(parse_time)
     }
 
-    /// Starts a run unless one is in flight; then the overlap policy decides.
-    fn fire(self: Arc<Self>, schedule: Schedule, scheduled_for: String) {
-        let start = {
-            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-            let flight = flights.entry(schedule.name.clone()).or_default();
-            match (flight.running, schedule.spec.overlap) {
-                (false, _) => {
-                    flight.running = true;
-                    true
-                }
-                (true, Overlap::Queue) => {
-                    flight.queued = Some(scheduled_for.clone());
-                    false
-                }
-                (true, Overlap::Skip) => false,
-            }
-        };
-        if !start {
-            if schedule.spec.overlap == Overlap::Skip {
+    /// Takes the schedule's lease if no node holds it.
+    async fn acquire(&self, name: &str) -> bool {
+        let now = Utc::now();
+        let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        self.execute(
+            "UPDATE _aura_schedules SET busy_until = ? WHERE name = ? AND (busy_until IS NULL OR busy_until < ?)",
+            vec![
+                text_arg(&format_time(lease)),
+                text_arg(name),
+                text_arg(&format_time(now)),
+            ],
+        )
+        .await
+        .inspect_err(|err| tracing::error!(schedule = %name, error = %err, "taking a schedule's lease"))
+        .is_ok_and(|changed| changed == 1)
+    }
+
+    async fn renew(&self, name: &str) -> anyhow::Result<u64> {
+        let lease = Utc::now() + chrono::Duration::from_std(LEASE)?;
+        self.execute(
+            "UPDATE _aura_schedules SET busy_until = ? WHERE name = ?",
+            vec![text_arg(&format_time(lease)), text_arg(name)],
+        )
+        .await
+    }
+
+    async fn release(&self, name: &str) -> anyhow::Result<u64> {
+        self.execute(
+            "UPDATE _aura_schedules SET busy_until = NULL WHERE name = ?",
+            vec![text_arg(name)],
+        )
+        .await
+    }
+
+    /// Takes the waiting tick of a schedule, if any.
+    async fn pop_queued(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let backend = self.db.backend();
+        let mut tx = backend.begin().await?;
+        let rows = tx
+            .fetch(
+                &backend.statement(
+                    "DELETE FROM _aura_schedule_queue WHERE schedule = ? RETURNING scheduled_for",
+                    [text_arg(name)],
+                ),
+                &[Storage::Text],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(rows
+            .first()
+            .and_then(|row| row.first()?.as_str().map(str::to_owned)))
+    }
+
+    /// Starts a run if the schedule's lease is free; else the overlap policy
+    /// decides: record a skip, or leave the tick waiting (replacing an
+    /// older waiting one).
+    async fn fire(self: Arc<Self>, schedule: Schedule, scheduled_for: String) {
+        if self.acquire(&schedule.name).await {
+            self.drive(schedule, Some(scheduled_for)).await;
+            return;
+        }
+        match schedule.spec.overlap {
+            Overlap::Skip => {
                 let record = Attempt::new(&schedule, &scheduled_for, 0).finish(
                     "skipped",
                     None,
                     Some("the previous run was still going".into()),
                     None,
                 );
-                tokio::spawn(async move { self.record(record).await });
+                self.record(record).await;
             }
-            return;
-        }
-        tokio::spawn(async move {
-            let mut scheduled_for = scheduled_for;
-            loop {
-                self.run(&schedule, &scheduled_for).await;
-                let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-                let flight = flights.entry(schedule.name.clone()).or_default();
-                match flight.queued.take() {
-                    Some(next) => scheduled_for = next,
-                    None => {
-                        flight.running = false;
-                        return;
-                    }
+            Overlap::Queue => {
+                let queued = self
+                    .execute(
+                        "INSERT INTO _aura_schedule_queue (schedule, scheduled_for) VALUES (?, ?) \
+                         ON CONFLICT (schedule) DO UPDATE SET scheduled_for = excluded.scheduled_for",
+                        vec![text_arg(&schedule.name), text_arg(&scheduled_for)],
+                    )
+                    .await;
+                if let Err(err) = queued {
+                    tracing::error!(schedule = %schedule.name, error = %err, "queueing a run");
+                    return;
+                }
+                // The run in flight may have ended before the tick was queued.
+                if self.acquire(&schedule.name).await {
+                    self.drive(schedule, None).await;
                 }
             }
-        });
+        }
+    }
+
+    /// Holding the lease: runs `first`, then waiting ticks, renewing the
+    /// lease meanwhile; releases it when nothing waits.
+    async fn drive(self: Arc<Self>, schedule: Schedule, first: Option<String>) {
+        let renewing = {
+            let scheduler = self.clone();
+            let name = schedule.name.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(RENEW).await;
+                    if let Err(err) = scheduler.renew(&name).await {
+                        tracing::error!(schedule = %name, error = %err, "renewing a schedule's lease");
+                    }
+                }
+            })
+        };
+        let mut next = first;
+        loop {
+            let scheduled_for = match next.take() {
+                Some(tick) => tick,
+                None => match self.pop_queued(&schedule.name).await {
+                    Ok(Some(tick)) => tick,
+                    Ok(None) => {
+                        if let Err(err) = self.release(&schedule.name).await {
+                            tracing::error!(schedule = %schedule.name, error = %err, "releasing a schedule's lease");
+                            break;
+                        }
+                        // A tick queued just before the release is ours
+                        // to run if the lease is still free.
+                        let waiting = self
+                            .fetch(
+                                "SELECT schedule FROM _aura_schedule_queue WHERE schedule = ?",
+                                vec![text_arg(&schedule.name)],
+                                &[Storage::Text],
+                            )
+                            .await
+                            .is_ok_and(|rows| !rows.is_empty());
+                        if waiting && self.acquire(&schedule.name).await {
+                            continue;
+                        }
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::error!(schedule = %schedule.name, error = %err, "taking a queued run");
+                        let _ = self.release(&schedule.name).await;
+                        break;
+                    }
+                },
+            };
+            self.run(&schedule, &scheduled_for).await;
+        }
+        renewing.abort();
     }
 
     /// One run: the first attempt and up to `retries` more, with backoff.
@@ -410,7 +708,6 @@ impl Scheduler {
             }
         }
     }
-
     async fn attempt(&self, schedule: &Schedule, scheduled_for: &str, attempt: u32) -> Attempt {
         let record = Attempt::new(schedule, scheduled_for, attempt);
         let Some(active) = self.functions.active(&schedule.spec.function) else {
@@ -469,33 +766,45 @@ impl Scheduler {
     }
 
     async fn record(&self, run: Attempt) {
+        let optional = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map_or(Arg::NullOf(Storage::Text), text_arg)
+        };
         let result = async {
-            sqlx::query(
-                "INSERT INTO schedule_runs (schedule, function, scheduled_for, started_at, finished_at, status, \
+            let backend = self.db.backend();
+            let mut tx = backend.begin().await?;
+            let insert = backend.statement(
+                "INSERT INTO _aura_schedule_runs (schedule, function, scheduled_for, started_at, finished_at, status, \
                  attempt, http_status, error, invocation_id, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&run.schedule)
-            .bind(&run.function)
-            .bind(&run.scheduled_for)
-            .bind(format_time(run.started_at))
-            .bind(format_time(Utc::now()))
-            .bind(run.status)
-            .bind(i64::from(run.attempt))
-            .bind(run.http_status)
-            .bind(&run.error)
-            .bind(&run.invocation_id)
-            .bind(run.started.elapsed().as_secs_f64() * 1000.0)
-            .execute(&self.db)
-            .await?;
-            sqlx::query(
-                "DELETE FROM schedule_runs WHERE schedule = ? AND id <= \
-                 (SELECT MAX(id) FROM schedule_runs WHERE schedule = ?) - ?",
-            )
-            .bind(&run.schedule)
-            .bind(&run.schedule)
-            .bind(RETAINED_RUNS)
-            .execute(&self.db)
-            .await
+                [
+                    text_arg(&run.schedule),
+                    text_arg(&run.function),
+                    text_arg(&run.scheduled_for),
+                    text_arg(&format_time(run.started_at)),
+                    text_arg(&format_time(Utc::now())),
+                    text_arg(run.status),
+                    Arg::Number(f64::from(run.attempt)),
+                    run.http_status
+                        .map_or(Arg::NullOf(Storage::Number), |s| Arg::Number(s as f64)),
+                    optional(&run.error),
+                    optional(&run.invocation_id),
+                    Arg::Number(run.started.elapsed().as_secs_f64() * 1000.0),
+                ],
+            );
+            tx.execute(&insert).await?;
+            let prune = backend.statement(
+                "DELETE FROM _aura_schedule_runs WHERE schedule = ? AND id <= \
+                 (SELECT MAX(id) FROM _aura_schedule_runs WHERE schedule = ?) - ?",
+                [
+                    text_arg(&run.schedule),
+                    text_arg(&run.schedule),
+                    Arg::Int(RETAINED_RUNS),
+                ],
+            );
+            tx.execute(&prune).await?;
+            tx.commit().await?;
+            anyhow::Ok(())
         }
         .await;
         if let Err(err) = result {
@@ -562,42 +871,47 @@ fn parse_time(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc))
 }
 
-fn schedule_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Schedule, ScheduleError> {
-    let text = |column: &str| row.try_get::<String, _>(column);
-    Ok(Schedule {
-        name: text("name")?,
-        spec: ScheduleSpec {
-            function: text("function")?,
-            cron: text("cron")?,
-            tz: text("tz")?,
-            payload: serde_json::from_str(&text("payload")?).unwrap_or_default(),
-            path: text("path")?,
-            retries: u32::try_from(row.try_get::<i64, _>("retries")?).unwrap_or(0),
-            overlap: Overlap::parse(&text("overlap")?),
-            missed: Missed::parse(&text("missed")?),
-        },
-        paused: row.try_get("paused")?,
-        next_run_at: text("next_run_at")?,
-        created_at: text("created_at")?,
-        updated_at: text("updated_at")?,
-    })
+fn text_of(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_owned()
 }
 
-fn run_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Run, ScheduleError> {
-    Ok(Run {
-        id: row.try_get("id")?,
-        schedule: row.try_get("schedule")?,
-        function: row.try_get("function")?,
-        scheduled_for: row.try_get("scheduled_for")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        status: row.try_get("status")?,
-        attempt: row.try_get("attempt")?,
-        http_status: row.try_get("http_status")?,
-        error: row.try_get("error")?,
-        invocation_id: row.try_get("invocation_id")?,
-        duration_ms: row.try_get("duration_ms")?,
-    })
+/// A row of [`SCHEDULE_COLUMNS`].
+fn schedule_from_row(row: &[Value]) -> Schedule {
+    Schedule {
+        name: text_of(&row[0]),
+        spec: ScheduleSpec {
+            function: text_of(&row[1]),
+            cron: text_of(&row[2]),
+            tz: text_of(&row[3]),
+            payload: serde_json::from_str(&text_of(&row[4])).unwrap_or_default(),
+            path: text_of(&row[5]),
+            retries: row[6].as_f64().map_or(0, |n| n as u32),
+            overlap: Overlap::parse(&text_of(&row[7])),
+            missed: Missed::parse(&text_of(&row[8])),
+        },
+        paused: row[9].as_bool().unwrap_or(false),
+        next_run_at: text_of(&row[10]),
+        created_at: text_of(&row[11]),
+        updated_at: text_of(&row[12]),
+    }
+}
+
+fn run_from_row(row: &[Value]) -> Run {
+    let optional = |value: &Value| value.as_str().map(str::to_owned);
+    Run {
+        id: text_of(&row[0]).parse().unwrap_or_default(),
+        schedule: text_of(&row[1]),
+        function: text_of(&row[2]),
+        scheduled_for: text_of(&row[3]),
+        started_at: text_of(&row[4]),
+        finished_at: text_of(&row[5]),
+        status: text_of(&row[6]),
+        attempt: row[7].as_f64().map_or(0, |n| n as i64),
+        http_status: row[8].as_f64().map(|n| n as i64),
+        error: optional(&row[9]),
+        invocation_id: optional(&row[10]),
+        duration_ms: row[11].as_f64().unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]
