@@ -114,7 +114,14 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .await?,
     );
     let scheduler = Scheduler::start(&db, records.clone(), functions.clone()).await?;
-    let queue = Queue::start(db, functions.clone(), options.max_queued).await?;
+    let queue = Queue::start(
+        &db,
+        records.clone(),
+        data_dir,
+        functions.clone(),
+        options.max_queued,
+    )
+    .await?;
     let presence = crate::realtime::presence::Presence::start(
         records.clone(),
         broker.clone(),

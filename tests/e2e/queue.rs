@@ -190,3 +190,103 @@ async fn queued_invocations_survive_a_restart() {
     // The interrupted one ran again after the restart.
     assert_eq!(finished(&aura, &running).await["attempts"], 2);
 }
+
+/// A queued invocation runs for the user who queued it, though their
+/// token is not kept with the request.
+#[tokio::test]
+async fn async_invocations_run_for_their_caller() {
+    let aura = Aura::start();
+    aura.deploy("whoami", "whoami", json!({"grants": {"auth": "caller"}}))
+        .await;
+    let registered: Value = aura
+        .http
+        .post(aura.at("/api/auth/register"))
+        .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["accessToken"].as_str().unwrap();
+    let response = aura
+        .http
+        .post(aura.at("/fn/whoami"))
+        .header("prefer", "respond-async")
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.headers()["x-aura-invocation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let done = finished(&aura, &id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let body: Value = serde_json::from_str(done["response"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["caller"]["email"], "ada@example.com", "{body}");
+    assert_eq!(body["caller"]["id"], registered["user"]["id"]);
+
+    let anonymous = accepted(&aura, "/fn/whoami", "").await;
+    let done = finished(&aura, &anonymous).await;
+    let body: Value = serde_json::from_str(done["response"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["caller"], Value::Null);
+}
+
+/// Two nodes on one PostgreSQL database share the queue: invocations
+/// queued on one run on either, once each, and are answered on both.
+#[tokio::test]
+async fn two_nodes_share_the_queue_over_postgres() {
+    let Some(a) = crate::database::Db::postgres().await else {
+        return;
+    };
+    let url = crate::database::postgres_url_of(&a);
+    let b = Aura::start_with(tempfile::tempdir().unwrap(), &["--database", &url]);
+    for node in [&a.aura, &b] {
+        node.deploy("echo", "echo", json!({})).await;
+    }
+    let mut ids = Vec::new();
+    for n in 0..8 {
+        ids.push(accepted(&a.aura, "/fn/echo", &format!("job {n}")).await);
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let done = finished(&b, id).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert_eq!(done["attempts"], 1, "ran once: {done}");
+        let echoed: Value =
+            serde_json::from_str(done["response"]["body"].as_str().unwrap()).unwrap();
+        assert_eq!(echoed["body"], format!("job {n}"));
+        assert_eq!(finished(&a.aura, id).await, done);
+    }
+}
+
+/// Invocations an earlier version kept in the node's `aura.db` move to the
+/// shared table at start, and the waiting ones run.
+#[tokio::test]
+async fn invocations_of_an_earlier_version_are_moved_at_start() {
+    use sqlx::Connection as _;
+    let aura = Aura::start();
+    aura.deploy("echo", "echo", json!({})).await;
+    let dir = aura.stop();
+    let file = dir.path().join("aura.db");
+    let mut old = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    for statement in [
+        "CREATE TABLE async_invocations (id TEXT PRIMARY KEY, function TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, headers TEXT NOT NULL, body BLOB NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, response_status INTEGER, response_headers TEXT, response_body BLOB, response_truncated INTEGER NOT NULL DEFAULT 0, error TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT)",
+        "INSERT INTO async_invocations (id, function, method, path, headers, body, status, created_at) VALUES ('old-1', 'echo', 'POST', '/', '[]', X'6F6C64', 'queued', '2026-01-01T00:00:00.000Z')",
+        "INSERT INTO async_invocations (id, function, method, path, headers, body, status, attempts, response_status, response_headers, response_body, created_at, finished_at) VALUES ('old-2', 'echo', 'GET', '/', '[]', X'', 'succeeded', 1, 200, '[[\"x-kept\",\"yes\"]]', X'FF00', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z')",
+    ] {
+        sqlx::query(statement).execute(&mut old).await.unwrap();
+    }
+    old.close().await.unwrap();
+
+    let aura = Aura::start_in(dir);
+    let ran = finished(&aura, "old-1").await;
+    let echoed: Value = serde_json::from_str(ran["response"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(echoed["body"], "old");
+    let kept = finished(&aura, "old-2").await;
+    assert_eq!(kept["response"]["headers"]["x-kept"], "yes");
+    assert_eq!(kept["response"]["body_base64"], "/wA=");
+}

@@ -109,10 +109,17 @@ async fn enqueue(
         .await
         .map_err(|_| ApiError::payload_too_large(limit))?
         .to_bytes();
+    // Credentials are not kept: the caller they name is.
+    let caller = super::records::caller(state, &parts.headers)
+        .await
+        .unwrap_or(Caller::ANONYMOUS);
     let headers = parts
         .headers
         .iter()
-        .filter(|(name, _)| *name != header::HOST && *name != "prefer")
+        .filter(|(name, _)| {
+            ![header::HOST, header::AUTHORIZATION, header::COOKIE].contains(*name)
+                && *name != "prefer"
+        })
         .map(|(name, value)| {
             (
                 name.to_string(),
@@ -129,6 +136,7 @@ async fn enqueue(
             path: path_and_query,
             headers,
             body,
+            caller,
         })
         .await?;
     let status_url = format!("/api/invocations/{id}");

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub const MAX_PATH_DEPTH: usize = 6;
 
 /// The signed-in user a request acts for.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct User {
     /// The user's id.
     pub id: String,

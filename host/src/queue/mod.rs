@@ -3,10 +3,23 @@
 //! queued invocations, at most `async_concurrency` per function at a time,
 //! and stores each response for `GET /api/invocations/{id}`.
 //!
-//! It owns the `async_invocations` table. Invocations that were running when
-//! the server stopped are queued again at start-up, so each queued invocation
-//! runs at least once (exactly once unless the server dies mid-run).
+//! It owns the table `_aura_invocations`, in the collections' database, so
+//! nodes sharing a PostgreSQL database share the queue: any node may run an
+//! invocation queued on another, and `GET /api/invocations/{id}` answers on
+//! every node. A queued invocation is claimed with a conditional update
+//! (one node wins) and runs under a lease its node renews. Invocations a
+//! node was running when it stopped are queued again when it starts (its
+//! id is kept in `DATA/node.id`), or by any node once their lease lapses,
+//! so each runs at least once (exactly once unless a node dies mid-run).
+//!
+//! The request is stored without its `Authorization` and `Cookie` headers:
+//! the caller they named is resolved when the request is accepted and
+//! stored instead, and the function runs for that caller.
 
+use crate::db::backend::{Arg, column_type, text_arg};
+use crate::db::filter::Dialect;
+use crate::db::schema::Storage;
+use crate::db::{Caller, Database, User};
 use crate::functions::Functions;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -25,6 +38,10 @@ use tokio::sync::Notify;
 pub const MAX_STORED_RESPONSE: usize = 1024 * 1024;
 /// Finished invocations are kept this long.
 const RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
+/// How long a running invocation's lease lasts unless renewed.
+const LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+/// How often a node renews the leases of what it runs.
+const RENEW: Duration = Duration::from_secs(10);
 
 /// Errors of the queue; the API maps each to a stable code.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +54,13 @@ pub enum QueueError {
     NotFound(String),
     /// Database trouble; logged, never shown verbatim.
     #[error(transparent)]
-    Internal(#[from] sqlx::Error),
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for QueueError {
+    fn from(err: sqlx::Error) -> Self {
+        QueueError::Internal(err.into())
+    }
 }
 
 /// A request to run later.
@@ -50,72 +73,226 @@ pub struct Queued {
     pub method: String,
     /// Path and query after `/fn/{name}`.
     pub path: String,
-    /// Request headers.
+    /// Request headers (without credentials).
     pub headers: Vec<(String, String)>,
     /// Request body.
     pub body: Bytes,
+    /// Who asked.
+    pub caller: Caller,
+}
+
+/// The queue's table, created with the other system tables.
+pub fn tables(dialect: Dialect) -> Vec<String> {
+    let number = column_type(dialect, Storage::Number);
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS _aura_invocations (id TEXT PRIMARY KEY, function TEXT NOT NULL, method TEXT NOT NULL, \
+             path TEXT NOT NULL, headers TEXT NOT NULL, body TEXT NOT NULL, caller TEXT NOT NULL, status TEXT NOT NULL, \
+             attempts {number} NOT NULL, node TEXT, lease_until TEXT, response_status {number}, response_headers TEXT, \
+             response_body TEXT, response_truncated BOOLEAN NOT NULL, error TEXT, created_at TEXT NOT NULL, \
+             started_at TEXT, finished_at TEXT)"
+        ),
+        "CREATE INDEX IF NOT EXISTS _aura_invocations_queue ON _aura_invocations (status, created_at)".to_owned(),
+    ]
+}
+
+/// How a caller is stored with its invocation.
+fn caller_json(caller: &Caller) -> String {
+    match caller {
+        Caller::Service => json!({ "service": true }),
+        Caller::User(user) => json!({ "user": user }),
+    }
+    .to_string()
+}
+
+fn caller_from(text: &str) -> Caller {
+    let value: Value = serde_json::from_str(text).unwrap_or_default();
+    if value["service"] == json!(true) {
+        return Caller::Service;
+    }
+    Caller::User(serde_json::from_value::<Option<User>>(value["user"].clone()).unwrap_or(None))
+}
+
+fn base64_text(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// This node's lasting id: kept in `DATA/node.id`, so a restarted node
+/// knows which invocations it left running.
+fn node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node.id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let id = uuid::Uuid::now_v7().to_string();
+            std::fs::write(&path, &id)?;
+            Ok(id)
+        }
+    }
 }
 
 /// The durable queue and its dispatcher.
 pub struct Queue {
-    db: SqlitePool,
+    db: Arc<Database>,
     functions: Arc<Functions>,
     max_queued: u64,
+    node: String,
     running: Mutex<HashMap<String, u32>>,
     wake: Notify,
 }
 
 impl Queue {
-    /// Re-queues invocations a stop interrupted and starts the dispatcher.
+    /// Moves invocations an earlier version kept in `local` (`aura.db`),
+    /// re-queues those this node's last run left running, and starts the
+    /// dispatcher.
     pub async fn start(
-        db: SqlitePool,
+        local: &SqlitePool,
+        db: Arc<Database>,
+        data_dir: &std::path::Path,
         functions: Arc<Functions>,
         max_queued: u64,
     ) -> Result<Arc<Self>, QueueError> {
-        let requeued =
-            sqlx::query("UPDATE async_invocations SET status = 'queued' WHERE status = 'running'")
-                .execute(&db)
-                .await?
-                .rows_affected();
+        let queue = Arc::new(Self {
+            db,
+            functions,
+            max_queued,
+            node: node_id(data_dir)?,
+            running: Mutex::default(),
+            wake: Notify::new(),
+        });
+        queue
+            .adopt(local)
+            .await
+            .map_err(|e| anyhow::anyhow!("moving invocations out of aura.db: {e:#}"))?;
+        let requeued = queue
+            .execute(
+                "UPDATE _aura_invocations SET status = 'queued', node = NULL WHERE status = 'running' AND node = ?",
+                vec![text_arg(&queue.node)],
+            )
+            .await?;
         if requeued > 0 {
             tracing::warn!(
                 requeued,
                 "re-queued asynchronous invocations interrupted by the last stop"
             );
         }
-        let queue = Arc::new(Self {
-            db,
-            functions,
-            max_queued,
-            running: Mutex::default(),
-            wake: Notify::new(),
-        });
         tokio::spawn(queue.clone().dispatch());
         Ok(queue)
     }
 
+    /// Copies the old `async_invocations` table of `local` into the shared
+    /// one, then drops it.
+    async fn adopt(&self, local: &SqlitePool) -> anyhow::Result<()> {
+        let old: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'async_invocations'",
+        )
+        .fetch_optional(local)
+        .await?;
+        if old.is_none() {
+            return Ok(());
+        }
+        let backend = self.db.backend();
+        let mut tx = backend.begin().await?;
+        for row in sqlx::query("SELECT * FROM async_invocations")
+            .fetch_all(local)
+            .await?
+        {
+            let text = |name: &str| row.try_get::<String, _>(name).map(Arg::Text);
+            let optional = |name: &str| {
+                row.try_get::<Option<String>, _>(name)
+                    .map(|v| v.map_or(Arg::NullOf(Storage::Text), Arg::Text))
+            };
+            let status: String = row.try_get("status")?;
+            let status = if status == "running" {
+                "queued".to_owned()
+            } else {
+                status
+            };
+            let insert = backend.statement(
+                "INSERT INTO _aura_invocations (id, function, method, path, headers, body, caller, status, attempts, \
+                 response_status, response_headers, response_body, response_truncated, error, created_at, started_at, \
+                 finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    text("id")?,
+                    text("function")?,
+                    text("method")?,
+                    text("path")?,
+                    text("headers")?,
+                    Arg::Text(base64_text(&row.try_get::<Vec<u8>, _>("body")?)),
+                    Arg::Text(caller_json(&Caller::ANONYMOUS)),
+                    Arg::Text(status),
+                    Arg::Number(row.try_get::<i64, _>("attempts")? as f64),
+                    row.try_get::<Option<i64>, _>("response_status")?
+                        .map_or(Arg::NullOf(Storage::Number), |s| Arg::Number(s as f64)),
+                    optional("response_headers")?,
+                    row.try_get::<Option<Vec<u8>>, _>("response_body")?
+                        .map_or(Arg::NullOf(Storage::Text), |b| Arg::Text(base64_text(&b))),
+                    Arg::Bool(row.try_get::<bool, _>("response_truncated")?),
+                    optional("error")?,
+                    text("created_at")?,
+                    optional("started_at")?,
+                    optional("finished_at")?,
+                ],
+            );
+            tx.execute(&insert).await?;
+        }
+        tx.commit().await?;
+        sqlx::query("DROP TABLE async_invocations")
+            .execute(local)
+            .await?;
+        Ok(())
+    }
+
+    async fn execute(&self, sql: &str, args: Vec<Arg>) -> anyhow::Result<u64> {
+        let backend = self.db.backend();
+        let mut tx = backend.begin().await?;
+        let changed = tx.execute(&backend.statement(sql, args)).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn fetch(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+        columns: &[Storage],
+    ) -> anyhow::Result<Vec<Vec<Value>>> {
+        let backend = self.db.backend();
+        backend.fetch(&backend.statement(sql, args), columns).await
+    }
+
     /// Stores `queued` for running; refuses when the queue is full.
     pub async fn enqueue(&self, queued: Queued) -> Result<(), QueueError> {
-        let waiting: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM async_invocations WHERE status = 'queued'")
-                .fetch_one(&self.db)
-                .await?;
-        if u64::try_from(waiting).unwrap_or(0) >= self.max_queued {
+        let waiting = self
+            .fetch(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM _aura_invocations WHERE status = 'queued'",
+                vec![],
+                &[Storage::Text],
+            )
+            .await?
+            .first()
+            .and_then(|row| row[0].as_str()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        if waiting >= self.max_queued {
             return Err(QueueError::Full(self.max_queued));
         }
         let headers = serde_json::to_string(&queued.headers).unwrap_or_else(|_| "[]".into());
-        sqlx::query(
-            "INSERT INTO async_invocations (id, function, method, path, headers, body, status, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
+        self.execute(
+            "INSERT INTO _aura_invocations (id, function, method, path, headers, body, caller, status, attempts, \
+             response_truncated, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            vec![
+                text_arg(&queued.id),
+                text_arg(&queued.function),
+                text_arg(&queued.method),
+                text_arg(&queued.path),
+                Arg::Text(headers),
+                Arg::Text(base64_text(&queued.body)),
+                Arg::Text(caller_json(&queued.caller)),
+                Arg::Number(0.0),
+                Arg::Bool(false),
+                Arg::Text(now()),
+            ],
         )
-        .bind(&queued.id)
-        .bind(&queued.function)
-        .bind(&queued.method)
-        .bind(&queued.path)
-        .bind(headers)
-        .bind(queued.body.as_ref())
-        .bind(now())
-        .execute(&self.db)
         .await?;
         self.wake.notify_one();
         Ok(())
@@ -123,42 +300,59 @@ impl Queue {
 
     /// The invocation's status and, when finished, its stored response.
     pub async fn get(&self, id: &str) -> Result<Value, QueueError> {
-        let row = sqlx::query("SELECT * FROM async_invocations WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.db)
+        let row = self
+            .fetch(
+                "SELECT id, function, status, attempts, error, created_at, started_at, finished_at, response_status, \
+                 response_headers, response_body, response_truncated FROM _aura_invocations WHERE id = ?",
+                vec![text_arg(id)],
+                &[
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Number,
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Number,
+                    Storage::Text,
+                    Storage::Text,
+                    Storage::Bool,
+                ],
+            )
             .await?
+            .pop()
             .ok_or_else(|| QueueError::NotFound(id.to_owned()))?;
         let mut answer = json!({
-            "id": row.try_get::<String, _>("id")?,
-            "function": row.try_get::<String, _>("function")?,
-            "status": row.try_get::<String, _>("status")?,
-            "attempts": row.try_get::<i64, _>("attempts")?,
-            "error": row.try_get::<Option<String>, _>("error")?,
-            "created_at": row.try_get::<String, _>("created_at")?,
-            "started_at": row.try_get::<Option<String>, _>("started_at")?,
-            "finished_at": row.try_get::<Option<String>, _>("finished_at")?,
+            "id": row[0],
+            "function": row[1],
+            "status": row[2],
+            "attempts": row[3].as_f64().map_or(0, |n| n as i64),
+            "error": row[4],
+            "created_at": row[5],
+            "started_at": row[6],
+            "finished_at": row[7],
             "response": Value::Null,
         });
-        if let Some(status) = row.try_get::<Option<i64>, _>("response_status")? {
+        if let Some(status) = row[8].as_f64() {
             let headers: Vec<(String, String)> =
-                serde_json::from_str(&row.try_get::<String, _>("response_headers")?)
-                    .unwrap_or_default();
+                serde_json::from_str(row[9].as_str().unwrap_or("[]")).unwrap_or_default();
             let headers: Map<String, Value> = headers
                 .into_iter()
                 .map(|(k, v)| (k, Value::String(v)))
                 .collect();
-            let body: Vec<u8> = row.try_get("response_body")?;
+            let body = base64::engine::general_purpose::STANDARD
+                .decode(row[10].as_str().unwrap_or_default())
+                .unwrap_or_default();
             let mut response = json!({
-                "status": status,
+                "status": status as i64,
                 "headers": headers,
-                "truncated": row.try_get::<bool, _>("response_truncated")?,
+                "truncated": row[11].as_bool().unwrap_or(false),
             });
             match String::from_utf8(body) {
                 Ok(text) => response["body"] = Value::String(text),
                 Err(bytes) => {
-                    let encoded =
-                        base64::engine::general_purpose::STANDARD.encode(bytes.as_bytes());
-                    response["body_base64"] = Value::String(encoded);
+                    response["body_base64"] = Value::String(base64_text(bytes.as_bytes()));
                 }
             }
             answer["response"] = response;
@@ -168,16 +362,25 @@ impl Queue {
 
     async fn dispatch(self: Arc<Self>) {
         let mut last_prune = std::time::Instant::now();
+        let mut last_renew = std::time::Instant::now();
         loop {
             if let Err(err) = self.start_ready().await {
                 tracing::error!(error = %err, "async queue: dispatching failed");
             }
+            if last_renew.elapsed() > RENEW {
+                last_renew = std::time::Instant::now();
+                if let Err(err) = self.renew().await {
+                    tracing::error!(error = %err, "async queue: renewing leases failed");
+                }
+            }
             if last_prune.elapsed() > Duration::from_secs(60) {
                 last_prune = std::time::Instant::now();
                 let cutoff = (Utc::now() - RETENTION).to_rfc3339_opts(SecondsFormat::Millis, true);
-                let _ = sqlx::query("DELETE FROM async_invocations WHERE finished_at < ?")
-                    .bind(cutoff)
-                    .execute(&self.db)
+                let _ = self
+                    .execute(
+                        "DELETE FROM _aura_invocations WHERE finished_at < ?",
+                        vec![text_arg(&cutoff)],
+                    )
                     .await;
             }
             tokio::select! {
@@ -187,17 +390,46 @@ impl Queue {
         }
     }
 
-    /// Claims and starts queued invocations, oldest first, within each
-    /// function's concurrency limit.
-    async fn start_ready(self: &Arc<Self>) -> Result<(), QueueError> {
-        let rows = sqlx::query(
-            "SELECT id, function FROM async_invocations WHERE status = 'queued' ORDER BY created_at, id LIMIT 200",
+    /// Renews the leases of what this node runs; queues again what a
+    /// stopped node left running.
+    async fn renew(&self) -> anyhow::Result<()> {
+        let lease = (Utc::now() + LEASE).to_rfc3339_opts(SecondsFormat::Millis, true);
+        self.execute(
+            "UPDATE _aura_invocations SET lease_until = ? WHERE status = 'running' AND node = ?",
+            vec![text_arg(&lease), text_arg(&self.node)],
         )
-        .fetch_all(&self.db)
         .await?;
+        let lapsed = self
+            .execute(
+                "UPDATE _aura_invocations SET status = 'queued', node = NULL WHERE status = 'running' AND lease_until < ?",
+                vec![text_arg(&now())],
+            )
+            .await?;
+        if lapsed > 0 {
+            tracing::warn!(
+                lapsed,
+                "re-queued asynchronous invocations of a stopped node"
+            );
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Claims and starts queued invocations, oldest first, within each
+    /// function's concurrency limit on this node.
+    async fn start_ready(self: &Arc<Self>) -> Result<(), QueueError> {
+        let rows = self
+            .fetch(
+                "SELECT id, function FROM _aura_invocations WHERE status = 'queued' ORDER BY created_at, id LIMIT 200",
+                vec![],
+                &[Storage::Text, Storage::Text],
+            )
+            .await?;
         for row in rows {
-            let id: String = row.try_get("id")?;
-            let function: String = row.try_get("function")?;
+            let (Some(id), Some(function)) = (row[0].as_str(), row[1].as_str()) else {
+                continue;
+            };
+            let (id, function) = (id.to_owned(), function.to_owned());
             let limit = self
                 .functions
                 .active(&function)
@@ -205,15 +437,19 @@ impl Queue {
             if !self.take_slot(&function, limit) {
                 continue;
             }
-            let claimed = sqlx::query(
-                "UPDATE async_invocations SET status = 'running', started_at = ?, attempts = attempts + 1 \
-                 WHERE id = ? AND status = 'queued'",
-            )
-            .bind(now())
-            .bind(&id)
-            .execute(&self.db)
-            .await?
-            .rows_affected()
+            let lease = (Utc::now() + LEASE).to_rfc3339_opts(SecondsFormat::Millis, true);
+            let claimed = self
+                .execute(
+                    "UPDATE _aura_invocations SET status = 'running', node = ?, lease_until = ?, started_at = ?, \
+                     attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
+                    vec![
+                        text_arg(&self.node),
+                        text_arg(&lease),
+                        text_arg(&now()),
+                        text_arg(&id),
+                    ],
+                )
+                .await?
                 == 1;
             if !claimed {
                 self.release_slot(&function);
@@ -249,27 +485,30 @@ impl Queue {
     }
 
     async fn run(&self, id: &str) -> Result<(), QueueError> {
-        let row = sqlx::query(
-            "SELECT function, method, path, headers, body FROM async_invocations WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_one(&self.db)
-        .await?;
-        let function: String = row.try_get("function")?;
+        let row = self
+            .fetch(
+                "SELECT function, method, path, headers, body, caller FROM _aura_invocations WHERE id = ?",
+                vec![text_arg(id)],
+                &[Storage::Text; 6],
+            )
+            .await?
+            .pop()
+            .ok_or_else(|| QueueError::NotFound(id.to_owned()))?;
+        let text = |i: usize| row[i].as_str().unwrap_or_default();
+        let function = text(0).to_owned();
         let Some(active) = self.functions.active(&function) else {
             return self
                 .fail(id, &format!("no function named `{function}` is deployed"))
                 .await;
         };
-        let headers: Vec<(String, String)> =
-            serde_json::from_str(&row.try_get::<String, _>("headers")?).unwrap_or_default();
-        let body: Vec<u8> = row.try_get("body")?;
+        let headers: Vec<(String, String)> = serde_json::from_str(text(3)).unwrap_or_default();
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(text(4))
+            .unwrap_or_default();
         let mut request = http::Request::builder()
-            .method(row.try_get::<String, _>("method")?.as_str())
-            .uri(format!(
-                "http://aura-queue{}",
-                row.try_get::<String, _>("path")?
-            ));
+            .method(text(1))
+            .uri(format!("http://aura-queue{}", text(2)))
+            .extension(caller_from(text(5)));
         for (name, value) in &headers {
             request = request.header(name, value);
         }
@@ -287,7 +526,7 @@ impl Queue {
             .await
         {
             Ok(response) => {
-                let status = i64::from(response.status().as_u16());
+                let status = f64::from(response.status().as_u16());
                 let response_headers: Vec<(String, String)> = response
                     .headers()
                     .iter()
@@ -317,19 +556,23 @@ impl Queue {
                         }
                     }
                 }
-                sqlx::query(
-                    "UPDATE async_invocations SET status = ?, response_status = ?, response_headers = ?, \
-                     response_body = ?, response_truncated = ?, error = ?, finished_at = ? WHERE id = ?",
+                self.execute(
+                    "UPDATE _aura_invocations SET status = ?, response_status = ?, response_headers = ?, \
+                     response_body = ?, response_truncated = ?, error = ?, finished_at = ?, node = NULL WHERE id = ?",
+                    vec![
+                        text_arg(if failed.is_some() { "failed" } else { "succeeded" }),
+                        Arg::Number(status),
+                        Arg::Text(
+                            serde_json::to_string(&response_headers)
+                                .unwrap_or_else(|_| "[]".into()),
+                        ),
+                        Arg::Text(base64_text(&stored)),
+                        Arg::Bool(truncated),
+                        failed.map_or(Arg::NullOf(Storage::Text), Arg::Text),
+                        Arg::Text(now()),
+                        text_arg(id),
+                    ],
                 )
-                .bind(if failed.is_some() { "failed" } else { "succeeded" })
-                .bind(status)
-                .bind(serde_json::to_string(&response_headers).unwrap_or_else(|_| "[]".into()))
-                .bind(stored)
-                .bind(truncated)
-                .bind(failed)
-                .bind(now())
-                .bind(id)
-                .execute(&self.db)
                 .await?;
                 Ok(())
             }
@@ -338,12 +581,11 @@ impl Queue {
     }
 
     async fn fail(&self, id: &str, error: &str) -> Result<(), QueueError> {
-        sqlx::query("UPDATE async_invocations SET status = 'failed', error = ?, finished_at = ? WHERE id = ?")
-            .bind(error)
-            .bind(now())
-            .bind(id)
-            .execute(&self.db)
-            .await?;
+        self.execute(
+            "UPDATE _aura_invocations SET status = 'failed', error = ?, finished_at = ?, node = NULL WHERE id = ?",
+            vec![text_arg(error), Arg::Text(now()), text_arg(id)],
+        )
+        .await?;
         Ok(())
     }
 }
