@@ -324,12 +324,11 @@ impl Feed {
                     continue;
                 }
             }
-            let data = json!({ "channel": event.channel, "data": event.data });
             return Some(
                 sse::Event::default()
                     .id(event.id.to_string())
                     .event("message")
-                    .data(data.to_string()),
+                    .data(event.message()),
             );
         }
     }

@@ -33,6 +33,19 @@ pub struct Event {
     pub channel: String,
     /// The payload.
     pub data: Value,
+    /// `{"channel", "data"}` as sent to subscribers, serialized once for
+    /// all of them.
+    #[serde(skip)]
+    message: std::sync::OnceLock<String>,
+}
+
+impl Event {
+    /// The SSE `data` of this event: `{"channel": …, "data": …}`.
+    pub fn message(&self) -> &str {
+        self.message.get_or_init(|| {
+            serde_json::json!({ "channel": self.channel, "data": self.data }).to_string()
+        })
+    }
 }
 
 /// The broker.
@@ -89,6 +102,7 @@ impl Broker {
             id,
             channel: channel.to_owned(),
             data,
+            message: std::sync::OnceLock::new(),
         });
         if history.len() == self.capacity {
             history.pop_front();
