@@ -20,8 +20,9 @@
 //! Platform services are wrapped in modules: [`db`] reads and writes records
 //! of collections (under a `collections` grant), [`events`] publishes
 //! realtime events (under an `events` grant), [`auth`] tells who invoked the
-//! function (under an `auth` grant) and [`storage`] reads and writes objects
-//! in buckets, streamed (under a `buckets` grant). A component imports a
+//! function (under an `auth` grant), [`storage`] reads and writes objects
+//! in buckets, streamed (under a `buckets` grant) and [`secrets`] reads
+//! values the operator set (under a `secrets` grant). A component imports a
 //! platform interface only if the function calls into its module, so a
 //! function that uses none of them needs no grant for them.
 //!
@@ -59,6 +60,7 @@ pub mod events;
 mod fetch;
 mod request;
 mod response;
+pub mod secrets;
 pub mod storage;
 
 pub use fetch::{FetchError, OutboundRequest, OutboundResponse, fetch};

@@ -32,6 +32,9 @@ pub struct Grants {
     /// Buckets the function may use through `aura:platform/storage`:
     /// `"read"` or `"read-write"`.
     pub buckets: BTreeMap<String, String>,
+    /// Secrets the function may read through `aura:platform/secrets`, by
+    /// exact name.
+    pub secrets: Vec<String>,
 }
 
 /// How a function may use a bucket.
@@ -55,6 +58,17 @@ pub enum CollectionAccess {
 }
 
 impl Grants {
+    /// Checks every grant, explaining the first bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        self.network_patterns()?;
+        self.event_patterns()?;
+        self.collection_access()?;
+        self.auth_service()?;
+        self.bucket_access()?;
+        self.secret_names()?;
+        Ok(())
+    }
+
     /// Checks every pattern, returning the compiled allow-list.
     pub fn network_patterns(&self) -> Result<Vec<HostPattern>, String> {
         self.network.iter().map(|p| HostPattern::parse(p)).collect()
@@ -114,6 +128,14 @@ impl Grants {
                 Ok((name.clone(), access))
             })
             .collect()
+    }
+
+    /// Checks every secret name, returning the list.
+    pub fn secret_names(&self) -> Result<Vec<String>, String> {
+        for name in &self.secrets {
+            crate::secrets::check_name(name).map_err(|err| format!("secrets grant: {err}"))?;
+        }
+        Ok(self.secrets.clone())
     }
 
     /// Checks every events pattern, returning the compiled list.

@@ -19,6 +19,7 @@ pub mod queue;
 pub mod realtime;
 pub mod runtime;
 pub mod scheduler;
+pub mod secrets;
 pub mod server;
 pub mod storage;
 pub mod store;

@@ -44,6 +44,8 @@ pub struct ServeOptions {
     pub s3_addr: Option<String>,
     /// Mail delivery and links of the auth service.
     pub auth: crate::auth::AuthOptions,
+    /// Where the master key of the secrets comes from.
+    pub master_key: crate::secrets::keys::MasterKeyOptions,
 }
 
 /// Runs the server until interrupted.
@@ -92,13 +94,24 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     )
     .await
     .context("opening the object store")?;
+    let secrets = crate::secrets::Secrets::start(
+        records.clone(),
+        audit.clone(),
+        &options.master_key,
+        data_dir,
+    )
+    .await
+    .context("opening the secrets")?;
     let runtime = Runtime::new(
         &data_dir.join("cache"),
         options.max_instances,
         Egress::new(&options.resolve, options.outbound_ca.as_deref())?,
-        broker.clone(),
-        records.clone(),
-        storage.clone(),
+        crate::runtime::Services {
+            broker: broker.clone(),
+            database: records.clone(),
+            storage: storage.clone(),
+            secrets: secrets.clone(),
+        },
         auth.public_url(),
     )?;
     let db = store::open_data(data_dir).await?;
@@ -135,6 +148,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         scheduler,
         queue,
         presence,
+        secrets,
         realtime: broker,
         storage: storage.clone(),
         metrics,

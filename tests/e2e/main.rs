@@ -16,6 +16,7 @@ mod presence;
 mod queue;
 mod realtime;
 mod schedules;
+mod secrets;
 mod smtp;
 mod storage;
 mod support;

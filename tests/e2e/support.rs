@@ -35,6 +35,11 @@ impl Aura {
 
     /// Starts a server on `dir` with extra `serve` arguments.
     pub fn start_with(dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    /// The same, with environment variables.
+    pub fn start_with_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_aura"))
             .args([
@@ -49,6 +54,7 @@ impl Aura {
             .args(extra)
             .env_remove("AURA_URL")
             .env_remove("AURA_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

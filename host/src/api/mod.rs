@@ -14,6 +14,7 @@ mod oauth;
 mod realtime;
 mod records;
 mod schedules;
+mod secrets;
 mod storage;
 
 pub use error::ApiError;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub realtime: Arc<Broker>,
     /// Who is on which channel.
     pub presence: Arc<crate::realtime::presence::Presence>,
+    /// The secrets.
+    pub secrets: Arc<crate::secrets::Secrets>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
     /// The admin token (compared in constant time).
@@ -67,6 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(schedules::routes())
         .merge(collections::routes())
         .merge(storage::routes())
+        .merge(secrets::routes())
         .route("/api/admin/audit", get(audit))
         .route("/api/admin/realtime/rules", get(realtime::rules))
         .route(

@@ -162,8 +162,9 @@ impl DeployArgs {
                     let (name, access) = value.split_once(':').unwrap_or((value, "read-write"));
                     grants.buckets.insert(name.to_owned(), access.to_owned());
                 }
+                Some(("secret", name)) => grants.secrets.push(name.to_owned()),
                 _ => anyhow::bail!(
-                    "--grant `{grant}`: expected network=HOST[:PORT], sockets, collection=NAME[:ACCESS] or bucket=NAME[:ACCESS]"
+                    "--grant `{grant}`: expected network=HOST[:PORT], sockets, collection=NAME[:ACCESS], bucket=NAME[:ACCESS] or secret=NAME"
                 ),
             }
         }

@@ -4,6 +4,7 @@
 mod client;
 mod collections;
 mod manifest;
+mod secrets;
 mod storage;
 
 use crate::server::{self, ServeOptions};
@@ -94,6 +95,8 @@ enum Command {
         s3_addr: String,
         #[command(flatten)]
         auth: crate::auth::AuthOptions,
+        #[command(flatten)]
+        master_key: crate::secrets::keys::MasterKeyOptions,
     },
     /// Deploy a component as a new version of a function and activate it
     Deploy {
@@ -116,6 +119,11 @@ enum Command {
     Collections {
         #[command(subcommand)]
         command: collections::CollectionsCommand,
+    },
+    /// Manage secrets (values functions read under a `secrets` grant)
+    Secrets {
+        #[command(subcommand)]
+        command: secrets::SecretsCommand,
     },
     /// Manage buckets and S3 access keys
     Storage {
@@ -219,6 +227,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         storage_url,
         s3_addr,
         auth,
+        master_key,
     } = cli.command
     {
         init_tracing();
@@ -235,6 +244,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             storage_url,
             s3_addr: (s3_addr != "off").then_some(s3_addr),
             auth,
+            master_key,
         })
         .await;
     }
@@ -393,6 +403,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Schedules { command } => schedules(&client, json, command).await?,
         Command::Collections { command } => collections::run(&client, json, command).await?,
         Command::Storage { command } => storage::run(&client, json, command).await?,
+        Command::Secrets { command } => secrets::run(&client, json, command).await?,
         Command::Logs {
             name,
             follow,

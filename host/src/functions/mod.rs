@@ -204,12 +204,7 @@ impl Functions {
         validate_name(name)?;
         let VersionConfig { limits, grants } = config;
         limits.validate().map_err(FunctionError::InvalidLimits)?;
-        grants
-            .network_patterns()
-            .map_err(FunctionError::InvalidGrants)?;
-        grants
-            .event_patterns()
-            .map_err(FunctionError::InvalidGrants)?;
+        grants.validate().map_err(FunctionError::InvalidGrants)?;
         let hash = hex::encode(Sha256::digest(&wasm));
         let _guard = self.admin.lock().await;
         let (prepared, _) = self

@@ -31,6 +31,8 @@ enum Requirement {
     Auth,
     /// `[grants] buckets` must name at least one bucket.
     Buckets,
+    /// `[grants] secrets` must name at least one secret.
+    Secrets,
 }
 
 /// One capability: the interfaces it provides, the grant they need, and how
@@ -119,6 +121,11 @@ const CAPABILITIES: &[Capability] = &[
         interfaces: &["aura:platform/storage"],
         requires: Requirement::Buckets,
         add_to_linker: Some(super::storage::add_to_linker),
+    },
+    Capability {
+        interfaces: &["aura:platform/secrets"],
+        requires: Requirement::Secrets,
+        add_to_linker: Some(super::secrets::add_to_linker),
     },
 ];
 
@@ -246,12 +253,14 @@ fn unmet(requirement: Requirement, grants: &Grants) -> Option<&'static str> {
         Requirement::Collections if grants.collections.is_empty() => Some("collections"),
         Requirement::Auth if grants.auth.is_none() => Some("auth"),
         Requirement::Buckets if grants.buckets.is_empty() => Some("buckets"),
+        Requirement::Secrets if grants.secrets.is_empty() => Some("secrets"),
         Requirement::Network
         | Requirement::Sockets
         | Requirement::Events
         | Requirement::Collections
         | Requirement::Auth
-        | Requirement::Buckets => None,
+        | Requirement::Buckets
+        | Requirement::Secrets => None,
     }
 }
 

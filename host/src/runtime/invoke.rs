@@ -257,6 +257,7 @@ impl Runtime {
                 db: prepared.db.clone(),
                 auth: prepared.auth.clone(),
                 storage: prepared.storage.clone(),
+                secrets: prepared.secrets.clone(),
                 caller,
             },
             hooks,

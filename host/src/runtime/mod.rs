@@ -15,6 +15,7 @@ mod links;
 mod outbound;
 mod output;
 mod platform;
+mod secrets;
 mod state;
 mod storage;
 
@@ -87,6 +88,7 @@ pub struct Prepared {
     db: db::DbAccess,
     auth: auth::AuthAccess,
     storage: storage::StorageAccess,
+    secrets: secrets::SecretAccess,
     exports: Vec<String>,
     links: Vec<Link>,
 }
@@ -113,7 +115,20 @@ pub struct Runtime {
     broker: Arc<Broker>,
     database: Arc<crate::db::Database>,
     storage: Arc<crate::storage::Storage>,
+    secrets: Arc<crate::secrets::Secrets>,
     public_url: Arc<str>,
+}
+
+/// The services behind the `aura:platform` interfaces.
+pub struct Services {
+    /// Realtime events.
+    pub broker: Arc<Broker>,
+    /// Collections and records.
+    pub database: Arc<crate::db::Database>,
+    /// Buckets and objects.
+    pub storage: Arc<crate::storage::Storage>,
+    /// Secrets.
+    pub secrets: Arc<crate::secrets::Secrets>,
 }
 
 impl Runtime {
@@ -123,9 +138,12 @@ impl Runtime {
         cache_dir: &Path,
         max_instances: u32,
         egress: Egress,
-        broker: Arc<Broker>,
-        database: Arc<crate::db::Database>,
-        storage: Arc<crate::storage::Storage>,
+        Services {
+            broker,
+            database,
+            storage,
+            secrets,
+        }: Services,
         public_url: &str,
     ) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(max_instances > 0, "the instance limit must be at least 1");
@@ -149,6 +167,7 @@ impl Runtime {
             broker,
             database,
             storage,
+            secrets,
             public_url: public_url.into(),
         }))
     }
@@ -190,6 +209,10 @@ impl Runtime {
             db: self.database.clone(),
             service: grants.auth_service().map_err(InvalidComponent::new)?,
         };
+        let secrets = secrets::SecretAccess {
+            secrets: self.secrets.clone(),
+            names: grants.secret_names().map_err(InvalidComponent::new)?.into(),
+        };
         capabilities::check_format(wasm)?;
         let cached = self.cached_artifact(hash);
         let (component, outcome) = match self.load_cached(&cached) {
@@ -225,6 +248,7 @@ impl Runtime {
                 db,
                 auth,
                 storage,
+                secrets,
                 exports,
                 links,
             },

@@ -8,6 +8,7 @@ wasmtime::component::bindgen!({
         "aura:platform/db": async,
         "aura:platform/auth": async,
         "aura:platform/storage": async,
+        "aura:platform/secrets": async,
     },
     with: {
         "aura:platform/storage.reader": super::storage::Reader,

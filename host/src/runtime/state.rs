@@ -9,6 +9,7 @@ use super::db::DbAccess;
 use super::events::EventAccess;
 use super::outbound::{NetworkAccess, OutboundPolicy};
 use super::output::CapturedOutput;
+use super::secrets::SecretAccess;
 use super::storage::StorageAccess;
 use crate::db::Caller;
 use std::sync::Arc;
@@ -153,6 +154,7 @@ pub struct InvocationState {
     db: DbAccess,
     auth: AuthAccess,
     storage: StorageAccess,
+    secrets: SecretAccess,
     caller: Caller,
 }
 
@@ -167,6 +169,8 @@ pub(super) struct Platform {
     pub auth: AuthAccess,
     /// Buckets it may use.
     pub storage: StorageAccess,
+    /// Secrets it may read.
+    pub secrets: SecretAccess,
     /// The user it acts for.
     pub caller: Caller,
 }
@@ -182,6 +186,7 @@ impl InvocationState {
             db,
             auth,
             storage,
+            secrets,
             caller,
         }: Platform,
         hooks: OutboundPolicy,
@@ -222,6 +227,7 @@ impl InvocationState {
             db,
             auth,
             storage,
+            secrets,
             caller,
         }
     }
@@ -249,6 +255,11 @@ impl InvocationState {
     /// What this invocation may do with buckets.
     pub(super) fn storage(&self) -> &StorageAccess {
         &self.storage
+    }
+
+    /// Which secrets this invocation may read.
+    pub(super) fn secrets(&self) -> &SecretAccess {
+        &self.secrets
     }
 
     /// The invocation's resource table (platform resources live there
