@@ -46,6 +46,8 @@ pub struct ServeOptions {
     pub auth: crate::auth::AuthOptions,
     /// Where the master key of the secrets comes from.
     pub master_key: crate::secrets::keys::MasterKeyOptions,
+    /// Hourly backups under the retention policy.
+    pub auto_backup: bool,
 }
 
 /// Runs the server until interrupted.
@@ -135,6 +137,14 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         options.max_queued,
     )
     .await?;
+    let backups = crate::backup::Backups::start(
+        data_dir,
+        records.clone(),
+        db.clone(),
+        functions.clone(),
+        storage.clone(),
+        options.auto_backup,
+    );
     let presence = crate::realtime::presence::Presence::start(
         records.clone(),
         broker.clone(),
@@ -149,6 +159,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         queue,
         presence,
         secrets,
+        backups,
         realtime: broker,
         storage: storage.clone(),
         metrics,

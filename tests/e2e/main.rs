@@ -3,6 +3,7 @@
 
 mod auth;
 mod auth_flows;
+mod backup;
 mod cli;
 mod database;
 mod deploy;

@@ -55,6 +55,8 @@ pub struct AppState {
     pub presence: Arc<crate::realtime::presence::Presence>,
     /// The secrets.
     pub secrets: Arc<crate::secrets::Secrets>,
+    /// Backups of this node's data.
+    pub backups: Arc<crate::backup::Backups>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
     /// The admin token (compared in constant time).
@@ -72,6 +74,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(storage::routes())
         .merge(secrets::routes())
         .route("/api/admin/audit", get(audit))
+        .route("/api/admin/backups", get(list_backups).post(create_backup))
         .route("/api/admin/realtime/rules", get(realtime::rules))
         .route(
             "/api/admin/realtime/rules/{pattern}",
@@ -132,6 +135,52 @@ async fn audit(
         .await
         .map_err(ApiError::internal)?;
     Ok(axum::Json(serde_json::json!({ "entries": entries })))
+}
+
+/// `GET /api/admin/backups`: the backups under `DATA/backups`.
+async fn list_backups(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
+    let backups = state.backups.list().map_err(ApiError::internal)?;
+    Ok(axum::Json(serde_json::json!({ "backups": backups })))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct BackupRequest {
+    /// A new or empty directory on the server (default `DATA/backups/{time}`).
+    #[serde(default)]
+    to: Option<std::path::PathBuf>,
+}
+
+/// `POST /api/admin/backups`: takes a backup now.
+async fn create_backup(
+    State(state): State<Arc<AppState>>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: BackupRequest = if body.is_empty() {
+        BackupRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|err| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("the body is {{\"to\"?: DIRECTORY}}: {err}"),
+            )
+        })?
+    };
+    let made = state.backups.create(request.to).await.map_err(|err| {
+        ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "backup_failed",
+            format!("{err:#}"),
+        )
+    })?;
+    state.audit.record(
+        "backup_created",
+        None,
+        None,
+        serde_json::json!({ "path": made["path"] }),
+    );
+    Ok((axum::http::StatusCode::CREATED, axum::Json(made)))
 }
 
 /// `GET /api/admin/auth/keys`: the access-token signing keys.

@@ -1,6 +1,7 @@
 //! The `aura` command line: `serve`, and the client commands that talk to a
 //! running server over its admin API (`deploy`, `functions …`, `logs`).
 
+mod backup;
 mod client;
 mod collections;
 mod manifest;
@@ -97,6 +98,10 @@ enum Command {
         auth: crate::auth::AuthOptions,
         #[command(flatten)]
         master_key: crate::secrets::keys::MasterKeyOptions,
+        /// Take a backup every hour into DATA/backups, keeping those of the
+        /// last day, one a day for a week and one a week for a month
+        #[arg(long, env = "AURA_AUTO_BACKUP")]
+        auto_backup: bool,
     },
     /// Deploy a component as a new version of a function and activate it
     Deploy {
@@ -119,6 +124,11 @@ enum Command {
     Collections {
         #[command(subcommand)]
         command: collections::CollectionsCommand,
+    },
+    /// Take, list and restore backups
+    Backup {
+        #[command(subcommand)]
+        command: backup::BackupCommand,
     },
     /// Manage secrets (values functions read under a `secrets` grant)
     Secrets {
@@ -228,6 +238,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         s3_addr,
         auth,
         master_key,
+        auto_backup,
     } = cli.command
     {
         init_tracing();
@@ -245,8 +256,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             s3_addr: (s3_addr != "off").then_some(s3_addr),
             auth,
             master_key,
+            auto_backup,
         })
         .await;
+    }
+    if let Command::Backup {
+        command: backup::BackupCommand::Restore { backup },
+    } = &cli.command
+    {
+        return backup::restore(backup, &connection.data_dir, connection.json);
     }
     let client = Client::new(
         connection.url.as_deref(),
@@ -404,6 +422,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Collections { command } => collections::run(&client, json, command).await?,
         Command::Storage { command } => storage::run(&client, json, command).await?,
         Command::Secrets { command } => secrets::run(&client, json, command).await?,
+        Command::Backup { command } => backup::run(&client, json, command).await?,
         Command::Logs {
             name,
             follow,

@@ -16,7 +16,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 use std::time::Duration;
 
@@ -286,6 +286,21 @@ pub const SCHEMA_CHANNEL: &str = "aura_schema";
 const SCHEMA_LOCK: i64 = 0x4155_5241_0001;
 
 impl Backend {
+    /// Writes a consistent copy of a SQLite database to `path` (`VACUUM
+    /// INTO`, on a reader: writes go on meanwhile). `None` for PostgreSQL,
+    /// which its own tools back up.
+    pub async fn snapshot_into(&self, path: &Path) -> anyhow::Result<Option<()>> {
+        let Backend::Sqlite { reader, .. } = self else {
+            return Ok(None);
+        };
+        sqlx::query("VACUUM INTO ?")
+            .bind(path.to_string_lossy().into_owned())
+            .execute(reader)
+            .await
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(Some(()))
+    }
+
     /// Connects, creating the SQLite file if needed.
     pub async fn open(location: &Location) -> anyhow::Result<Self> {
         Ok(match location {

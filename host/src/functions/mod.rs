@@ -315,6 +315,12 @@ impl Functions {
         Ok(version)
     }
 
+    /// Holds off deploys, rollbacks and deletes while the guard lives (for
+    /// a backup); answers the component directory.
+    pub async fn hold_changes(&self) -> (std::path::PathBuf, tokio::sync::MutexGuard<'_, ()>) {
+        (self.blobs.clone(), self.admin.lock().await)
+    }
+
     /// Removes a function, its versions, its logs and blobs no other version uses.
     pub async fn delete(&self, name: &str) -> Result<(), FunctionError> {
         let _guard = self.admin.lock().await;

@@ -57,6 +57,9 @@ pub enum WriteError {
 pub struct Blobs {
     root: PathBuf,
     remote: Option<Remote>,
+    /// Removals take it shared; a backup takes it whole, so no blob it
+    /// links goes away under it.
+    removals: tokio::sync::RwLock<()>,
 }
 
 /// A temporary file removed unless it was renamed into place.
@@ -83,6 +86,7 @@ impl Blobs {
         Ok(Self {
             root: root.to_owned(),
             remote,
+            removals: tokio::sync::RwLock::new(()),
         })
     }
 
@@ -209,8 +213,18 @@ impl Blobs {
         )))
     }
 
+    /// The local blob directory, with removals held off while the guard
+    /// lives; `None` when blobs live in a remote store.
+    pub async fn hold(&self) -> Option<(PathBuf, tokio::sync::RwLockWriteGuard<'_, ()>)> {
+        if self.remote.is_some() {
+            return None;
+        }
+        Some((self.root.join("blobs"), self.removals.write().await))
+    }
+
     /// Removes a blob (missing is fine).
     pub async fn remove(&self, id: &str) {
+        let _held = self.removals.read().await;
         if let Some(remote) = &self.remote {
             if let Err(err) = remote.delete(id).await {
                 tracing::warn!(blob = id, "removing a blob: {err:#}");

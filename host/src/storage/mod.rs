@@ -406,6 +406,14 @@ impl Storage {
         })
     }
 
+    /// The local blob directory, with blob removals held off while the
+    /// guard lives (for a backup); `None` with a remote store.
+    pub async fn hold_blobs(
+        &self,
+    ) -> Option<(std::path::PathBuf, tokio::sync::RwLockWriteGuard<'_, ()>)> {
+        self.blobs.hold().await
+    }
+
     /// Deletes an empty bucket.
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {
         self.bucket(name).await?;

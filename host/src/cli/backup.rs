@@ -1,0 +1,84 @@
+//! `aura backup …`: take a backup on the server, list them, and restore
+//! one into a fresh data directory (offline, no server needed).
+
+use super::client::Client;
+use super::{print, text};
+use clap::Subcommand;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum BackupCommand {
+    /// Take a consistent backup while the server runs
+    Create {
+        /// A new or empty directory on the server [default: DATA/backups/TIME]
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
+    /// List the backups under the server's DATA/backups
+    List,
+    /// Restore a backup into --data-dir, which must not hold data yet
+    Restore {
+        /// The backup directory
+        backup: PathBuf,
+    },
+}
+
+pub(super) async fn run(client: &Client, json: bool, command: BackupCommand) -> anyhow::Result<()> {
+    match command {
+        BackupCommand::Create { to } => {
+            eprintln!("backing up…");
+            let body = match to {
+                Some(to) => json!({ "to": to }),
+                None => json!({}),
+            };
+            let answer = client.post_json("/api/admin/backups", &body).await?;
+            print(json, &answer, |a| {
+                format!(
+                    "backup at {} ({} files, {} bytes, {} ms)",
+                    text(&a["path"]),
+                    a["files"].as_array().map_or(0, Vec::len),
+                    a["bytes"],
+                    a["tookMs"]
+                )
+            });
+        }
+        BackupCommand::List => {
+            let answer = client.get("/api/admin/backups").await?;
+            print(json, &answer, |a| {
+                let mut out = format!(
+                    "{:<20} {:>8} {:>14}  {}\n",
+                    "NAME", "FILES", "BYTES", "PATH"
+                );
+                for b in a["backups"].as_array().into_iter().flatten() {
+                    out += &format!(
+                        "{:<20} {:>8} {:>14}  {}\n",
+                        text(&b["name"]),
+                        b["files"],
+                        b["bytes"],
+                        text(&b["path"])
+                    );
+                }
+                out.trim_end().to_owned()
+            });
+        }
+        BackupCommand::Restore { .. } => unreachable!("restored without a server"),
+    }
+    Ok(())
+}
+
+/// Restores `backup` into `data_dir`.
+pub(super) fn restore(backup: &Path, data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    eprintln!("checking and restoring {}…", backup.display());
+    let answer = crate::backup::restore(backup, data_dir)?;
+    print(json, &answer, |a| {
+        format!(
+            "restored {} files into {}; start it with `aura serve --data-dir {}` (and the same master key)",
+            a["restored"],
+            text(&a["into"]),
+            text(&a["into"])
+        )
+    });
+    Ok(())
+}

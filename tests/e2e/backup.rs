@@ -1,0 +1,255 @@
+//! Backups: taken while records and objects are written, restored into a
+//! fresh data directory, and compared; a damaged backup or a data
+//! directory in use is refused.
+
+use crate::support::{Aura, assert_error};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+async fn admin(
+    aura: &Aura,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = aura
+        .http
+        .request(method, aura.at(path))
+        .bearer_auth(&aura.token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Creates (201) or replaces (200) an object; answers whether it worked.
+async fn put_object(aura: &Aura, key: &str) -> bool {
+    aura.http
+        .put(aura.at(&format!("/api/storage/docs/{key}")))
+        .bearer_auth(&aura.token)
+        .body(format!("bytes of {key}").repeat(100))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success()
+}
+
+async fn record_count(aura: &Aura) -> u64 {
+    let (_, page) = admin(
+        aura,
+        reqwest::Method::GET,
+        "/api/collections/notes/records?perPage=1",
+        None,
+    )
+    .await;
+    page["totalItems"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{page}"))
+}
+
+#[tokio::test]
+async fn a_backup_taken_under_writes_restores_consistently() {
+    let aura = Arc::new(Aura::start());
+    let notes = json!({"name": "notes", "fields": [{"name": "text", "type": "text"}], "listRule": "", "viewRule": ""});
+    assert_eq!(
+        admin(
+            &aura,
+            reqwest::Method::POST,
+            "/api/collections",
+            Some(notes)
+        )
+        .await
+        .0,
+        201
+    );
+    let bucket = json!({"name": "docs"});
+    assert_eq!(
+        admin(
+            &aura,
+            reqwest::Method::POST,
+            "/api/admin/storage/buckets",
+            Some(bucket)
+        )
+        .await
+        .0,
+        201
+    );
+    aura.deploy("hello", "hello", json!({})).await;
+    for n in 0..20 {
+        assert!(put_object(&aura, &format!("kept-{n}")).await);
+    }
+
+    // Writers: records, new objects, and objects replaced and deleted
+    // (whose old bytes are removed) while the backup runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (aura, stop, written) = (aura.clone(), stop.clone(), written.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let (status, _) = admin(
+                    &aura,
+                    reqwest::Method::POST,
+                    "/api/collections/notes/records",
+                    Some(json!({"text": format!("note {n}")})),
+                )
+                .await;
+                assert_eq!(status, 201);
+                written.fetch_add(1, Ordering::Relaxed);
+                assert!(put_object(&aura, &format!("churn-{}", n % 5)).await);
+                if n % 7 == 3 {
+                    let key = format!("kept-{}", n % 20);
+                    aura.http
+                        .delete(aura.at(&format!("/api/storage/docs/{key}")))
+                        .bearer_auth(&aura.token)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(put_object(&aura, &key).await);
+                }
+                n += 1;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let before = record_count(&aura).await;
+    let (status, made) = admin(
+        &aura,
+        reqwest::Method::POST,
+        "/api/admin/backups",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let after = record_count(&aura).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    assert!(written.load(Ordering::Relaxed) > 0);
+    let path = made["path"].as_str().unwrap().to_owned();
+    let files: Vec<&str> = made["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        files.contains(&"collections.db") && files.contains(&"aura.db"),
+        "{files:?}"
+    );
+    assert!(files.iter().any(|f| f.starts_with("components/")));
+    assert!(files.iter().any(|f| f.starts_with("storage/blobs/")));
+    assert!(
+        !files.iter().any(|f| f.contains("master.key")),
+        "the key stays apart"
+    );
+
+    let (_, listed) = admin(&aura, reqwest::Method::GET, "/api/admin/backups", None).await;
+    assert_eq!(listed["backups"][0]["path"], path.as_str());
+    let (status, refused) = admin(
+        &aura,
+        reqwest::Method::POST,
+        "/api/admin/backups",
+        Some(json!({"to": aura.data_dir()})),
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (409, &json!("backup_failed"))
+    );
+
+    // Restore with the CLI into a fresh directory, and start from it.
+    let fresh = tempfile::tempdir().unwrap();
+    let data = fresh.path().join("data");
+    let restored = aura.cli(&[
+        "backup",
+        "restore",
+        &path,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    let again = aura.cli(&[
+        "backup",
+        "restore",
+        &path,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds data"));
+    std::fs::copy(aura.data_dir().join("master.key"), data.join("master.key")).unwrap();
+    let dir = tempfile::TempDir::new_in(fresh.path()).unwrap();
+    std::fs::remove_dir(dir.path()).unwrap();
+    std::fs::rename(&data, dir.path()).unwrap();
+    let copy = Aura::start_in(dir);
+
+    // Records: a state between the counts around the backup.
+    let restored_count = record_count(&copy).await;
+    assert!(
+        before <= restored_count && restored_count <= after,
+        "{before} <= {restored_count} <= {after}"
+    );
+    // Objects: every one the restored metadata names has its bytes.
+    let (status, objects) = admin(
+        &copy,
+        reqwest::Method::GET,
+        "/api/storage/docs?limit=1000",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{objects}");
+    let objects = objects["objects"].as_array().unwrap();
+    assert!(objects.len() >= 20, "{objects:?}");
+    for object in objects {
+        let key = object["key"].as_str().unwrap();
+        let body = copy
+            .http
+            .get(copy.at(&format!("/api/storage/docs/{key}")))
+            .bearer_auth(&copy.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(body.status(), 200, "{key}");
+        assert_eq!(
+            body.text().await.unwrap(),
+            format!("bytes of {key}").repeat(100)
+        );
+    }
+    // Functions.
+    let hello = copy.http.get(copy.at("/fn/hello")).send().await.unwrap();
+    assert_eq!(hello.status(), 200);
+
+    // A damaged backup is refused before anything is copied.
+    // (aura.db is a copy; blobs are links to the live files.)
+    std::fs::write(std::path::Path::new(&path).join("aura.db"), b"tampered").unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let damaged = aura.cli(&[
+        "backup",
+        "restore",
+        &path,
+        "--data-dir",
+        target.path().to_str().unwrap(),
+    ]);
+    assert!(!damaged.status.success());
+    assert!(String::from_utf8_lossy(&damaged.stderr).contains("damaged"));
+    assert!(!target.path().join("collections.db").exists());
+
+    let anonymous = aura
+        .http
+        .post(aura.at("/api/admin/backups"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(anonymous, 401, "unauthorized").await;
+}
