@@ -2,7 +2,14 @@
 //! (so every node writes to one log) and readable by admins. Writes go
 //! through a bounded queue to a background task, so a request never waits
 //! on them; an entry that does not fit the queue is counted in the server
-//! log instead.
+//! log instead. Entries older than the retention (`--audit-retention-days`,
+//! default 90) are removed at start and daily.
+//!
+//! Besides the events services record (auth, secrets by name, backups),
+//! every successful change made with the admin token is recorded as
+//! `admin_action` with its method and path (see `api::audit_admin`):
+//! deploys, rollbacks, schema changes, grants, rules, buckets, keys,
+//! schedules, and changes to `users` records such as roles.
 
 use crate::db::backend::{Arg, Backend, text_arg};
 use crate::db::schema::Storage;
@@ -42,6 +49,8 @@ pub struct Filter {
     pub user: Option<String>,
     /// Only entries before this id (paging backwards).
     pub before: Option<i64>,
+    /// Only entries at or after this time (RFC 3339, UTC).
+    pub since: Option<String>,
     /// How many (default 100).
     pub limit: Option<u32>,
 }
@@ -61,10 +70,37 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Starts the writer.
-    pub fn start(backend: Backend) -> Self {
+    /// Starts the writer, and the pruning of entries older than
+    /// `retention_days` (0: kept forever).
+    pub fn start(backend: Backend, retention_days: u32) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(write(backend.clone(), receiver));
+        if retention_days > 0 {
+            let pruned = backend.clone();
+            tokio::spawn(async move {
+                loop {
+                    let cutoff = values::format_time(
+                        chrono::Utc::now() - chrono::Duration::days(i64::from(retention_days)),
+                    );
+                    let result = async {
+                        let mut tx = pruned.begin().await?;
+                        let delete = pruned
+                            .statement("DELETE FROM _aura_audit WHERE at < ?", [text_arg(&cutoff)]);
+                        let removed = tx.execute(&delete).await?;
+                        tx.commit().await?;
+                        anyhow::Ok(removed)
+                    };
+                    match result.await {
+                        Ok(0) => {}
+                        Ok(removed) => tracing::info!(removed, "pruned the audit log"),
+                        Err(err) => {
+                            tracing::warn!(error = %format!("{err:#}"), "pruning the audit log")
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)).await;
+                }
+            });
+        }
         Self { backend, sender }
     }
 
@@ -101,6 +137,9 @@ impl AuditLog {
         }
         if let Some(before) = filter.before {
             query.sql(" AND id < ").int(before);
+        }
+        if let Some(since) = &filter.since {
+            query.sql(" AND at >= ").arg(text_arg(since), Storage::Text);
         }
         let limit = filter.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
         query.sql(" ORDER BY id DESC LIMIT ").int(i64::from(limit));

@@ -48,6 +48,8 @@ pub struct ServeOptions {
     pub master_key: crate::secrets::keys::MasterKeyOptions,
     /// Hourly backups under the retention policy.
     pub auto_backup: bool,
+    /// Days audit entries are kept (0: forever).
+    pub audit_retention_days: u32,
 }
 
 /// Runs the server until interrupted.
@@ -71,7 +73,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     if let Some(pool) = records.postgres_pool() {
         crate::realtime::relay::start(pool, broker.clone()).await?;
     }
-    let audit = Arc::new(crate::audit::AuditLog::start(records.backend().clone()));
+    let audit = Arc::new(crate::audit::AuditLog::start(
+        records.backend().clone(),
+        options.audit_retention_days,
+    ));
     // Bound before the services start, so links in mail can name the port.
     let listener = tokio::net::TcpListener::bind(&options.addr)
         .await

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `aura` binary on loopback, real components
 //! built from `examples/` and `tests/components/`, real HTTP clients.
 
+mod audit;
 mod auth;
 mod auth_flows;
 mod backup;

@@ -27,7 +27,7 @@ use crate::realtime::Broker;
 use crate::scheduler::Scheduler;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -116,6 +116,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(oauth::routes())
         .merge(admin)
         .fallback(|| async { ApiError::route_not_found() })
+        .layer(middleware::from_fn_with_state(state.clone(), audit_admin))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             cookies::cookie_auth,
@@ -174,12 +175,6 @@ async fn create_backup(
             format!("{err:#}"),
         )
     })?;
-    state.audit.record(
-        "backup_created",
-        None,
-        None,
-        serde_json::json!({ "path": made["path"] }),
-    );
     Ok((axum::http::StatusCode::CREATED, axum::Json(made)))
 }
 
@@ -238,6 +233,31 @@ async fn require_admin(
     } else {
         ApiError::unauthorized().into_response()
     }
+}
+
+/// Records every successful change made with the admin token to the
+/// platform's definitions (`/api/admin/…`, collection schemas) or to
+/// `users` records (roles), as `admin_action` with its method and path.
+/// Bodies are not recorded (a secret's value is in one).
+async fn audit_admin(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let audited = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
+        && (path.starts_with("/api/admin/")
+            || (path.starts_with("/api/collections")
+                && (!path.contains("/records")
+                    || path.starts_with("/api/collections/users/records"))))
+        && state.is_admin(bearer(request.headers()));
+    let response = next.run(request).await;
+    if audited && response.status().is_success() {
+        state.audit.record(
+            "admin_action",
+            None,
+            None,
+            serde_json::json!({ "method": method.as_str(), "path": path, "status": response.status().as_u16() }),
+        );
+    }
+    response
 }
 
 /// The bearer token of a request, if any.

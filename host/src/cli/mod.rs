@@ -102,6 +102,9 @@ enum Command {
         /// last day, one a day for a week and one a week for a month
         #[arg(long, env = "AURA_AUTO_BACKUP")]
         auto_backup: bool,
+        /// Days the audit log keeps its entries (0: forever)
+        #[arg(long, env = "AURA_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+        audit_retention_days: u32,
     },
     /// Deploy a component as a new version of a function and activate it
     Deploy {
@@ -239,6 +242,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         auth,
         master_key,
         auto_backup,
+        audit_retention_days,
     } = cli.command
     {
         init_tracing();
@@ -257,6 +261,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             auth,
             master_key,
             auto_backup,
+            audit_retention_days,
         })
         .await;
     }
