@@ -72,3 +72,55 @@ async fn cli_errors_name_the_problem() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("reading /nonexistent.wasm"));
 }
+
+/// `aura init` makes a project that builds with one command and deploys
+/// with `aura deploy`, which reads its aura.toml.
+#[tokio::test]
+async fn init_makes_a_project_that_builds_and_deploys() {
+    let aura = Aura::start();
+    let work = tempfile::tempdir().unwrap();
+    let project = work.path().join("greeter");
+    let out = stdout(&aura.cli(&["init", "greeter", "--dir", project.to_str().unwrap()]));
+    assert!(
+        out.contains("cargo build --release --target wasm32-wasip2"),
+        "{out}"
+    );
+    for file in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "aura.toml",
+        ".gitignore",
+        "README.md",
+    ] {
+        assert!(project.join(file).exists(), "{file}");
+    }
+    let again = aura.cli(&["init", "greeter", "--dir", project.to_str().unwrap()]);
+    assert!(!again.status.success(), "an existing project is left alone");
+    let bad = aura.cli(&["init", "Not_A_Name"]);
+    assert!(!bad.status.success());
+
+    // Its own target directory (the suite's is in use), kept between runs.
+    let target = std::path::PathBuf::from(wasm_path("hello"))
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .join("init-scaffold");
+    let built = std::process::Command::new("cargo")
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let wasm = target.join("wasm32-wasip2/release/greeter.wasm");
+    let deployed = aura.cli_in(&project, &["deploy", wasm.to_str().unwrap()]);
+    let out = stdout(&deployed);
+    assert!(out.starts_with("deployed greeter version 1"), "{out}");
+    let answer = aura.http.get(aura.at("/fn/greeter")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "Hello from greeter!\n");
+}

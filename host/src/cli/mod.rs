@@ -4,6 +4,7 @@
 mod backup;
 mod client;
 mod collections;
+mod init;
 mod manifest;
 mod secrets;
 mod storage;
@@ -127,6 +128,20 @@ enum Command {
     Collections {
         #[command(subcommand)]
         command: collections::CollectionsCommand,
+    },
+    /// Create a function project (Rust, on the guest SDK) with an aura.toml
+    Init {
+        /// The function's name (a-z, 0-9, -)
+        name: String,
+        /// Where [default: ./NAME]
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The guest SDK folder [default: this build's checkout]
+        #[arg(long, env = "AURA_SDK_PATH")]
+        sdk: Option<PathBuf>,
+        /// The project's language (only rust for now)
+        #[arg(long, default_value = "rust", value_parser = ["rust"])]
+        lang: String,
     },
     /// Take, list and restore backups
     Backup {
@@ -271,6 +286,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         return backup::restore(backup, &connection.data_dir, connection.json);
     }
+    if let Command::Init { name, dir, sdk, .. } = &cli.command {
+        let (name, dir, sdk) = (name.clone(), dir.clone(), sdk.clone());
+        let dir = init::run(&name, dir, sdk)?;
+        println!(
+            "created {dir}\nbuild:  cd {dir} && cargo build --release --target wasm32-wasip2\ndeploy: aura deploy target/wasm32-wasip2/release/{crate_name}.wasm",
+            dir = dir.display(),
+            crate_name = name.replace('-', "_")
+        );
+        return Ok(());
+    }
     let client = Client::new(
         connection.url.as_deref(),
         connection.token,
@@ -278,7 +303,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     )?;
     let json = connection.json;
     match cli.command {
-        Command::Serve { .. } => unreachable!("handled above"),
+        Command::Serve { .. } | Command::Init { .. } => unreachable!("handled above"),
         Command::Deploy { file, deploy } => {
             let plan = deploy.plan(&file)?;
             if let (Some(path), false) = (&plan.manifest, json) {
