@@ -121,20 +121,16 @@ async fn admin_changes_are_audited_by_method_and_path() {
 
 #[tokio::test]
 async fn old_audit_entries_are_pruned_by_policy() {
-    use sqlx::Connection as _;
     let aura = Aura::start();
     aura.deploy("hello", "hello", json!({})).await;
     assert_eq!(admin_actions(&aura, 1).await.len(), 1);
     let dir = aura.stop();
     let file = dir.path().join("collections.db");
-    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO _aura_audit (at, event, detail) VALUES ('2020-01-01T00:00:00.000Z', 'admin_action', '{\"path\": \"/old\"}')")
-        .execute(&mut db)
-        .await
-        .unwrap();
-    db.close().await.unwrap();
+    crate::support::sqlite_exec(
+        &file,
+        &["INSERT INTO _aura_audit (at, event, detail) VALUES ('2020-01-01T00:00:00.000Z', 'admin_action', '{\"path\": \"/old\"}')"],
+    )
+    .await;
 
     let aura = Aura::start_in(dir);
     let mut paths = Vec::new();

@@ -265,22 +265,19 @@ async fn two_nodes_share_the_queue_over_postgres() {
 /// shared table at start, and the waiting ones run.
 #[tokio::test]
 async fn invocations_of_an_earlier_version_are_moved_at_start() {
-    use sqlx::Connection as _;
     let aura = Aura::start();
     aura.deploy("echo", "echo", json!({})).await;
     let dir = aura.stop();
     let file = dir.path().join("aura.db");
-    let mut old = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
-        .await
-        .unwrap();
-    for statement in [
+    crate::support::sqlite_exec(
+        &file,
+        &[
         "CREATE TABLE async_invocations (id TEXT PRIMARY KEY, function TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, headers TEXT NOT NULL, body BLOB NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, response_status INTEGER, response_headers TEXT, response_body BLOB, response_truncated INTEGER NOT NULL DEFAULT 0, error TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT)",
         "INSERT INTO async_invocations (id, function, method, path, headers, body, status, created_at) VALUES ('old-1', 'echo', 'POST', '/', '[]', X'6F6C64', 'queued', '2026-01-01T00:00:00.000Z')",
         "INSERT INTO async_invocations (id, function, method, path, headers, body, status, attempts, response_status, response_headers, response_body, created_at, finished_at) VALUES ('old-2', 'echo', 'GET', '/', '[]', X'', 'succeeded', 1, 200, '[[\"x-kept\",\"yes\"]]', X'FF00', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z')",
-    ] {
-        sqlx::query(statement).execute(&mut old).await.unwrap();
-    }
-    old.close().await.unwrap();
+        ],
+    )
+    .await;
 
     let aura = Aura::start_in(dir);
     let ran = finished(&aura, "old-1").await;

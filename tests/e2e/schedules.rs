@@ -419,18 +419,16 @@ async fn schedules_of_an_earlier_version_are_moved_at_start() {
     aura.deploy("hello", "hello", json!({})).await;
     let dir = aura.stop();
     let file = dir.path().join("aura.db");
-    let mut old = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
-        .await
-        .unwrap();
-    for statement in [
+    crate::support::sqlite_exec(
+        &file,
+        &[
         "CREATE TABLE schedules (name TEXT PRIMARY KEY, function TEXT NOT NULL, cron TEXT NOT NULL, tz TEXT NOT NULL, payload TEXT NOT NULL, path TEXT NOT NULL, retries INTEGER NOT NULL, overlap TEXT NOT NULL, missed TEXT NOT NULL, paused INTEGER NOT NULL DEFAULT 0, next_run_at TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
         "CREATE TABLE schedule_runs (id INTEGER PRIMARY KEY AUTOINCREMENT, schedule TEXT NOT NULL, function TEXT NOT NULL, scheduled_for TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT NOT NULL, status TEXT NOT NULL, attempt INTEGER NOT NULL, http_status INTEGER, error TEXT, invocation_id TEXT, duration_ms REAL NOT NULL)",
         "INSERT INTO schedules VALUES ('nightly', 'hello', '0 3 * * *', 'UTC', '{\"n\":1}', '/', 2, 'skip', 'skip', 1, '2099-01-01T03:00:00.000Z', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
         "INSERT INTO schedule_runs (schedule, function, scheduled_for, started_at, finished_at, status, attempt, http_status, error, invocation_id, duration_ms) VALUES ('nightly', 'hello', '2026-01-02T03:00:00.000Z', '2026-01-02T03:00:00.001Z', '2026-01-02T03:00:00.010Z', 'ok', 1, 200, NULL, 'inv-1', 9.5)",
-    ] {
-        sqlx::query(statement).execute(&mut old).await.unwrap();
-    }
-    old.close().await.unwrap();
+        ],
+    )
+    .await;
 
     let aura = Aura::start_in(dir);
     let (status, moved) = aura.admin_get("/api/admin/schedules/nightly").await;

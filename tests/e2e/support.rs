@@ -425,3 +425,19 @@ impl TlsUpstream {
         }
     }
 }
+
+/// Runs `statements` on the SQLite file `file` (a stopped server's), as an
+/// earlier version or an old day would have left it.
+pub async fn sqlite_exec(file: &std::path::Path, statements: &[&str]) {
+    use sqlx::Connection as _;
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .expect("opening the SQLite file");
+    for statement in statements {
+        sqlx::query(statement)
+            .execute(&mut db)
+            .await
+            .unwrap_or_else(|err| panic!("{statement}: {err}"));
+    }
+    db.close().await.expect("closing the SQLite file");
+}

@@ -378,6 +378,39 @@ impl Backend {
         query
     }
 
+    /// Runs one statement (`?` marks bound to `args`) in a transaction of
+    /// its own; answers the rows it changed.
+    pub async fn run(&self, sql: &str, args: impl IntoIterator<Item = Arg>) -> anyhow::Result<u64> {
+        let mut tx = self.begin().await?;
+        let changed = tx.execute(&self.statement(sql, args)).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Runs one statement that answers rows (`… RETURNING`) in a
+    /// transaction of its own, decoding them as `columns`.
+    pub async fn run_returning(
+        &self,
+        sql: &str,
+        args: impl IntoIterator<Item = Arg>,
+        columns: &[Storage],
+    ) -> anyhow::Result<Vec<Vec<Value>>> {
+        let mut tx = self.begin().await?;
+        let rows = tx.fetch(&self.statement(sql, args), columns).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Reads with `?` marks bound to `args`, decoding rows as `columns`.
+    pub async fn rows(
+        &self,
+        sql: &str,
+        args: impl IntoIterator<Item = Arg>,
+        columns: &[Storage],
+    ) -> anyhow::Result<Vec<Vec<Value>>> {
+        self.fetch(&self.statement(sql, args), columns).await
+    }
+
     /// Starts a write transaction.
     pub async fn begin(&self) -> anyhow::Result<Tx> {
         Ok(match self {

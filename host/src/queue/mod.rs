@@ -164,8 +164,7 @@ impl Queue {
             .adopt(local)
             .await
             .map_err(|e| anyhow::anyhow!("moving invocations out of aura.db: {e:#}"))?;
-        let requeued = queue
-            .execute(
+        let requeued = queue.db.backend().run(
                 "UPDATE _aura_invocations SET status = 'queued', node = NULL WHERE status = 'running' AND node = ?",
                 vec![text_arg(&queue.node)],
             )
@@ -243,28 +242,12 @@ impl Queue {
         Ok(())
     }
 
-    async fn execute(&self, sql: &str, args: Vec<Arg>) -> anyhow::Result<u64> {
-        let backend = self.db.backend();
-        let mut tx = backend.begin().await?;
-        let changed = tx.execute(&backend.statement(sql, args)).await?;
-        tx.commit().await?;
-        Ok(changed)
-    }
-
-    async fn fetch(
-        &self,
-        sql: &str,
-        args: Vec<Arg>,
-        columns: &[Storage],
-    ) -> anyhow::Result<Vec<Vec<Value>>> {
-        let backend = self.db.backend();
-        backend.fetch(&backend.statement(sql, args), columns).await
-    }
-
     /// Stores `queued` for running; refuses when the queue is full.
     pub async fn enqueue(&self, queued: Queued) -> Result<(), QueueError> {
         let waiting = self
-            .fetch(
+            .db
+            .backend()
+            .rows(
                 "SELECT CAST(COUNT(*) AS TEXT) FROM _aura_invocations WHERE status = 'queued'",
                 vec![],
                 &[Storage::Text],
@@ -277,7 +260,7 @@ impl Queue {
             return Err(QueueError::Full(self.max_queued));
         }
         let headers = serde_json::to_string(&queued.headers).unwrap_or_else(|_| "[]".into());
-        self.execute(
+        self.db.backend().run(
             "INSERT INTO _aura_invocations (id, function, method, path, headers, body, caller, status, attempts, \
              response_truncated, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
             vec![
@@ -300,8 +283,7 @@ impl Queue {
 
     /// The invocation's status and, when finished, its stored response.
     pub async fn get(&self, id: &str) -> Result<Value, QueueError> {
-        let row = self
-            .fetch(
+        let row = self.db.backend().rows(
                 "SELECT id, function, status, attempts, error, created_at, started_at, finished_at, response_status, \
                  response_headers, response_body, response_truncated FROM _aura_invocations WHERE id = ?",
                 vec![text_arg(id)],
@@ -377,7 +359,9 @@ impl Queue {
                 last_prune = std::time::Instant::now();
                 let cutoff = (Utc::now() - RETENTION).to_rfc3339_opts(SecondsFormat::Millis, true);
                 let _ = self
-                    .execute(
+                    .db
+                    .backend()
+                    .run(
                         "DELETE FROM _aura_invocations WHERE finished_at < ?",
                         vec![text_arg(&cutoff)],
                     )
@@ -394,13 +378,12 @@ impl Queue {
     /// stopped node left running.
     async fn renew(&self) -> anyhow::Result<()> {
         let lease = (Utc::now() + LEASE).to_rfc3339_opts(SecondsFormat::Millis, true);
-        self.execute(
+        self.db.backend().run(
             "UPDATE _aura_invocations SET lease_until = ? WHERE status = 'running' AND node = ?",
             vec![text_arg(&lease), text_arg(&self.node)],
         )
         .await?;
-        let lapsed = self
-            .execute(
+        let lapsed = self.db.backend().run(
                 "UPDATE _aura_invocations SET status = 'queued', node = NULL WHERE status = 'running' AND lease_until < ?",
                 vec![text_arg(&now())],
             )
@@ -418,8 +401,7 @@ impl Queue {
     /// Claims and starts queued invocations, oldest first, within each
     /// function's concurrency limit on this node.
     async fn start_ready(self: &Arc<Self>) -> Result<(), QueueError> {
-        let rows = self
-            .fetch(
+        let rows = self.db.backend().rows(
                 "SELECT id, function FROM _aura_invocations WHERE status = 'queued' ORDER BY created_at, id LIMIT 200",
                 vec![],
                 &[Storage::Text, Storage::Text],
@@ -438,8 +420,7 @@ impl Queue {
                 continue;
             }
             let lease = (Utc::now() + LEASE).to_rfc3339_opts(SecondsFormat::Millis, true);
-            let claimed = self
-                .execute(
+            let claimed = self.db.backend().run(
                     "UPDATE _aura_invocations SET status = 'running', node = ?, lease_until = ?, started_at = ?, \
                      attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
                     vec![
@@ -485,8 +466,7 @@ impl Queue {
     }
 
     async fn run(&self, id: &str) -> Result<(), QueueError> {
-        let row = self
-            .fetch(
+        let row = self.db.backend().rows(
                 "SELECT function, method, path, headers, body, caller FROM _aura_invocations WHERE id = ?",
                 vec![text_arg(id)],
                 &[Storage::Text; 6],
@@ -556,7 +536,7 @@ impl Queue {
                         }
                     }
                 }
-                self.execute(
+                self.db.backend().run(
                     "UPDATE _aura_invocations SET status = ?, response_status = ?, response_headers = ?, \
                      response_body = ?, response_truncated = ?, error = ?, finished_at = ?, node = NULL WHERE id = ?",
                     vec![
@@ -581,7 +561,7 @@ impl Queue {
     }
 
     async fn fail(&self, id: &str, error: &str) -> Result<(), QueueError> {
-        self.execute(
+        self.db.backend().run(
             "UPDATE _aura_invocations SET status = 'failed', error = ?, finished_at = ?, node = NULL WHERE id = ?",
             vec![text_arg(error), Arg::Text(now()), text_arg(id)],
         )

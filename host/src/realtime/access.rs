@@ -288,14 +288,13 @@ pub async fn put(db: &Database, rule: ChannelRule) -> Result<ChannelRule, Access
 
 /// `DELETE /api/admin/realtime/rules/{pattern}`.
 pub async fn delete(db: &Database, pattern: &str) -> Result<(), AccessError> {
-    let backend = db.backend();
-    let mut tx = backend.begin().await?;
-    let delete = backend.statement(
-        "DELETE FROM _aura_channel_rules WHERE pattern = ?",
-        [text_arg(pattern)],
-    );
-    let affected = tx.execute(&delete).await.map_err(anyhow::Error::from)?;
-    tx.commit().await.map_err(anyhow::Error::from)?;
+    let affected = db
+        .backend()
+        .run(
+            "DELETE FROM _aura_channel_rules WHERE pattern = ?",
+            [text_arg(pattern)],
+        )
+        .await?;
     if affected == 0 {
         return Err(AccessError::NotFound(pattern.to_owned()));
     }

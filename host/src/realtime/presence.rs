@@ -186,20 +186,29 @@ impl Presence {
         state: Value,
     ) -> Result<(), PresenceError> {
         check_state(&state)?;
-        let backend = self.db.backend();
-        let mut tx = backend.begin().await?;
-        let mut update = backend.query();
-        update.marks(
-            "UPDATE _aura_presence SET state = ? WHERE connection = ? AND ",
-            [text_arg(&state.to_string()), text_arg(connection)],
-        );
-        match user {
-            Some(user) => update.marks("user_id = ?", [text_arg(&user.id)]),
-            None => update.sql("user_id IS NULL"),
+        let (owner, args) = match user {
+            Some(user) => (
+                "user_id = ?",
+                vec![
+                    text_arg(&state.to_string()),
+                    text_arg(connection),
+                    text_arg(&user.id),
+                ],
+            ),
+            None => (
+                "user_id IS NULL",
+                vec![text_arg(&state.to_string()), text_arg(connection)],
+            ),
         };
-        update.sql(" RETURNING channel, key, user_id, email");
-        let rows = tx.fetch(&update, &[Storage::Text; 4]).await?;
-        tx.commit().await.map_err(anyhow::Error::from)?;
+        let rows = self
+            .db
+            .backend()
+            .run_returning(
+                &format!("UPDATE _aura_presence SET state = ? WHERE connection = ? AND {owner} RETURNING channel, key, user_id, email"),
+                args,
+                &[Storage::Text; 4],
+            )
+            .await?;
         if rows.is_empty() {
             return Err(PresenceError::NotFound);
         }
@@ -218,17 +227,15 @@ impl Presence {
 
     /// Removes rows (`condition` with its args) and announces each leave.
     async fn remove(&self, condition: &str, args: Vec<Arg>) -> anyhow::Result<()> {
-        let backend = self.db.backend();
-        let mut tx = backend.begin().await?;
-        let mut delete = backend.query();
-        delete
-            .marks(
-                &format!("DELETE FROM _aura_presence WHERE {condition}"),
+        let rows = self
+            .db
+            .backend()
+            .run_returning(
+                &format!("DELETE FROM _aura_presence WHERE {condition} RETURNING channel, key, user_id, email, state"),
                 args,
+                &[Storage::Text; 5],
             )
-            .sql(" RETURNING channel, key, user_id, email, state");
-        let rows = tx.fetch(&delete, &[Storage::Text; 5]).await?;
-        tx.commit().await?;
+            .await?;
         for row in rows {
             let state = row[4]
                 .as_str()
@@ -254,14 +261,13 @@ impl Presence {
     /// within the timeout.
     async fn sweep(&self) -> anyhow::Result<()> {
         let now = chrono::Utc::now();
-        let backend = self.db.backend();
-        let mut tx = backend.begin().await?;
-        let refresh = backend.statement(
-            "UPDATE _aura_presence SET seen = ? WHERE node = ?",
-            [text_arg(&values::format_time(now)), text_arg(&self.node)],
-        );
-        tx.execute(&refresh).await?;
-        tx.commit().await?;
+        self.db
+            .backend()
+            .run(
+                "UPDATE _aura_presence SET seen = ? WHERE node = ?",
+                [text_arg(&values::format_time(now)), text_arg(&self.node)],
+            )
+            .await?;
         let cutoff = now - chrono::Duration::from_std(self.timeout)?;
         self.remove("seen < ?", vec![text_arg(&values::format_time(cutoff))])
             .await

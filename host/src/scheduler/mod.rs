@@ -188,7 +188,9 @@ impl Scheduler {
             };
             // Another node may have moved it on meanwhile: only the winner records.
             let moved = scheduler
-                .execute(
+                .db
+                .backend()
+                .run(
                     "UPDATE _aura_schedules SET next_run_at = ? WHERE name = ? AND next_run_at = ?",
                     vec![
                         text_arg(&format_time(next)),
@@ -226,7 +228,9 @@ impl Scheduler {
             return Ok(());
         }
         let empty = self
-            .fetch("SELECT name FROM _aura_schedules", vec![], &[Storage::Text])
+            .db
+            .backend()
+            .rows("SELECT name FROM _aura_schedules", vec![], &[Storage::Text])
             .await?
             .is_empty();
         if empty {
@@ -286,33 +290,15 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Runs one statement in its own transaction; answers the rows it
-    /// changed.
-    async fn execute(&self, sql: &str, args: Vec<Arg>) -> anyhow::Result<u64> {
-        let backend = self.db.backend();
-        let mut tx = backend.begin().await?;
-        let changed = tx.execute(&backend.statement(sql, args)).await?;
-        tx.commit().await?;
-        Ok(changed)
-    }
-
-    async fn fetch(
-        &self,
-        sql: &str,
-        args: Vec<Arg>,
-        columns: &[Storage],
-    ) -> anyhow::Result<Vec<Vec<Value>>> {
-        let backend = self.db.backend();
-        backend.fetch(&backend.statement(sql, args), columns).await
-    }
-
     async fn schedules(
         &self,
         condition: &str,
         args: Vec<Arg>,
     ) -> Result<Vec<Schedule>, ScheduleError> {
         let rows = self
-            .fetch(
+            .db
+            .backend()
+            .rows(
                 &format!("SELECT {SCHEDULE_COLUMNS} FROM _aura_schedules {condition}"),
                 args,
                 &SCHEDULE_STORAGE,
@@ -333,7 +319,7 @@ impl Scheduler {
         let now = Utc::now();
         let next = format_time(spec.next_after(now)?);
         let stamp = format_time(now);
-        self.execute(
+        self.db.backend().run(
             &format!(
                 "INSERT INTO _aura_schedules ({SCHEDULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (name) DO UPDATE SET function = excluded.function, cron = excluded.cron, tz = excluded.tz, \
@@ -401,7 +387,7 @@ impl Scheduler {
     pub async fn set_paused(&self, name: &str, paused: bool) -> Result<Schedule, ScheduleError> {
         let schedule = self.get(name).await?;
         let next = format_time(schedule.spec.next_after(Utc::now())?);
-        self.execute(
+        self.db.backend().run(
             "UPDATE _aura_schedules SET paused = ?, next_run_at = ?, updated_at = ? WHERE name = ?",
             vec![
                 Arg::Bool(paused),
@@ -425,8 +411,7 @@ impl Scheduler {
     /// The newest runs of a schedule, newest first.
     pub async fn runs(&self, name: &str, limit: i64) -> Result<Vec<Run>, ScheduleError> {
         self.get(name).await?;
-        let rows = self
-            .fetch(
+        let rows = self.db.backend().rows(
                 "SELECT CAST(id AS TEXT), schedule, function, scheduled_for, started_at, finished_at, status, attempt, \
                  http_status, error, invocation_id, duration_ms FROM _aura_schedule_runs WHERE schedule = ? \
                  ORDER BY id DESC LIMIT ?",
@@ -494,7 +479,9 @@ impl Scheduler {
                 continue;
             };
             let won = self
-                .execute(
+                .db
+                .backend()
+                .run(
                     "UPDATE _aura_schedules SET next_run_at = ? WHERE name = ? AND next_run_at = ?",
                     vec![
                         text_arg(&format_time(next)),
@@ -523,15 +510,17 @@ impl Scheduler {
             Ok(next) => Ok(Some(next)),
             Err(err) => {
                 tracing::warn!(schedule = %schedule.name, error = %err, "pausing a schedule that cannot fire again");
-                self.execute(
-                    "UPDATE _aura_schedules SET paused = ?, updated_at = ? WHERE name = ?",
-                    vec![
-                        Arg::Bool(true),
-                        text_arg(&format_time(now)),
-                        text_arg(&schedule.name),
-                    ],
-                )
-                .await?;
+                self.db
+                    .backend()
+                    .run(
+                        "UPDATE _aura_schedules SET paused = ?, updated_at = ? WHERE name = ?",
+                        vec![
+                            Arg::Bool(true),
+                            text_arg(&format_time(now)),
+                            text_arg(&schedule.name),
+                        ],
+                    )
+                    .await?;
                 Ok(None)
             }
         }
@@ -539,7 +528,9 @@ impl Scheduler {
 
     async fn next_due(&self) -> Option<DateTime<Utc>> {
         let rows = self
-            .fetch(
+            .db
+            .backend()
+            .rows(
                 "SELECT MIN(next_run_at) FROM _aura_schedules WHERE paused = ?",
                 vec![Arg::Bool(false)],
                 &[Storage::Text],
@@ -553,7 +544,7 @@ impl Scheduler {
     async fn acquire(&self, name: &str) -> bool {
         let now = Utc::now();
         let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-        self.execute(
+        self.db.backend().run(
             "UPDATE _aura_schedules SET busy_until = ? WHERE name = ? AND (busy_until IS NULL OR busy_until < ?)",
             vec![
                 text_arg(&format_time(lease)),
@@ -568,35 +559,36 @@ impl Scheduler {
 
     async fn renew(&self, name: &str) -> anyhow::Result<u64> {
         let lease = Utc::now() + chrono::Duration::from_std(LEASE)?;
-        self.execute(
-            "UPDATE _aura_schedules SET busy_until = ? WHERE name = ?",
-            vec![text_arg(&format_time(lease)), text_arg(name)],
-        )
-        .await
+        self.db
+            .backend()
+            .run(
+                "UPDATE _aura_schedules SET busy_until = ? WHERE name = ?",
+                vec![text_arg(&format_time(lease)), text_arg(name)],
+            )
+            .await
     }
 
     async fn release(&self, name: &str) -> anyhow::Result<u64> {
-        self.execute(
-            "UPDATE _aura_schedules SET busy_until = NULL WHERE name = ?",
-            vec![text_arg(name)],
-        )
-        .await
+        self.db
+            .backend()
+            .run(
+                "UPDATE _aura_schedules SET busy_until = NULL WHERE name = ?",
+                vec![text_arg(name)],
+            )
+            .await
     }
 
     /// Takes the waiting tick of a schedule, if any.
     async fn pop_queued(&self, name: &str) -> anyhow::Result<Option<String>> {
-        let backend = self.db.backend();
-        let mut tx = backend.begin().await?;
-        let rows = tx
-            .fetch(
-                &backend.statement(
-                    "DELETE FROM _aura_schedule_queue WHERE schedule = ? RETURNING scheduled_for",
-                    [text_arg(name)],
-                ),
+        let rows = self
+            .db
+            .backend()
+            .run_returning(
+                "DELETE FROM _aura_schedule_queue WHERE schedule = ? RETURNING scheduled_for",
+                [text_arg(name)],
                 &[Storage::Text],
             )
             .await?;
-        tx.commit().await?;
         Ok(rows
             .first()
             .and_then(|row| row.first()?.as_str().map(str::to_owned)))
@@ -621,8 +613,7 @@ impl Scheduler {
                 self.record(record).await;
             }
             Overlap::Queue => {
-                let queued = self
-                    .execute(
+                let queued = self.db.backend().run(
                         "INSERT INTO _aura_schedule_queue (schedule, scheduled_for) VALUES (?, ?) \
                          ON CONFLICT (schedule) DO UPDATE SET scheduled_for = excluded.scheduled_for",
                         vec![text_arg(&schedule.name), text_arg(&scheduled_for)],
@@ -669,7 +660,9 @@ impl Scheduler {
                         // A tick queued just before the release is ours
                         // to run if the lease is still free.
                         let waiting = self
-                            .fetch(
+                            .db
+                            .backend()
+                            .rows(
                                 "SELECT schedule FROM _aura_schedule_queue WHERE schedule = ?",
                                 vec![text_arg(&schedule.name)],
                                 &[Storage::Text],

@@ -322,12 +322,11 @@ impl Secrets {
 
     /// `DELETE /api/admin/secrets/{name}`.
     pub async fn unset(&self, name: &str) -> Result<(), SecretError> {
-        let backend = self.db.backend();
-        let mut tx = backend.begin().await?;
-        let delete =
-            backend.statement("DELETE FROM _aura_secrets WHERE name = ?", [text_arg(name)]);
-        let deleted = tx.execute(&delete).await.map_err(anyhow::Error::from)?;
-        tx.commit().await.map_err(anyhow::Error::from)?;
+        let deleted = self
+            .db
+            .backend()
+            .run("DELETE FROM _aura_secrets WHERE name = ?", [text_arg(name)])
+            .await?;
         if deleted == 0 {
             return Err(SecretError::NotFound(name.to_owned()));
         }

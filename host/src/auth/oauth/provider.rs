@@ -230,6 +230,24 @@ impl Provider {
         self.kind.name()
     }
 
+    /// Sends `request` and reads its JSON answer (`what` names it in
+    /// errors): unreachable or failing is `provider_unavailable`, a body
+    /// that is not what it should be `oauth_failed`.
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<T, AuthError> {
+        request
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| unavailable(&self.name, e))?
+            .json()
+            .await
+            .map_err(|e| failed(&self.name, format!("{what}: {e}")))
+    }
+
     async fn discovery(&self, http: &reqwest::Client) -> Result<&Discovery, AuthError> {
         let Flavor::Oidc {
             issuer, discovery, ..
@@ -240,15 +258,7 @@ impl Provider {
         discovery
             .get_or_try_init(|| async {
                 let url = format!("{issuer}/.well-known/openid-configuration");
-                let found: Discovery = http
-                    .get(&url)
-                    .send()
-                    .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .map_err(|e| unavailable(&self.name, e))?
-                    .json()
-                    .await
-                    .map_err(|e| failed(&self.name, format!("its discovery document: {e}")))?;
+                let found: Discovery = self.json(http.get(&url), "its discovery document").await?;
                 if found.issuer.trim_end_matches('/') != issuer {
                     return Err(failed(
                         &self.name,
@@ -403,15 +413,7 @@ impl Provider {
                         "the ID token is signed by an unknown key",
                     ));
                 }
-                let set: JwkSet = http
-                    .get(&uri)
-                    .send()
-                    .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .map_err(|e| unavailable(&self.name, e))?
-                    .json()
-                    .await
-                    .map_err(|e| failed(&self.name, format!("its JWKS: {e}")))?;
+                let set: JwkSet = self.json(http.get(&uri), "its JWKS").await?;
                 let key = find(&set);
                 *cached = Some((set, Instant::now()));
                 key.ok_or_else(|| failed(&self.name, "the ID token is signed by an unknown key"))?
@@ -488,7 +490,6 @@ impl Provider {
                 .bearer_auth(token)
                 .header(reqwest::header::ACCEPT, "application/vnd.github+json")
                 .header(reqwest::header::USER_AGENT, "aura")
-                .send()
         };
         #[derive(Deserialize)]
         struct Account {
@@ -506,20 +507,8 @@ impl Provider {
             #[serde(default)]
             verified: bool,
         }
-        let account: Account = get("/user")
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| unavailable(&self.name, e))?
-            .json()
-            .await
-            .map_err(|e| failed(&self.name, format!("its /user: {e}")))?;
-        let emails: Vec<Email> = get("/user/emails")
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| unavailable(&self.name, e))?
-            .json()
-            .await
-            .map_err(|e| failed(&self.name, format!("its /user/emails: {e}")))?;
+        let account: Account = self.json(get("/user"), "its /user").await?;
+        let emails: Vec<Email> = self.json(get("/user/emails"), "its /user/emails").await?;
         let chosen = emails
             .iter()
             .find(|e| e.primary && e.verified)
