@@ -2,7 +2,7 @@
 //! one into a fresh data directory (offline, no server needed).
 
 use super::client::Client;
-use super::{print, text};
+use super::{print, spinner, text};
 use clap::Subcommand;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -27,12 +27,14 @@ pub(super) enum BackupCommand {
 pub(super) async fn run(client: &Client, json: bool, command: BackupCommand) -> anyhow::Result<()> {
     match command {
         BackupCommand::Create { to } => {
-            eprintln!("backing up…");
             let body = match to {
                 Some(to) => json!({ "to": to }),
                 None => json!({}),
             };
-            let answer = client.post_json("/api/admin/backups", &body).await?;
+            let progress = spinner(json, "backing up".into());
+            let answer = client.post_json("/api/admin/backups", &body).await;
+            progress.finish_and_clear();
+            let answer = answer?;
             print(json, &answer, |a| {
                 format!(
                     "backup at {} ({} files, {} bytes, {} ms)",
@@ -70,8 +72,10 @@ pub(super) async fn run(client: &Client, json: bool, command: BackupCommand) -> 
 /// Restores `backup` into `data_dir`.
 pub(super) fn restore(backup: &Path, data_dir: &Path, json: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)?;
-    eprintln!("checking and restoring {}…", backup.display());
-    let answer = crate::backup::restore(backup, data_dir)?;
+    let progress = spinner(json, format!("checking and restoring {}", backup.display()));
+    let answer = crate::backup::restore(backup, data_dir);
+    progress.finish_and_clear();
+    let answer = answer?;
     print(json, &answer, |a| {
         format!(
             "restored {} files into {}; start it with `aura serve --data-dir {}` (and the same master key)",

@@ -317,7 +317,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     eprintln!("collection {}", text(&answer["collection"]["name"]));
                 }
             }
-            let version = client.deploy(&name, wasm, &plan.config).await?;
+            let progress = spinner(
+                json,
+                format!("uploading and compiling {name} ({} KiB)", wasm.len() / 1024),
+            );
+            let version = client.deploy(&name, wasm, &plan.config).await;
+            progress.finish_and_clear();
+            let version = version?;
             for (schedule, spec) in &plan.schedules {
                 let answer = client
                     .put_json(&format!("/api/admin/schedules/{schedule}"), spec)
@@ -640,6 +646,19 @@ fn print_invocations(json: bool, answer: &Value) -> Option<i64> {
         }
     }
     records.last().and_then(|r| r["seq"].as_i64())
+}
+
+/// A spinner on standard error for a long operation (hidden with `--json`
+/// and when standard error is not a terminal).
+fn spinner(json: bool, message: String) -> indicatif::ProgressBar {
+    let bar = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new_spinner()
+    };
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
 }
 
 fn print(json: bool, value: &Value, human: impl FnOnce(&Value) -> String) {
