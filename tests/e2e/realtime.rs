@@ -400,3 +400,15 @@ async fn record_changes_reach_subscribers_under_view_rules() {
         ["create hello", "update hello again", "delete hello again"]
     );
 }
+
+/// An id from before a restart (the buffer is gone) asks for a resync
+/// instead of resuming at the wrong place.
+#[tokio::test]
+async fn an_id_from_before_a_restart_asks_for_a_resync() {
+    let aura = Aura::start();
+    let old = publish(&aura, "feed", json!(1)).await;
+    let aura = Aura::start_in(aura.stop());
+    publish(&aura, "feed", json!(2)).await;
+    let mut resumed = subscribe(&aura, "feed", Some(old)).await;
+    assert_eq!(next(&mut resumed).await.event, "resync");
+}

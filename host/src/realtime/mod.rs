@@ -4,7 +4,10 @@
 //! Every event gets an increasing id and goes to a broadcast channel; each
 //! subscriber filters it by its channel patterns. The newest events are kept
 //! in a bounded buffer so a reconnecting client can resume from its
-//! `Last-Event-ID`, or is told to resync when that is too old. A subscriber
+//! `Last-Event-ID`, or is told to resync when that is too old. Ids start at
+//! a random base per process, so an id this process did not give (from
+//! before a restart, or from another node) asks for a resync instead of
+//! resuming at the wrong place. A subscriber
 //! that falls a whole buffer behind is cut off with a reason instead of
 //! holding memory without bound. Fan-out costs no database query.
 
@@ -52,6 +55,8 @@ impl Event {
 pub struct Broker {
     /// Where events published here also go, for other nodes (see [`relay`]).
     relay: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(String, Value)>>,
+    /// The first id this process gives.
+    base: u64,
     next_id: AtomicU64,
     sender: broadcast::Sender<std::sync::Arc<Event>>,
     history: Mutex<VecDeque<std::sync::Arc<Event>>>,
@@ -71,10 +76,13 @@ impl Broker {
     /// a subscriber may fall behind.
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
+        // Below 2^53, so JavaScript reads every id exactly.
+        let base = (rand::random::<u64>() % (1 << 40) + 1) << 8;
         let (sender, _) = broadcast::channel(capacity);
         Self {
             relay: std::sync::OnceLock::new(),
-            next_id: AtomicU64::new(1),
+            base,
+            next_id: AtomicU64::new(base),
             sender,
             history: Mutex::new(VecDeque::with_capacity(capacity)),
             capacity,
@@ -128,6 +136,9 @@ impl Broker {
         let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let resume = match last {
             None => Resume::Replay(Vec::new()),
+            Some(last) if last < self.base || last >= self.next_id.load(Ordering::Relaxed) => {
+                Resume::TooOld
+            }
             Some(last) => {
                 let oldest = history
                     .front()
@@ -245,19 +256,28 @@ mod tests {
     #[test]
     fn resume_replays_what_was_missed_or_asks_for_a_resync() {
         let broker = Broker::new(3);
-        for i in 0..5 {
-            broker.publish("a", json!(i)).unwrap();
-        }
-        // Buffer holds ids 3, 4, 5.
-        let (_, resume) = broker.subscribe(Some(3));
+        let ids: Vec<u64> = (0..5)
+            .map(|i| broker.publish("a", json!(i)).unwrap())
+            .collect();
+        // The buffer holds the last three.
+        let (_, resume) = broker.subscribe(Some(ids[2]));
         let Resume::Replay(events) = resume else {
             panic!("expected a replay")
         };
-        assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), [4, 5]);
-        let (_, resume) = broker.subscribe(Some(1));
+        assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), ids[3..]);
+        let (_, resume) = broker.subscribe(Some(ids[0]));
         assert!(matches!(resume, Resume::TooOld));
-        let (_, resume) = broker.subscribe(Some(2));
+        let (_, resume) = broker.subscribe(Some(ids[1]));
         assert!(matches!(resume, Resume::Replay(ref e) if e.len() == 3));
+        // Ids this broker never gave: another process's.
+        let other = Broker::new(3);
+        let foreign = other.publish("a", json!(0)).unwrap();
+        assert!(matches!(broker.subscribe(Some(foreign)).1, Resume::TooOld));
+        assert!(matches!(
+            broker.subscribe(Some(ids[4] + 100)).1,
+            Resume::TooOld
+        ));
+        assert!(matches!(broker.subscribe(Some(0)).1, Resume::TooOld));
     }
 
     #[test]
