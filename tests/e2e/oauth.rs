@@ -698,14 +698,23 @@ async fn identities_join_accounts_only_by_addresses_verified_on_both_sides() {
     let joined = signed_in(&aura, &Browser::new().sign_in(&aura, "corp").await).await;
     assert_eq!(joined["user"]["id"], carol);
 
-    // An address the provider did not verify joins nothing...
+    // An address the provider did not verify joins nothing and makes
+    // nothing.
     fake.sign_in_as("carol-2", "carol@example.com", false);
     let refused = Browser::new().sign_in(&aura, "corp").await;
-    assert_eq!(param(&refused, "error").as_deref(), Some("account_exists"));
-    // ...and makes an unverified account when it is new.
+    assert_eq!(param(&refused, "error").as_deref(), Some("oauth_failed"));
     fake.sign_in_as("dave-1", "dave@example.com", false);
-    let dave = signed_in(&aura, &Browser::new().sign_in(&aura, "corp").await).await;
-    assert_eq!(dave["user"]["verified"], false);
+    let refused = Browser::new().sign_in(&aura, "corp").await;
+    assert_eq!(param(&refused, "error").as_deref(), Some("oauth_failed"));
+    assert!(
+        param(&refused, "error_description")
+            .unwrap()
+            .contains("has not verified")
+    );
+    let (_, users) = aura
+        .admin_get("/api/collections/users/records?filter=email%3D'dave%40example.com'")
+        .await;
+    assert_eq!(users["totalItems"], 0, "{users}");
 }
 
 #[tokio::test]

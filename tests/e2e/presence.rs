@@ -176,6 +176,34 @@ async fn channel_rules_govern_who_subscribes_and_publishes() {
         let refused = open(&aura, &other, Some(&ann.token)).await.err().unwrap();
         assert_error(refused, 403, "forbidden").await;
     }
+    // Nobody's id is `*`: a wildcard over a capture is refused to
+    // anonymous subscribers too.
+    let refused = open(&aura, "channels=inbox.*", None).await.err().unwrap();
+    assert_error(refused, 403, "forbidden").await;
+    // A wildcard subscription receives a channel only if that channel's
+    // own (stricter) rule allows it.
+    let staff = put_rule(
+        &aura,
+        "chat.staff",
+        json!({ "subscribeRule": "@request.auth.roles ?= 'staff'" }),
+    )
+    .await;
+    assert_eq!(staff.status(), 200);
+    let (_, mut everything) = open(&aura, "channels=chat.*", Some(&ann.token))
+        .await
+        .unwrap_or_else(|_| panic!("ann may subscribe to chat.*"));
+    assert_eq!(
+        publish(&aura, "chat.staff", Some(&aura.token), json!({"n": 1})).await,
+        202
+    );
+    assert_eq!(
+        publish(&aura, "chat.lobby", Some(&aura.token), json!({"n": 2})).await,
+        202
+    );
+    assert_eq!(
+        message(&mut everything).await,
+        ("chat.lobby".into(), json!({"n": 2}))
+    );
 
     // Publishing.
     assert_eq!(

@@ -60,12 +60,7 @@ async fn start(
     })?;
     let started = state
         .auth
-        .start_oauth(
-            &provider,
-            &start,
-            cookies::cookie(&headers, BINDING),
-            &client(&state, &headers, peer),
-        )
+        .start_oauth(&provider, &start, &client(&state, &headers, peer))
         .await?;
     let mut response = redirect(&started.location);
     response.headers_mut().append(

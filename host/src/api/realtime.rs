@@ -209,7 +209,21 @@ pub(super) async fn subscribe(
             (Some(event), VecDeque::new())
         }
     };
+    // Concrete custom channels were checked above; others reached through
+    // a wildcard are checked as their events arrive.
+    let channels = (caller != Caller::Service).then(|| ChannelAccess {
+        db: state.db.clone(),
+        caller: caller.clone(),
+        decided: texts
+            .iter()
+            .filter(|t| {
+                !t.starts_with(RECORD_CHANNELS) && crate::realtime::validate_channel(t).is_ok()
+            })
+            .map(|t| ((*t).to_owned(), true))
+            .collect(),
+    });
     let feed = Feed {
+        channels,
         access: match (caller, filter) {
             (Caller::Service, None) => None,
             (caller, filter) => Some(RecordAccess {
@@ -248,8 +262,42 @@ struct RecordAccess {
     filter: Option<crate::db::filter::Expr>,
 }
 
+/// Which custom channels one subscriber may receive, decided once per
+/// channel by its rule.
+struct ChannelAccess {
+    db: Arc<Database>,
+    caller: Caller,
+    decided: std::collections::HashMap<String, bool>,
+}
+
+/// Channel decisions a stream remembers before starting over.
+const MAX_DECIDED: usize = 1024;
+
+impl ChannelAccess {
+    async fn allows(&mut self, channel: &str) -> bool {
+        if let Some(allowed) = self.decided.get(channel) {
+            return *allowed;
+        }
+        let allowed = match access::check(&self.db, &self.caller, channel, Wants::Subscribe).await {
+            Ok(()) => true,
+            Err(AccessError::Denied(_)) => false,
+            Err(err) => {
+                tracing::warn!(error = %err, channel, "checking an event against its channel rule");
+                return false;
+            }
+        };
+        if self.decided.len() >= MAX_DECIDED {
+            self.decided.clear();
+        }
+        self.decided.insert(channel.to_owned(), allowed);
+        allowed
+    }
+}
+
 /// One subscriber's stream: opening events, the replay, then live events.
 struct Feed {
+    /// Custom-channel rules, for subscribers other than the admin.
+    channels: Option<ChannelAccess>,
     /// What record-change events must pass: the view rule (for subscribers
     /// other than the admin) and the subscriber's filter.
     access: Option<RecordAccess>,
@@ -306,6 +354,12 @@ impl Feed {
                 continue;
             }
             self.last_sent = event.id;
+            if !event.channel.starts_with(RECORD_CHANNELS)
+                && let Some(channels) = self.channels.as_mut()
+                && !channels.allows(&event.channel).await
+            {
+                continue;
+            }
             if let Some(access) = self
                 .access
                 .as_ref()

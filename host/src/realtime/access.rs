@@ -9,10 +9,12 @@
 //!
 //! A channel (or a subscription pattern) is governed by the most specific
 //! rule covering it (most named segments, then longest); none means admin
-//! only. A subscription with `*` where a rule captures leaves the capture
-//! empty, so a rule that depends on it refuses the wildcard. Rules are read
-//! from the database at each subscribe and publish, so every node applies
-//! a change at once.
+//! only. A subscription with `*` where a rule captures binds the capture to
+//! `*`, which is no id, user or record, so a rule that depends on it
+//! refuses the wildcard. Events reaching a subscription through a wildcard
+//! are checked again against their own channel's rule (see
+//! `api::realtime`). Rules are read from the database at each check, so
+//! every node applies a change at once.
 
 use crate::db::backend::{Arg, text_arg};
 use crate::db::schema::{Action, Collection, Storage};
@@ -150,12 +152,7 @@ impl Parsed {
                 Segment::Name(name) if part == name => {}
                 Segment::Any if part != ">" => {}
                 Segment::Capture { name, .. } if part != ">" => {
-                    let value = if part == "*" {
-                        Value::Null
-                    } else {
-                        json!(part)
-                    };
-                    captures.insert(name.clone(), value);
+                    captures.insert(name.clone(), json!(part));
                 }
                 _ => return None,
             }
@@ -265,24 +262,19 @@ pub async fn put(db: &Database, rule: ChannelRule) -> Result<ChannelRule, Access
     }
     let optional =
         |rule: &Option<String>| rule.as_deref().map_or(Arg::NullOf(Storage::Text), text_arg);
-    let backend = db.backend();
-    let mut tx = backend.begin().await?;
-    let delete = backend.statement(
-        "DELETE FROM _aura_channel_rules WHERE pattern = ?",
-        [text_arg(&rule.pattern)],
-    );
-    tx.execute(&delete).await.map_err(anyhow::Error::from)?;
-    let insert = backend.statement(
-        "INSERT INTO _aura_channel_rules (pattern, subscribe_rule, publish_rule, updated) VALUES (?, ?, ?, ?)",
-        [
-            text_arg(&rule.pattern),
-            optional(&rule.subscribe_rule),
-            optional(&rule.publish_rule),
-            text_arg(&values::now()),
-        ],
-    );
-    tx.execute(&insert).await.map_err(anyhow::Error::from)?;
-    tx.commit().await.map_err(anyhow::Error::from)?;
+    db.backend()
+        .run(
+            "INSERT INTO _aura_channel_rules (pattern, subscribe_rule, publish_rule, updated) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (pattern) DO UPDATE SET subscribe_rule = excluded.subscribe_rule, \
+             publish_rule = excluded.publish_rule, updated = excluded.updated",
+            [
+                text_arg(&rule.pattern),
+                optional(&rule.subscribe_rule),
+                optional(&rule.publish_rule),
+                text_arg(&values::now()),
+            ],
+        )
+        .await?;
     Ok(rule)
 }
 
@@ -384,7 +376,7 @@ mod tests {
             covers("chat.{room}", "chat.r1"),
             Some(json!({"room": "r1"}))
         );
-        assert_eq!(covers("chat.{room}", "chat.*"), Some(json!({"room": null})));
+        assert_eq!(covers("chat.{room}", "chat.*"), Some(json!({"room": "*"})));
         assert_eq!(covers("chat.{room}", "chat.>"), None);
         assert_eq!(covers("chat.{room}", "chat.r1.typing"), None);
         assert_eq!(covers("chat.{room}", "*.r1"), None);

@@ -19,10 +19,10 @@
 //!    the exchange).
 //!
 //! Accounts: an identity (provider, subject) signs in its account. A new
-//! identity whose address the provider verified joins the account of that
-//! address when the account's address is confirmed too, and is refused
-//! when it is not (whoever registered it has not proven the address); with
-//! no account, one is created.
+//! identity needs an address the provider verified: it joins the account of
+//! that address when the account's address is confirmed too, and is
+//! refused when it is not (whoever registered it has not proven the
+//! address); with no account, a verified one is created.
 
 mod provider;
 
@@ -170,7 +170,6 @@ impl Auth {
         &self,
         name: &str,
         start: &Start,
-        binding: Option<&str>,
         client: &Client,
     ) -> Result<Started, AuthError> {
         self.limit(client)?;
@@ -199,9 +198,8 @@ impl Auth {
                 ));
             }
         }
-        let binding = binding
-            .filter(|b| b.len() == 43)
-            .map_or_else(random_token, str::to_owned);
+        // Always a fresh binding: one planted in the browser binds nothing.
+        let binding = random_token();
         let verifier = random_token();
         let nonce = random_token();
         let state = self
@@ -378,14 +376,17 @@ impl Auth {
                     "{provider} shared no email address; allow access to it and sign in again"
                 ))
             })?;
+        // An address the provider has not verified makes or joins nothing:
+        // its owner could later prove it and find someone else's login on
+        // the account.
+        if !profile.email_verified {
+            return Err(AuthError::OAuthFailed(format!(
+                "{provider} has not verified {email}: verify it there, then sign in again"
+            )));
+        }
         let user = match self.user_id_by_email(&email).await? {
             Some(id) => {
                 let user = self.user_record(&id).await?;
-                if !profile.email_verified {
-                    return Err(AuthError::AccountExists(format!(
-                        "an account with {email} exists, and {provider} has not verified that address; sign in to the account another way"
-                    )));
-                }
                 if user["verified"] != json!(true) {
                     return Err(AuthError::AccountExists(format!(
                         "an account with {email} exists, but its address is not confirmed; confirm it (or reset the password) and sign in with {provider} again"
@@ -394,11 +395,7 @@ impl Auth {
                 user
             }
             None => {
-                let mut data = json!({
-                    "email": email,
-                    "roles": [],
-                    "verified": profile.email_verified,
-                });
+                let mut data = json!({ "email": email, "roles": [], "verified": true });
                 if let Some(name) = &profile.name {
                     data["name"] = json!(name.chars().take(200).collect::<String>());
                 }
