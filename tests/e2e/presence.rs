@@ -289,7 +289,11 @@ async fn presence_joins_updates_and_leaves_when_the_stream_drops() {
     let (_, joined) = message(&mut ann_events).await;
     assert_eq!(joined["action"], "join");
     assert_eq!(joined["key"], bob_key);
-    assert_eq!(joined["user"]["email"], "bob@example.com");
+    assert_eq!(
+        joined["user"],
+        json!({ "id": bob.id }),
+        "the id only, never the email"
+    );
     assert_eq!(joined["state"], json!({}));
     assert_eq!(members(&aura, "chat.room1", &bob.token).await.len(), 2);
     let anonymous = aura
@@ -360,7 +364,7 @@ async fn presence_joins_updates_and_leaves_when_the_stream_drops() {
     );
     let present = members(&aura, "chat.room1", &ann.token).await;
     assert_eq!(present.len(), 1);
-    assert_eq!(present[0]["user"]["email"], "ann@example.com");
+    assert_eq!(present[0]["user"]["id"], ann.id.as_str());
 }
 
 #[tokio::test]
@@ -415,7 +419,7 @@ async fn idle_streams_get_keep_alive_comments() {
     let aura = Aura::start_with(tempfile::tempdir().unwrap(), &["--presence-timeout", "3"]);
     let response = aura
         .http
-        .get(aura.at("/api/realtime?channels=lobby&join=lobby"))
+        .get(aura.at("/api/realtime?channels=lobby&join=lobby,lobby"))
         .bearer_auth(&aura.token)
         .send()
         .await

@@ -96,6 +96,8 @@ async fn join(
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .map(str::to_owned)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
     if channels.len() > MAX_JOINS {
         return Err(ApiError::bad_request(format!(

@@ -782,7 +782,7 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
         // Realtime: channel rules and presence members (see realtime::access
         // and realtime::presence).
         "CREATE TABLE IF NOT EXISTS _aura_channel_rules (pattern TEXT PRIMARY KEY, subscribe_rule TEXT, publish_rule TEXT, updated TEXT NOT NULL)".to_owned(),
-        "CREATE TABLE IF NOT EXISTS _aura_presence (connection TEXT NOT NULL, channel TEXT NOT NULL, key TEXT NOT NULL, user_id TEXT, email TEXT, state TEXT NOT NULL, node TEXT NOT NULL, joined TEXT NOT NULL, seen TEXT NOT NULL, PRIMARY KEY (connection, channel))".to_owned(),
+        "CREATE TABLE IF NOT EXISTS _aura_presence (connection TEXT NOT NULL, channel TEXT NOT NULL, key TEXT NOT NULL, user_id TEXT, state TEXT NOT NULL, node TEXT NOT NULL, joined TEXT NOT NULL, seen TEXT NOT NULL, PRIMARY KEY (connection, channel))".to_owned(),
         "CREATE INDEX IF NOT EXISTS _aura_presence_channel ON _aura_presence (channel, joined)".to_owned(),
         // The audit log (see the audit module).
         format!("CREATE TABLE IF NOT EXISTS _aura_audit (id {id}, at TEXT NOT NULL, event TEXT NOT NULL, user_id TEXT, ip TEXT, detail TEXT NOT NULL)"),

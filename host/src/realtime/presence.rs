@@ -84,9 +84,10 @@ pub fn check_state(state: &Value) -> Result<(), PresenceError> {
     Ok(())
 }
 
-fn user_json(id: Option<&str>, email: Option<&str>) -> Value {
+/// The member's user as others see it: the id only.
+fn user_json(id: Option<&str>) -> Value {
     match id {
-        Some(id) => json!({ "id": id, "email": email }),
+        Some(id) => json!({ "id": id }),
         None => Value::Null,
     }
 }
@@ -150,13 +151,12 @@ impl Presence {
         let mut tx = backend.begin().await?;
         for channel in channels {
             let insert = backend.statement(
-                "INSERT INTO _aura_presence (connection, channel, key, user_id, email, state, node, joined, seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO _aura_presence (connection, channel, key, user_id, state, node, joined, seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     text_arg(&connection),
                     text_arg(channel),
                     text_arg(&key),
                     user.map_or(Arg::NullOf(Storage::Text), |u| text_arg(&u.id)),
-                    user.map_or(Arg::NullOf(Storage::Text), |u| text_arg(&u.email)),
                     text_arg(&state.to_string()),
                     text_arg(&self.node),
                     text_arg(&now),
@@ -166,7 +166,7 @@ impl Presence {
             tx.execute(&insert).await.map_err(anyhow::Error::from)?;
         }
         tx.commit().await.map_err(anyhow::Error::from)?;
-        let who = user_json(user.map(|u| u.id.as_str()), user.map(|u| u.email.as_str()));
+        let who = user_json(user.map(|u| u.id.as_str()));
         for channel in channels {
             self.announce(channel, "join", &key, who.clone(), state.clone());
         }
@@ -204,16 +204,16 @@ impl Presence {
             .db
             .backend()
             .run_returning(
-                &format!("UPDATE _aura_presence SET state = ? WHERE connection = ? AND {owner} RETURNING channel, key, user_id, email"),
+                &format!("UPDATE _aura_presence SET state = ? WHERE connection = ? AND {owner} RETURNING channel, key, user_id"),
                 args,
-                &[Storage::Text; 4],
+                &[Storage::Text; 3],
             )
             .await?;
         if rows.is_empty() {
             return Err(PresenceError::NotFound);
         }
         for row in rows {
-            let who = user_json(row[2].as_str(), row[3].as_str());
+            let who = user_json(row[2].as_str());
             self.announce(
                 row[0].as_str().unwrap_or_default(),
                 "update",
@@ -231,13 +231,13 @@ impl Presence {
             .db
             .backend()
             .run_returning(
-                &format!("DELETE FROM _aura_presence WHERE {condition} RETURNING channel, key, user_id, email, state"),
+                &format!("DELETE FROM _aura_presence WHERE {condition} RETURNING channel, key, user_id, state"),
                 args,
-                &[Storage::Text; 5],
+                &[Storage::Text; 4],
             )
             .await?;
         for row in rows {
-            let state = row[4]
+            let state = row[3]
                 .as_str()
                 .and_then(|s| serde_json::from_str(s).ok())
                 .unwrap_or(Value::Null);
@@ -245,7 +245,7 @@ impl Presence {
                 row[0].as_str().unwrap_or_default(),
                 "leave",
                 row[1].as_str().unwrap_or_default(),
-                user_json(row[2].as_str(), row[3].as_str()),
+                user_json(row[2].as_str()),
                 state,
             );
         }
@@ -276,21 +276,21 @@ impl Presence {
     /// Who is on `channel`: `{key, user, state, joined}`, oldest first.
     pub async fn members(&self, channel: &str) -> anyhow::Result<Vec<Value>> {
         let select = self.db.backend().statement(
-            "SELECT key, user_id, email, state, joined FROM _aura_presence WHERE channel = ? ORDER BY joined, key",
+            "SELECT key, user_id, state, joined FROM _aura_presence WHERE channel = ? ORDER BY joined, key",
             [text_arg(channel)],
         );
         Ok(self
             .db
             .backend()
-            .fetch(&select, &[Storage::Text; 5])
+            .fetch(&select, &[Storage::Text; 4])
             .await?
             .into_iter()
             .map(|row| {
                 json!({
                     "key": row[0],
-                    "user": user_json(row[1].as_str(), row[2].as_str()),
-                    "state": row[3].as_str().and_then(|s| serde_json::from_str::<Value>(s).ok()),
-                    "joined": row[4],
+                    "user": user_json(row[1].as_str()),
+                    "state": row[2].as_str().and_then(|s| serde_json::from_str::<Value>(s).ok()),
+                    "joined": row[3],
                 })
             })
             .collect())
