@@ -117,6 +117,14 @@ async fn admin_changes_are_audited_by_method_and_path() {
             .iter()
             .all(|e| e["at"].as_str().unwrap() >= first.as_str())
     );
+    let bad = aura
+        .http
+        .get(aura.at("/api/admin/audit?since=yesterday"))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    crate::support::assert_error(bad, 400, "invalid_query").await;
 }
 
 #[tokio::test]

@@ -253,3 +253,26 @@ async fn a_backup_taken_under_writes_restores_consistently() {
         .unwrap();
     assert_error(anonymous, 401, "unauthorized").await;
 }
+
+/// A manifest naming paths outside the backup is refused before anything
+/// is copied.
+#[test]
+fn restore_refuses_paths_outside_the_backup() {
+    let backup = tempfile::tempdir().unwrap();
+    let target = tempfile::tempdir().unwrap();
+    for bad in ["../escape", "/etc/passwd", "a//b", ""] {
+        let manifest = json!({"files": [{"path": bad, "bytes": 0, "sha256": ""}]});
+        std::fs::write(backup.path().join("manifest.json"), manifest.to_string()).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_aura"))
+            .args(["backup", "restore"])
+            .arg(backup.path())
+            .arg("--data-dir")
+            .arg(target.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("bad path"), "{bad}: {stderr}");
+    }
+    assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0);
+}

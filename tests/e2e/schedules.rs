@@ -467,3 +467,22 @@ async fn schedules_of_an_earlier_version_are_moved_at_start() {
             .unwrap();
     assert_eq!(left, None, "the old table is gone");
 }
+
+/// With `overlap = "queue"`, a tick due while a run goes on waits for it
+/// (one waiting tick at most), then runs: nothing is skipped and runs
+/// never overlap.
+#[tokio::test]
+async fn overlapping_runs_wait_their_turn_when_queued() {
+    let aura = Aura::start();
+    aura.deploy("sleepy", "sleepy", json!({})).await;
+    let spec = json!({"function": "sleepy", "cron": "* * * * * *", "path": "/?ms=1500", "retries": 0, "overlap": "queue"});
+    assert_eq!(put(&aura, "slow", spec).await.0, 200);
+    let all = runs_until(&aura, "slow", |runs| with_status(runs, "ok").len() >= 2).await;
+    assert!(with_status(&all, "skipped").is_empty(), "{all:?}");
+    let mut ok: Vec<&Value> = with_status(&all, "ok");
+    ok.sort_by_key(|r| r["started_at"].as_str().unwrap().to_owned());
+    let end = |r: &Value| r["finished_at"].as_str().unwrap().to_owned();
+    let start = |r: &Value| r["started_at"].as_str().unwrap().to_owned();
+    assert!(start(ok[1]) >= end(ok[0]), "runs overlap: {ok:?}");
+    assert_ne!(ok[0]["scheduled_for"], ok[1]["scheduled_for"]);
+}

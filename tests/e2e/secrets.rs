@@ -347,3 +347,43 @@ async fn a_key_from_the_environment_rotates_by_restarting() {
         (200, json!({ "value": value }))
     );
 }
+
+/// A rotation stopped midway is settled at the next start: finished when
+/// the secrets are under the new key, undone when they are not, and an
+/// unfinished key file is dropped.
+#[tokio::test]
+async fn an_interrupted_rotation_is_settled_at_start() {
+    let aura = Aura::start();
+    let value = unique_value();
+    assert_eq!(set(&aura, "TOKEN", &value).await.status(), 200);
+    let dir = aura.data_dir();
+    let (key, next) = (dir.join("master.key"), dir.join("master.key.next"));
+    let old = std::fs::read(&key).unwrap();
+    let rotated = aura.cli(&["secrets", "rotate-key"]);
+    assert!(rotated.status.success());
+    let data = aura.stop();
+
+    // Committed, not yet renamed: the secrets are under `.next`.
+    std::fs::rename(&key, &next).unwrap();
+    std::fs::write(&key, &old).unwrap();
+    let aura = Aura::start_in(data);
+    aura.deploy("vault", "vault", json!({"grants": {"secrets": ["TOKEN"]}}))
+        .await;
+    assert_eq!(read(&aura, "TOKEN").await, (200, json!({ "value": value })));
+    assert!(!next.exists());
+    assert_ne!(std::fs::read(&key).unwrap(), old, "the new key is kept");
+    let data = aura.stop();
+
+    // Written, not committed: the secrets are not under `.next`.
+    std::fs::write(&next, format!("{}\n", "A".repeat(43) + "=")).unwrap();
+    let aura = Aura::start_in(data);
+    assert_eq!(read(&aura, "TOKEN").await, (200, json!({ "value": value })));
+    assert!(!next.exists());
+    let data = aura.stop();
+
+    // Created, not yet written.
+    std::fs::write(&next, "").unwrap();
+    let aura = Aura::start_in(data);
+    assert_eq!(read(&aura, "TOKEN").await, (200, json!({ "value": value })));
+    assert!(!next.exists());
+}

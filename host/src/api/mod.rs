@@ -128,8 +128,21 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// `GET /api/admin/audit?event=&user=&before=&limit=`: newest first.
 async fn audit(
     State(state): State<Arc<AppState>>,
-    axum::extract::Query(filter): axum::extract::Query<crate::audit::Filter>,
+    axum::extract::Query(mut filter): axum::extract::Query<crate::audit::Filter>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // Stored times have one form; `since` is compared in it.
+    if let Some(since) = &filter.since {
+        let parsed = chrono::DateTime::parse_from_rfc3339(since).map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("`since` must be an RFC 3339 time (2026-11-24T12:00:00Z), not `{since}`"),
+            )
+        })?;
+        filter.since = Some(crate::db::values::format_time(
+            parsed.with_timezone(&chrono::Utc),
+        ));
+    }
     let entries = state
         .audit
         .read(&filter)

@@ -210,7 +210,7 @@ impl Queue {
             let insert = backend.statement(
                 "INSERT INTO _aura_invocations (id, function, method, path, headers, body, caller, status, attempts, \
                  response_status, response_headers, response_body, response_truncated, error, created_at, started_at, \
-                 finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 [
                     text("id")?,
                     text("function")?,
@@ -538,7 +538,8 @@ impl Queue {
                 }
                 self.db.backend().run(
                     "UPDATE _aura_invocations SET status = ?, response_status = ?, response_headers = ?, \
-                     response_body = ?, response_truncated = ?, error = ?, finished_at = ?, node = NULL WHERE id = ?",
+                     response_body = ?, response_truncated = ?, error = ?, finished_at = ?, node = NULL \
+                     WHERE id = ? AND node = ? AND status = 'running'",
                     vec![
                         text_arg(if failed.is_some() { "failed" } else { "succeeded" }),
                         Arg::Number(status),
@@ -551,6 +552,7 @@ impl Queue {
                         failed.map_or(Arg::NullOf(Storage::Text), Arg::Text),
                         Arg::Text(now()),
                         text_arg(id),
+                        text_arg(&self.node),
                     ],
                 )
                 .await?;
@@ -562,8 +564,9 @@ impl Queue {
 
     async fn fail(&self, id: &str, error: &str) -> Result<(), QueueError> {
         self.db.backend().run(
-            "UPDATE _aura_invocations SET status = 'failed', error = ?, finished_at = ?, node = NULL WHERE id = ?",
-            vec![text_arg(error), Arg::Text(now()), text_arg(id)],
+            "UPDATE _aura_invocations SET status = 'failed', error = ?, finished_at = ?, node = NULL \
+             WHERE id = ? AND node = ? AND status = 'running'",
+            vec![text_arg(error), Arg::Text(now()), text_arg(id), text_arg(&self.node)],
         )
         .await?;
         Ok(())

@@ -120,7 +120,7 @@ pub fn tables(dialect: Dialect) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS _aura_schedules (name TEXT PRIMARY KEY, function TEXT NOT NULL, cron TEXT NOT NULL, \
              tz TEXT NOT NULL, payload TEXT NOT NULL, path TEXT NOT NULL, retries {number} NOT NULL, overlap TEXT NOT NULL, \
              missed TEXT NOT NULL, paused BOOLEAN NOT NULL, next_run_at TEXT NOT NULL, created_at TEXT NOT NULL, \
-             updated_at TEXT NOT NULL, busy_until TEXT)"
+             updated_at TEXT NOT NULL, busy_until TEXT, busy_holder TEXT)"
         ),
         "CREATE TABLE IF NOT EXISTS _aura_schedule_queue (schedule TEXT PRIMARY KEY, scheduled_for TEXT NOT NULL)".to_owned(),
         format!(
@@ -404,7 +404,7 @@ impl Scheduler {
     /// Fires a run now, outside the cron timetable (the overlap policy applies).
     pub async fn run_now(self: &Arc<Self>, name: &str) -> Result<(), ScheduleError> {
         let schedule = self.get(name).await?;
-        self.clone().fire(schedule, format_time(Utc::now())).await;
+        tokio::spawn(self.clone().fire(schedule, format_time(Utc::now())));
         Ok(())
     }
 
@@ -540,14 +540,15 @@ impl Scheduler {
         rows.first()?.first()?.as_str().map(parse_time)
     }
 
-    /// Takes the schedule's lease if no node holds it.
-    async fn acquire(&self, name: &str) -> bool {
+    /// Takes the schedule's lease for `holder` if no one holds it.
+    async fn acquire(&self, name: &str, holder: &str) -> bool {
         let now = Utc::now();
         let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
         self.db.backend().run(
-            "UPDATE _aura_schedules SET busy_until = ? WHERE name = ? AND (busy_until IS NULL OR busy_until < ?)",
+            "UPDATE _aura_schedules SET busy_until = ?, busy_holder = ? WHERE name = ? AND (busy_until IS NULL OR busy_until < ?)",
             vec![
                 text_arg(&format_time(lease)),
+                text_arg(holder),
                 text_arg(name),
                 text_arg(&format_time(now)),
             ],
@@ -557,23 +558,30 @@ impl Scheduler {
         .is_ok_and(|changed| changed == 1)
     }
 
-    async fn renew(&self, name: &str) -> anyhow::Result<u64> {
+    /// Extends `holder`'s lease; 0 when it was lost (it lapsed and another
+    /// took it).
+    async fn renew(&self, name: &str, holder: &str) -> anyhow::Result<u64> {
         let lease = Utc::now() + chrono::Duration::from_std(LEASE)?;
         self.db
             .backend()
             .run(
-                "UPDATE _aura_schedules SET busy_until = ? WHERE name = ?",
-                vec![text_arg(&format_time(lease)), text_arg(name)],
+                "UPDATE _aura_schedules SET busy_until = ? WHERE name = ? AND busy_holder = ?",
+                vec![
+                    text_arg(&format_time(lease)),
+                    text_arg(name),
+                    text_arg(holder),
+                ],
             )
             .await
     }
 
-    async fn release(&self, name: &str) -> anyhow::Result<u64> {
+    /// Gives up `holder`'s lease (not another's).
+    async fn release(&self, name: &str, holder: &str) -> anyhow::Result<u64> {
         self.db
             .backend()
             .run(
-                "UPDATE _aura_schedules SET busy_until = NULL WHERE name = ?",
-                vec![text_arg(name)],
+                "UPDATE _aura_schedules SET busy_until = NULL, busy_holder = NULL WHERE name = ? AND busy_holder = ?",
+                vec![text_arg(name), text_arg(holder)],
             )
             .await
     }
@@ -598,8 +606,9 @@ impl Scheduler {
     /// decides: record a skip, or leave the tick waiting (replacing an
     /// older waiting one).
     async fn fire(self: Arc<Self>, schedule: Schedule, scheduled_for: String) {
-        if self.acquire(&schedule.name).await {
-            self.drive(schedule, Some(scheduled_for)).await;
+        let holder = uuid::Uuid::now_v7().to_string();
+        if self.acquire(&schedule.name, &holder).await {
+            self.drive(schedule, holder, Some(scheduled_for)).await;
             return;
         }
         match schedule.spec.overlap {
@@ -624,8 +633,8 @@ impl Scheduler {
                     return;
                 }
                 // The run in flight may have ended before the tick was queued.
-                if self.acquire(&schedule.name).await {
-                    self.drive(schedule, None).await;
+                if self.acquire(&schedule.name, &holder).await {
+                    self.drive(schedule, holder, None).await;
                 }
             }
         }
@@ -633,18 +642,24 @@ impl Scheduler {
 
     /// Holding the lease: runs `first`, then waiting ticks, renewing the
     /// lease meanwhile; releases it when nothing waits.
-    async fn drive(self: Arc<Self>, schedule: Schedule, first: Option<String>) {
-        let renewing = {
+    async fn drive(self: Arc<Self>, schedule: Schedule, holder: String, first: Option<String>) {
+        let _renewing = {
             let scheduler = self.clone();
-            let name = schedule.name.clone();
-            tokio::spawn(async move {
+            let (name, holder) = (schedule.name.clone(), holder.clone());
+            AbortOnDrop(tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(RENEW).await;
-                    if let Err(err) = scheduler.renew(&name).await {
-                        tracing::error!(schedule = %name, error = %err, "renewing a schedule's lease");
+                    match scheduler.renew(&name, &holder).await {
+                        Ok(0) => {
+                            tracing::warn!(schedule = %name, "a schedule's lease lapsed during its run; another node may run it too")
+                        }
+                        Ok(_) => {}
+                        Err(err) => {
+                            tracing::error!(schedule = %name, error = %err, "renewing a schedule's lease")
+                        }
                     }
                 }
-            })
+            }))
         };
         let mut next = first;
         loop {
@@ -653,7 +668,7 @@ impl Scheduler {
                 None => match self.pop_queued(&schedule.name).await {
                     Ok(Some(tick)) => tick,
                     Ok(None) => {
-                        if let Err(err) = self.release(&schedule.name).await {
+                        if let Err(err) = self.release(&schedule.name, &holder).await {
                             tracing::error!(schedule = %schedule.name, error = %err, "releasing a schedule's lease");
                             break;
                         }
@@ -669,21 +684,20 @@ impl Scheduler {
                             )
                             .await
                             .is_ok_and(|rows| !rows.is_empty());
-                        if waiting && self.acquire(&schedule.name).await {
+                        if waiting && self.acquire(&schedule.name, &holder).await {
                             continue;
                         }
                         break;
                     }
                     Err(err) => {
                         tracing::error!(schedule = %schedule.name, error = %err, "taking a queued run");
-                        let _ = self.release(&schedule.name).await;
+                        let _ = self.release(&schedule.name, &holder).await;
                         break;
                     }
                 },
             };
             self.run(&schedule, &scheduled_for).await;
         }
-        renewing.abort();
     }
 
     /// One run: the first attempt and up to `retries` more, with backoff.
@@ -848,6 +862,16 @@ impl Attempt {
         self.error = error;
         self.invocation_id = invocation_id;
         self
+    }
+}
+
+/// Stops a background task when dropped (the lease renewal of a run,
+/// however the run ends).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

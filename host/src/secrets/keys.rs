@@ -129,6 +129,14 @@ pub fn next_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Syncs the directory holding `path`, so a rename in it lasts.
+pub fn sync_dir(path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Writes a new key file (mode 0600, synced); fails if it exists.
 pub fn write_key_file(path: &Path) -> anyhow::Result<MasterKey> {
     let (key, text) = MasterKey::generate();
@@ -182,10 +190,16 @@ impl Keyring {
             key
         };
         let next = next_path(&path);
-        let previous = if next.exists() {
-            vec![read_key_file(&next)?]
-        } else {
-            Vec::new()
+        let previous = match next.exists().then(|| read_key_file(&next)) {
+            None => Vec::new(),
+            Some(Ok(key)) => vec![key],
+            // Written but not synced when a rotation stopped: nothing can
+            // be sealed under it.
+            Some(Err(err)) => {
+                tracing::warn!(error = %format!("{err:#}"), "removing an unfinished master key file");
+                std::fs::remove_file(&next)?;
+                Vec::new()
+            }
         };
         Ok(Self {
             current,

@@ -97,6 +97,9 @@ pub struct Secrets {
     db: Arc<Database>,
     audit: Arc<AuditLog>,
     keyring: RwLock<Keyring>,
+    /// Sets take it shared, a rotation whole: no value is sealed under a
+    /// key being retired.
+    rotation: tokio::sync::RwLock<()>,
 }
 
 impl Secrets {
@@ -113,6 +116,7 @@ impl Secrets {
             db,
             audit,
             keyring: RwLock::new(keyring),
+            rotation: tokio::sync::RwLock::new(()),
         });
         secrets.settle().await?;
         Ok(secrets)
@@ -138,6 +142,7 @@ impl Secrets {
                 // A rotation wrote `.next`: it committed if secrets use it.
                 if rows.iter().any(|row| row.key_id == next.id) {
                     std::fs::rename(keys::next_path(&path), &path)?;
+                    keys::sync_dir(&path)?;
                     let old = std::mem::replace(&mut keyring.current, next);
                     keyring.previous.push(old);
                 } else {
@@ -231,7 +236,11 @@ impl Secrets {
                     Arg::Number(row.version as f64),
                 ],
             );
-            tx.execute(&update).await?;
+            anyhow::ensure!(
+                tx.execute(&update).await? == 1,
+                "secret `{}` changed during the rotation",
+                row.name
+            );
         }
         tx.commit().await?;
         Ok(rows.len())
@@ -272,6 +281,7 @@ impl Secrets {
                 "a secret value is at most {MAX_VALUE_BYTES} bytes"
             )));
         }
+        let _rotation = self.rotation.read().await;
         let backend = self.db.backend();
         let mut tx = backend.begin().await?;
         let mut select = backend.query();
@@ -366,6 +376,7 @@ impl Secrets {
                 ));
             }
         };
+        let _rotation = self.rotation.write().await;
         let next = keys::next_path(&path);
         let key = keys::write_key_file(&next).map_err(|e| {
             SecretError::Rotation(format!(
@@ -382,11 +393,7 @@ impl Secrets {
             }
         };
         std::fs::rename(&next, &path).map_err(anyhow::Error::from)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(anyhow::Error::from)?;
-        }
+        keys::sync_dir(&path)?;
         let old = {
             let mut keyring = self.keyring.write().unwrap_or_else(|e| e.into_inner());
             std::mem::replace(&mut keyring.current, key.clone()).id
