@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Benchmarks Aura against `wasmtime serve` on the same component, in one run;
 # with --db, the records API against PocketBase instead; with --storage,
-# object PUT/GET throughput against a plain file copy.
+# object PUT/GET throughput against a plain file copy; with --sse, 10,000
+# realtime connections; with --auth, session checks and logins against Hono +
+# Better-Auth on Bun.
 # Installs its tools (wrk from Debian, wasmtime-cli 48 from crates.io into a
-# cache outside the repository), builds release binaries, and prints a
-# Markdown table. Loopback only; every load run is bounded in time.
+# cache outside the repository, npm packages into bench/better-auth), builds
+# release binaries, and prints a Markdown table. Loopback only; every load
+# run is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,10 +18,30 @@ if ! command -v wrk >/dev/null 2>&1; then
     apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
 fi
 if [ "${1:-}" = "--auth" ]; then
-    # Accounts: /api/auth/me throughput and login latency.
+    # Accounts: /api/auth/me throughput and login latency, side by side with
+    # Hono + Better-Auth on Bun (bench/better-auth; bun from the npm package
+    # `bun`). npm ci runs again only when package-lock.json changed.
+    shift
+    (
+        cd bench/better-auth
+        stamp=node_modules/.aura-bench-lock
+        if ! cmp -s package-lock.json "$stamp" || ! node_modules/.bin/bun --version >/dev/null 2>&1; then
+            npm ci --no-audit --no-fund --loglevel=error
+            # bun's postinstall puts the binary in place; run it if npm skipped it.
+            node_modules/.bin/bun --version >/dev/null 2>&1 || (cd node_modules/bun && node install.js)
+            cp package-lock.json "$stamp"
+        fi
+    )
+    cargo build --release -p aura
+    exec python3 bench/auth.py --aura "$target/release/aura" --better-auth bench/better-auth \
+        --bun bench/better-auth/node_modules/.bin/bun "$@"
+fi
+if [ "${1:-}" = "--sse" ]; then
+    # Realtime: 10,000 SSE connections, fan-out latency, events/s.
     shift
     cargo build --release -p aura
-    exec python3 bench/auth.py --aura "$target/release/aura" "$@"
+    ulimit -n 20000
+    exec python3 bench/sse.py --aura "$target/release/aura" "$@"
 fi
 if [ "${1:-}" = "--storage" ]; then
     # Objects: REST PUT/GET throughput against a plain file copy.
