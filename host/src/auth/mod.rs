@@ -296,22 +296,36 @@ fn hasher() -> Argon2<'static> {
     )
 }
 
+/// Runs argon2 work on a blocking thread, at most one per core at a time:
+/// more would not finish sooner (it is CPU-bound), and each holds 19 MiB,
+/// so a burst of sign-ins queues here instead of growing memory.
+async fn argon2_work<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    let _slot = slots.acquire().await?;
+    tokio::task::spawn_blocking(work).await?
+}
+
 async fn hash_password(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || {
+    argon2_work(move || {
         let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(hasher()
             .hash_password(password.as_bytes(), &salt)
             .map_err(|e| anyhow::anyhow!("hashing: {e}"))?
-            .to_string())
+                        .to_string())
     })
-    .await?
+    .await
 }
 
 /// Whether `password` matches `hash`, and whether the hash should be
 /// redone with today's parameters.
 async fn verify_password(password: String, hash: String) -> anyhow::Result<(bool, bool)> {
-    tokio::task::spawn_blocking(move || {
+    argon2_work(move || {
         let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
         let ok = hasher()
             .verify_password(password.as_bytes(), &parsed)
@@ -323,9 +337,9 @@ async fn verify_password(password: String, hash: String) -> anyhow::Result<(bool
                     || p.t_cost() != current.t_cost()
                     || p.p_cost() != current.p_cost()
             });
-        Ok((ok, stale))
+                Ok((ok, stale))
     })
-    .await?
+    .await
 }
 
 fn sha256_hex(text: &str) -> String {
