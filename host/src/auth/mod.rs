@@ -317,7 +317,7 @@ async fn hash_password(password: String) -> anyhow::Result<String> {
         Ok(hasher()
             .hash_password(password.as_bytes(), &salt)
             .map_err(|e| anyhow::anyhow!("hashing: {e}"))?
-                        .to_string())
+            .to_string())
     })
     .await
 }
@@ -337,7 +337,7 @@ async fn verify_password(password: String, hash: String) -> anyhow::Result<(bool
                     || p.t_cost() != current.t_cost()
                     || p.p_cost() != current.p_cost()
             });
-                Ok((ok, stale))
+        Ok((ok, stale))
     })
     .await
 }
