@@ -46,6 +46,9 @@ pub struct Presence {
     /// This node's id, on the rows of its members.
     node: String,
     timeout: Duration,
+    /// Connections whose leave failed (a database blip), tried again at
+    /// each sweep so they are not refreshed forever.
+    unleft: std::sync::Mutex<Vec<String>>,
 }
 
 /// A stream's membership; dropping it leaves every channel it joined.
@@ -63,7 +66,12 @@ impl Drop for Membership {
         let connection = std::mem::take(&mut self.connection);
         tokio::spawn(async move {
             if let Err(err) = presence.leave(&connection).await {
-                tracing::warn!(error = %err, "leaving presence");
+                tracing::warn!(error = %err, "leaving presence; trying again at the next sweep");
+                presence
+                    .unleft
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(connection);
             }
         });
     }
@@ -101,6 +109,7 @@ impl Presence {
             broker,
             node: values::new_id(),
             timeout,
+            unleft: std::sync::Mutex::default(),
         });
         let weak = Arc::downgrade(&presence);
         let every = presence.heartbeat();
@@ -260,6 +269,16 @@ impl Presence {
     /// Refreshes this node's members; removes members no node refreshed
     /// within the timeout.
     async fn sweep(&self) -> anyhow::Result<()> {
+        let unleft = std::mem::take(&mut *self.unleft.lock().unwrap_or_else(|e| e.into_inner()));
+        for (i, connection) in unleft.iter().enumerate() {
+            if let Err(err) = self.leave(connection).await {
+                self.unleft
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(unleft[i..].iter().cloned());
+                return Err(err);
+            }
+        }
         let now = chrono::Utc::now();
         self.db
             .backend()

@@ -233,6 +233,17 @@ impl Scheduler {
             .rows("SELECT name FROM _aura_schedules", vec![], &[Storage::Text])
             .await?
             .is_empty();
+        let old_rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schedules")
+            .fetch_one(local)
+            .await?;
+        if old_rows > 0 && !empty {
+            // Not merged into another node's schedules: kept for the operator.
+            tracing::warn!(
+                old_rows,
+                "aura.db holds schedules of an earlier version and the shared database has schedules already: they were not moved (tables `schedules` and `schedule_runs` in aura.db)"
+            );
+            return Ok(());
+        }
         if empty {
             let backend = self.db.backend();
             let mut tx = backend.begin().await?;
