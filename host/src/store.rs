@@ -30,6 +30,17 @@ pub async fn open_logs(dir: &Path) -> anyhow::Result<SqlitePool> {
     Ok(pool)
 }
 
+/// Whether `pool` holds table `name` (tables an earlier version kept here
+/// and a newer one moves out).
+pub async fn has_table(pool: &SqlitePool, name: &str) -> anyhow::Result<bool> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(found.is_some())
+}
+
 async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
     let options = SqliteConnectOptions::new()
         .filename(path)

@@ -19,11 +19,12 @@
 use crate::db::backend::{Arg, column_type, text_arg};
 use crate::db::filter::Dialect;
 use crate::db::schema::Storage;
+use crate::db::values::{format_time, now};
 use crate::db::{Caller, Database, User};
 use crate::functions::Functions;
 use base64::Engine as _;
 use bytes::Bytes;
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use http_body_util::{BodyExt, Full};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -182,12 +183,7 @@ impl Queue {
     /// Copies the old `async_invocations` table of `local` into the shared
     /// one, then drops it.
     async fn adopt(&self, local: &SqlitePool) -> anyhow::Result<()> {
-        let old: Option<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'async_invocations'",
-        )
-        .fetch_optional(local)
-        .await?;
-        if old.is_none() {
+        if !crate::store::has_table(local, "async_invocations").await? {
             return Ok(());
         }
         let backend = self.db.backend();
@@ -357,7 +353,7 @@ impl Queue {
             }
             if last_prune.elapsed() > Duration::from_secs(60) {
                 last_prune = std::time::Instant::now();
-                let cutoff = (Utc::now() - RETENTION).to_rfc3339_opts(SecondsFormat::Millis, true);
+                let cutoff = format_time(Utc::now() - RETENTION);
                 let _ = self
                     .db
                     .backend()
@@ -377,7 +373,7 @@ impl Queue {
     /// Renews the leases of what this node runs; queues again what a
     /// stopped node left running.
     async fn renew(&self) -> anyhow::Result<()> {
-        let lease = (Utc::now() + LEASE).to_rfc3339_opts(SecondsFormat::Millis, true);
+        let lease = format_time(Utc::now() + LEASE);
         self.db.backend().run(
             "UPDATE _aura_invocations SET lease_until = ? WHERE status = 'running' AND node = ?",
             vec![text_arg(&lease), text_arg(&self.node)],
@@ -419,7 +415,7 @@ impl Queue {
             if !self.take_slot(&function, limit) {
                 continue;
             }
-            let lease = (Utc::now() + LEASE).to_rfc3339_opts(SecondsFormat::Millis, true);
+            let lease = format_time(Utc::now() + LEASE);
             let claimed = self.db.backend().run(
                     "UPDATE _aura_invocations SET status = 'running', node = ?, lease_until = ?, started_at = ?, \
                      attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
@@ -582,8 +578,4 @@ pub struct Accepted {
     pub status: &'static str,
     /// Where to ask for the result.
     pub status_url: String,
-}
-
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }

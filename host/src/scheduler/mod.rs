@@ -24,9 +24,10 @@ use crate::db::Database;
 use crate::db::backend::{Arg, column_type, text_arg};
 use crate::db::filter::Dialect;
 use crate::db::schema::Storage;
+use crate::db::values::format_time;
 use crate::functions::Functions;
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full};
 use serde::Serialize;
 use serde_json::Value;
@@ -187,19 +188,7 @@ impl Scheduler {
                 continue;
             };
             // Another node may have moved it on meanwhile: only the winner records.
-            let moved = scheduler
-                .db
-                .backend()
-                .run(
-                    "UPDATE _aura_schedules SET next_run_at = ? WHERE name = ? AND next_run_at = ?",
-                    vec![
-                        text_arg(&format_time(next)),
-                        text_arg(&schedule.name),
-                        text_arg(&schedule.next_run_at),
-                    ],
-                )
-                .await?;
-            if moved == 0 {
+            if !scheduler.claim(&schedule, next).await? {
                 continue;
             }
             let record = Attempt::new(&schedule, &schedule.next_run_at, 0);
@@ -219,12 +208,7 @@ impl Scheduler {
     /// Copies the schedules and runs of `local`'s old `schedules` tables
     /// into the shared ones (when those are empty), then drops them.
     async fn adopt(&self, local: &SqlitePool) -> anyhow::Result<()> {
-        let old: Option<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schedules'",
-        )
-        .fetch_optional(local)
-        .await?;
-        if old.is_none() {
+        if !crate::store::has_table(local, "schedules").await? {
             return Ok(());
         }
         let empty = self
@@ -489,25 +473,30 @@ impl Scheduler {
             let Some(next) = self.next_or_pause(&schedule, now).await? else {
                 continue;
             };
-            let won = self
-                .db
-                .backend()
-                .run(
-                    "UPDATE _aura_schedules SET next_run_at = ? WHERE name = ? AND next_run_at = ?",
-                    vec![
-                        text_arg(&format_time(next)),
-                        text_arg(&schedule.name),
-                        text_arg(&schedule.next_run_at),
-                    ],
-                )
-                .await?
-                == 1;
-            if won {
+            if self.claim(&schedule, next).await? {
                 let scheduled_for = schedule.next_run_at.clone();
                 claimed.push((schedule, scheduled_for));
             }
         }
         Ok(claimed)
+    }
+
+    /// Moves the schedule's due tick on to `next`; true for the one caller
+    /// (of all nodes) that did.
+    async fn claim(&self, schedule: &Schedule, next: DateTime<Utc>) -> anyhow::Result<bool> {
+        let moved = self
+            .db
+            .backend()
+            .run(
+                "UPDATE _aura_schedules SET next_run_at = ? WHERE name = ? AND next_run_at = ?",
+                [
+                    text_arg(&format_time(next)),
+                    text_arg(&schedule.name),
+                    text_arg(&schedule.next_run_at),
+                ],
+            )
+            .await?;
+        Ok(moved == 1)
     }
 
     /// The schedule's next tick after `now`; a schedule that can never fire
@@ -889,10 +878,6 @@ impl Drop for AbortOnDrop {
 /// 1 s, 2 s, 4 s … capped at a minute.
 fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(Duration::from_secs(60))
-}
-
-fn format_time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 fn parse_time(text: &str) -> DateTime<Utc> {
