@@ -13,6 +13,10 @@ pub mod auth;
 pub mod backup;
 pub mod cli;
 pub mod db;
+pub mod definition;
+
+pub mod environments;
+
 pub mod functions;
 pub mod grants;
 pub mod metrics;

@@ -1,15 +1,9 @@
-//! `aura serve`: open the data directory, load functions, serve HTTP.
+//! `aura serve`: open the data directory and its environments, serve HTTP.
 
-use crate::api::{self, AppState};
-use crate::db::{Database, Location};
-use crate::functions::Functions;
-use crate::functions::logs::InvocationLog;
+use crate::api;
+use crate::environments::{DEFAULT, Environments, Shared};
 use crate::metrics::Metrics;
-use crate::queue::Queue;
-use crate::realtime::Broker;
-use crate::runtime::{Egress, Runtime};
-use crate::scheduler::Scheduler;
-use crate::store;
+use crate::runtime::{Egress, Sandbox};
 use anyhow::Context as _;
 use axum::serve::ListenerExt;
 use std::io::Write as _;
@@ -40,7 +34,8 @@ pub struct ServeOptions {
     pub database: Option<String>,
     /// The S3 service blobs are kept in (`None`: `DATA/storage/blobs`).
     pub storage_url: Option<String>,
-    /// Where the S3 API listens (`None`: not at all).
+    /// Where the S3 API (of the default environment's buckets) listens
+    /// (`None`: not at all).
     pub s3_addr: Option<String>,
     /// Mail delivery and links of the auth service.
     pub auth: crate::auth::AuthOptions,
@@ -59,120 +54,41 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let admin_token = admin_token(data_dir)?;
-    let metrics = Arc::new(Metrics::default());
-    let broker = Arc::new(Broker::new(options.realtime_buffer));
-    let location = match &options.database {
-        Some(text) => Location::parse(text),
-        None => Location::File(data_dir.join("collections.db")),
-    };
-    let records = Database::open(location.clone())
-        .await
-        .with_context(|| format!("opening the database ({})", location.describe()))?;
-    tracing::info!(database = %location.describe(), "database open");
-    records.publish_changes_to(broker.clone());
-    if let Some(pool) = records.postgres_pool() {
-        crate::realtime::relay::start(pool, broker.clone()).await?;
-    }
-    let audit = Arc::new(crate::audit::AuditLog::start(
-        records.backend().clone(),
-        options.audit_retention_days,
-    ));
     // Bound before the services start, so links in mail can name the port.
     let listener = tokio::net::TcpListener::bind(&options.addr)
         .await
         .with_context(|| format!("listening on {}", options.addr))?;
     let addr = listener.local_addr()?;
-    let auth = crate::auth::Auth::start(
-        records.clone(),
-        audit.clone(),
-        &options.auth,
-        format!("http://{addr}"),
-    )
-    .await?;
-    let storage = crate::storage::Storage::open(
-        records.clone(),
-        &data_dir.join("storage"),
-        crate::storage::DEFAULT_MAX_OBJECT_BYTES,
-        options
-            .storage_url
-            .as_deref()
-            .map(crate::storage::remote::Remote::from_url)
-            .transpose()?,
-    )
-    .await
-    .context("opening the object store")?;
-    let secrets = crate::secrets::Secrets::start(
-        records.clone(),
-        audit.clone(),
-        &options.master_key,
-        data_dir,
-    )
-    .await
-    .context("opening the secrets")?;
-    let runtime = Runtime::new(
+    let sandbox = Sandbox::new(
         &data_dir.join("cache"),
         options.max_instances,
         Egress::new(&options.resolve, options.outbound_ca.as_deref())?,
-        crate::runtime::Services {
-            broker: broker.clone(),
-            database: records.clone(),
-            storage: storage.clone(),
-            secrets: secrets.clone(),
-        },
-        auth.public_url(),
     )?;
-    let db = store::open_data(data_dir).await?;
-    let logs = InvocationLog::start(store::open_logs(data_dir).await?, metrics.clone());
-    let functions = Arc::new(
-        Functions::load(
-            db.clone(),
-            runtime.clone(),
-            data_dir.join("components"),
-            logs,
-            metrics.clone(),
-        )
-        .await?,
-    );
-    let scheduler = Scheduler::start(&db, records.clone(), functions.clone()).await?;
-    let queue = Queue::start(
-        &db,
-        records.clone(),
-        data_dir,
-        functions.clone(),
-        options.max_queued,
-    )
-    .await?;
-    let backups = crate::backup::Backups::start(
-        data_dir,
-        records.clone(),
-        db.clone(),
-        functions.clone(),
-        storage.clone(),
-        options.auto_backup,
-    );
-    let presence = crate::realtime::presence::Presence::start(
-        records.clone(),
-        broker.clone(),
-        options.presence_timeout,
-    );
-    let state = Arc::new(AppState {
-        functions,
-        db: records,
-        auth,
-        audit,
-        scheduler,
-        queue,
-        presence,
-        secrets,
-        backups,
-        realtime: broker,
-        storage: storage.clone(),
-        metrics,
+    let pooling = sandbox.pooling();
+    let base_url = options
+        .auth
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let s3_addr = options.s3_addr.clone();
+    let environments = Environments::open(Shared {
+        options,
+        sandbox,
+        metrics: Arc::new(Metrics::default()),
         admin_token,
-    });
+        base_url,
+    })
+    .await?;
 
-    tracing::info!(%addr, pooling = runtime.pooling(), startup = ?started.elapsed(), "ready");
-    if let Some(s3_addr) = &options.s3_addr {
+    tracing::info!(%addr, pooling, environments = ?environments.names(), startup = ?started.elapsed(), "ready");
+    if let Some(s3_addr) = &s3_addr {
+        let storage = environments
+            .get(DEFAULT)
+            .expect("the default environment is open")
+            .storage
+            .clone();
         let s3 = tokio::net::TcpListener::bind(s3_addr)
             .await
             .with_context(|| format!("listening for the S3 API on {s3_addr}"))?;
@@ -191,7 +107,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         // Streamed chunks must leave as soon as the guest writes them.
         let _ = tcp.set_nodelay(true);
     });
-    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = api::environments::router(environments)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

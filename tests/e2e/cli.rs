@@ -51,7 +51,13 @@ async fn cli_deploys_lists_rolls_back_shows_logs_and_deletes() {
     assert!(out.contains("stdout| hello: GET /hi"), "{out}");
     assert!(out.contains("stderr| hello: done"), "{out}");
 
-    let out = stdout(&aura.cli(&["functions", "delete", "greet"]));
+    let refused = aura.cli(&["functions", "delete", "greet"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("delete function greet with its versions and logs in environment `default` needs confirmation: pass --yes"),
+        "{refused:?}"
+    );
+    let out = stdout(&aura.cli(&["functions", "delete", "greet", "--yes"]));
     assert_eq!(out.trim(), "deleted greet");
     let out = stdout(&aura.cli(&["functions", "list", "--json"]));
     assert_eq!(out.trim(), r#"{"functions":[]}"#);

@@ -1537,7 +1537,7 @@ async fn cli_applies_schemas_and_deploys_bring_their_collections() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("todos"));
     let out = aura.cli(&["collections", "drop", "todos"]);
     assert!(!out.status.success(), "records are there: force needed");
-    let out = aura.cli(&["collections", "drop", "todos", "--force"]);
+    let out = aura.cli(&["collections", "drop", "todos", "--force", "--yes"]);
     assert!(out.status.success());
 }
 

@@ -8,12 +8,16 @@ mod backup;
 mod cli;
 mod database;
 mod deploy;
+mod environments;
+
 mod grants;
 mod imports;
 mod invoke;
 mod lifecycle;
 mod limits;
 mod oauth;
+mod project;
+
 mod presence;
 mod queue;
 mod realtime;

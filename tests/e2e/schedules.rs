@@ -329,7 +329,7 @@ async fn cli_manages_schedules() {
     }
     assert!(out.contains("attempt 1 ok 200"), "{out}");
     assert!(
-        aura.cli(&["schedules", "remove", "nightly"])
+        aura.cli(&["schedules", "remove", "nightly", "--yes"])
             .status
             .success()
     );

@@ -237,9 +237,9 @@ async fn the_cli_sets_from_stdin_and_lists_without_values() {
         (200, json!({ "value": value })),
         "one newline dropped"
     );
-    let unset = aura.cli(&["secrets", "unset", "FROM_STDIN"]);
+    let unset = aura.cli(&["secrets", "unset", "FROM_STDIN", "--yes"]);
     assert!(unset.status.success());
-    let again = aura.cli(&["secrets", "unset", "FROM_STDIN"]);
+    let again = aura.cli(&["secrets", "unset", "FROM_STDIN", "-y"]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("no secret named"));
 }

@@ -194,6 +194,9 @@ impl Aura {
             .args(args)
             .env("AURA_URL", &self.url)
             .env("AURA_TOKEN", &self.token)
+            // `aura env use` saves its choice here, apart from other tests.
+            .env("AURA_CONFIG_DIR", self.data_dir().join(".aura-cli"))
+            .env_remove("AURA_ENV")
             .output()
             .expect("running the aura CLI")
     }

@@ -7,6 +7,8 @@ mod admin;
 mod auth;
 mod collections;
 mod cookies;
+mod definition;
+pub mod environments;
 mod error;
 mod files;
 mod invoke;
@@ -33,8 +35,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use std::sync::Arc;
 
-/// Shared state of every handler.
+/// The services of one environment: the state of its handlers.
 pub struct AppState {
+    /// The environment's name.
+    pub environment: String,
     /// The functions service.
     pub functions: Arc<Functions>,
     /// The database service.
@@ -61,6 +65,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The admin token (compared in constant time).
     pub admin_token: String,
+    /// Held while the definition changes as a whole (push, rollback).
+    pub applying: tokio::sync::Mutex<()>,
 }
 
 /// The OpenAPI document of the REST API.
@@ -73,6 +79,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(collections::routes())
         .merge(storage::routes())
         .merge(secrets::routes())
+        .merge(definition::routes())
         .route("/api/admin/audit", get(audit))
         .route("/api/admin/backups", get(list_backups).post(create_backup))
         .route("/api/admin/realtime/rules", get(realtime::rules))

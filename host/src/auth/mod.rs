@@ -550,6 +550,7 @@ impl Auth {
                 header::CONTENT_TYPE,
                 HeaderName::from_static("x-csrf-token"),
                 HeaderName::from_static("last-event-id"),
+                HeaderName::from_static("x-aura-env"),
             ])
             .expose_headers([header::ETAG, header::LOCATION, header::RETRY_AFTER])
     }

@@ -160,6 +160,7 @@ pub(super) async fn run(
         }
         CollectionsCommand::Drop { name, force } => {
             let path = if force {
+                client.confirm(&format!("drop collection {name} and its records"))?;
                 format!("/api/collections/{name}?force=true")
             } else {
                 format!("/api/collections/{name}")

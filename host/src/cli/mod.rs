@@ -4,8 +4,11 @@
 mod backup;
 mod client;
 mod collections;
+mod env;
 mod init;
 mod manifest;
+mod project;
+
 mod secrets;
 mod storage;
 
@@ -46,6 +49,13 @@ struct Connection {
     /// Print the server's JSON answers as they are
     #[arg(long, global = true)]
     json: bool,
+    /// The environment to act on [default: the one `aura env use` chose,
+    /// else `default`]
+    #[arg(long = "env", env = "AURA_ENV", global = true)]
+    environment: Option<String>,
+    /// Answer yes to the questions of destructive commands (for scripts)
+    #[arg(long, short = 'y', global = true)]
+    yes: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +152,32 @@ enum Command {
         /// The project's language (only rust for now)
         #[arg(long, default_value = "rust", value_parser = ["rust"])]
         lang: String,
+    },
+    /// List, create and choose environments, and promote one into another
+    Env {
+        #[command(subcommand)]
+        command: env::EnvCommand,
+    },
+    /// Apply a project directory (aura.toml, collections/, functions/) to
+    /// the environment, after showing the changes
+    Push {
+        /// The project directory
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Write the environment's definition into a project directory
+    Pull {
+        /// The project directory
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// List the snapshots of the environment's definition (one per push)
+    Snapshots,
+    /// Restore the definition (collections, functions, schedules; not
+    /// data) of a snapshot
+    Rollback {
+        /// The snapshot's id (`aura snapshots`)
+        snapshot: i64,
     },
     /// Take, list and restore backups
     Backup {
@@ -300,6 +336,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         connection.url.as_deref(),
         connection.token,
         &connection.data_dir,
+        connection.environment,
+        connection.yes,
     )?;
     let json = connection.json;
     match cli.command {
@@ -446,6 +484,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 });
             }
             FunctionsCommand::Delete { name } => {
+                client.confirm(&format!(
+                    "delete function {name} with its versions and logs"
+                ))?;
                 client
                     .delete(&format!("/api/admin/functions/{name}"))
                     .await?;
@@ -459,6 +500,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Storage { command } => storage::run(&client, json, command).await?,
         Command::Secrets { command } => secrets::run(&client, json, command).await?,
         Command::Backup { command } => backup::run(&client, json, command).await?,
+        Command::Env { command } => env::run(&client, json, command).await?,
+        Command::Push { dir } => project::push(&client, json, &dir).await?,
+        Command::Pull { dir } => project::pull(&client, json, &dir).await?,
+        Command::Snapshots => project::list_snapshots(&client, json).await?,
+        Command::Rollback { snapshot } => project::rollback(&client, json, snapshot).await?,
         Command::Logs {
             name,
             follow,
@@ -602,6 +648,7 @@ async fn schedules(client: &Client, json: bool, command: SchedulesCommand) -> an
             });
         }
         SchedulesCommand::Remove { name } => {
+            client.confirm(&format!("remove schedule {name} and its history"))?;
             client
                 .delete(&format!("/api/admin/schedules/{name}"))
                 .await?;

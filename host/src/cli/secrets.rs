@@ -80,6 +80,7 @@ pub(super) async fn run(
             });
         }
         SecretsCommand::Unset { name } => {
+            client.confirm(&format!("unset secret {name}"))?;
             client.delete(&format!("/api/admin/secrets/{name}")).await?;
             print(json, &json!({ "unset": name }), |_| format!("unset {name}"));
         }

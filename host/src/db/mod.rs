@@ -132,6 +132,29 @@ pub enum DbError {
     Internal(#[from] anyhow::Error),
 }
 
+/// Creates `schema` in the PostgreSQL database at `url` if it is missing
+/// (an environment's tables live in a schema of their own).
+pub async fn create_postgres_schema(url: &str, schema: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use sqlx::Connection as _;
+
+    anyhow::ensure!(
+        schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+        "`{schema}` is not a schema name"
+    );
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .execute(&mut conn)
+        .await
+        .with_context(|| format!("creating schema {schema}"))?;
+    conn.close().await?;
+    Ok(())
+}
+
 /// The database service.
 pub struct Database {
     backend: Backend,

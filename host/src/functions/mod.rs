@@ -315,6 +315,71 @@ impl Functions {
         Ok(version)
     }
 
+    /// Makes `name`'s active version the component with SHA-256 `hash`
+    /// under `config`: nothing if it is already, the existing version that
+    /// matches if there is one, else a new version from `wasm` or from the
+    /// stored component.
+    pub async fn ensure(
+        &self,
+        name: &str,
+        hash: &str,
+        config: VersionConfig,
+        wasm: Option<Bytes>,
+    ) -> Result<(), FunctionError> {
+        let versions = match self.versions(name).await {
+            Ok(versions) => versions,
+            Err(FunctionError::NotFound(_)) => Vec::new(),
+            Err(err) => return Err(err),
+        };
+        let matching = versions
+            .iter()
+            .filter(|v| v.hash == hash && v.limits == config.limits && v.grants == config.grants)
+            .max_by_key(|v| v.version);
+        match matching {
+            Some(version) if version.active => Ok(()),
+            Some(version) => self.rollback(name, Some(version.version)).await.map(drop),
+            None => {
+                let wasm = match wasm {
+                    Some(wasm) => wasm,
+                    None => tokio::fs::read(self.blob_path(hash))
+                        .await
+                        .map(Bytes::from)
+                        .map_err(|err| {
+                            FunctionError::Internal(anyhow::anyhow!(
+                                "component {hash} is not stored: {err}"
+                            ))
+                        })?,
+                };
+                self.deploy(name, wasm, config).await.map(drop)
+            }
+        }
+    }
+
+    /// Whether the component with SHA-256 `hash` is stored.
+    pub async fn has_component(&self, hash: &str) -> bool {
+        hash.bytes().all(|b| b.is_ascii_hexdigit())
+            && tokio::fs::try_exists(self.blob_path(hash))
+                .await
+                .unwrap_or(false)
+    }
+
+    /// The stored component with SHA-256 `hash`.
+    pub async fn component(&self, hash: &str) -> Option<Bytes> {
+        if !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        tokio::fs::read(self.blob_path(hash))
+            .await
+            .ok()
+            .map(Bytes::from)
+    }
+
+    /// The database of functions (`aura.db`), which also keeps the
+    /// environment's snapshots.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.db
+    }
+
     /// Holds off deploys, rollbacks and deletes while the guard lives (for
     /// a backup); answers the component directory.
     pub async fn hold_changes(&self) -> (std::path::PathBuf, tokio::sync::MutexGuard<'_, ()>) {
@@ -335,11 +400,13 @@ impl Functions {
             .execute(&self.db)
             .await?;
         for version in versions {
-            let still_used: bool =
-                sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM function_versions WHERE hash = ?)")
-                    .bind(&version.hash)
-                    .fetch_one(&self.db)
-                    .await?;
+            let still_used: bool = sqlx::query_scalar(
+                "SELECT EXISTS(SELECT 1 FROM function_versions WHERE hash = ?1) \
+                     OR EXISTS(SELECT 1 FROM snapshot_components WHERE hash = ?1)",
+            )
+            .bind(&version.hash)
+            .fetch_one(&self.db)
+            .await?;
             if !still_used {
                 let _ = tokio::fs::remove_file(self.blob_path(&version.hash)).await;
                 self.runtime.evict(&version.hash);

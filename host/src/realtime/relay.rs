@@ -1,6 +1,7 @@
 //! Realtime across nodes: events published on one node reach subscribers
 //! on every node sharing the PostgreSQL database, through `LISTEN/NOTIFY`
-//! on channel `aura_events`. No broker of our own.
+//! on channel `aura_events` (`aura_events_NAME` for environment NAME). No
+//! broker of our own.
 //!
 //! A notification carries `{"node", "channel", "data"}`. PostgreSQL limits
 //! a payload to 8000 bytes: larger events are stored in
@@ -15,24 +16,27 @@ use sqlx::postgres::PgListener;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// The notification channel.
-const CHANNEL: &str = "aura_events";
 /// Largest payload sent inline (PostgreSQL's limit is 8000 bytes).
 const MAX_INLINE: usize = 7900;
 
 /// Starts relaying `broker`'s events through PostgreSQL, both ways.
-pub async fn start(pool: PgPool, broker: Arc<Broker>) -> anyhow::Result<()> {
+pub async fn start(pool: PgPool, broker: Arc<Broker>, channel: String) -> anyhow::Result<()> {
     let node = hex::encode(rand::random::<[u8; 8]>());
     let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen(&channel).await?;
     let (sender, receiver) = mpsc::unbounded_channel();
     broker.relay_to(sender);
-    tokio::spawn(send(pool.clone(), node.clone(), receiver));
+    tokio::spawn(send(pool.clone(), node.clone(), channel, receiver));
     tokio::spawn(receive(pool, node, listener, Arc::downgrade(&broker)));
     Ok(())
 }
 
-async fn send(pool: PgPool, node: String, mut events: mpsc::UnboundedReceiver<(String, Value)>) {
+async fn send(
+    pool: PgPool,
+    node: String,
+    notify: String,
+    mut events: mpsc::UnboundedReceiver<(String, Value)>,
+) {
     while let Some((channel, data)) = events.recv().await {
         let payload = json!({ "node": node, "channel": channel, "data": data }).to_string();
         let sent = async {
@@ -53,7 +57,7 @@ async fn send(pool: PgPool, node: String, mut events: mpsc::UnboundedReceiver<(S
                 format!("#{id}")
             };
             sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
+                .bind(&notify)
                 .bind(payload)
                 .execute(&pool)
                 .await

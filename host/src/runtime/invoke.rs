@@ -245,9 +245,10 @@ impl Runtime {
         caller: Caller,
     ) -> Store<InvocationState> {
         let cpu_ticks = limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
-        let hooks = prepared
-            .network
-            .policy(self.egress.clone(), *limits, monitor.stderr.clone());
+        let hooks =
+            prepared
+                .network
+                .policy(self.sandbox.egress.clone(), *limits, monitor.stderr.clone());
         let state = InvocationState::new(
             limits.memory_bytes(),
             cpu_ticks,
@@ -263,7 +264,7 @@ impl Runtime {
             hooks,
             monitor,
         );
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&self.sandbox.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| {

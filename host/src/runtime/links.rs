@@ -251,7 +251,7 @@ pub(super) fn linker(
     links: &[Link],
     callees: &Arc<dyn Callees>,
 ) -> Result<Linker<InvocationState>, InvalidComponent> {
-    let mut linker = runtime.linker.clone();
+    let mut linker = runtime.sandbox.linker.clone();
     let link_error = |err: wasmtime::Error| {
         InvalidComponent::new(format!("the component cannot be linked: {err:#}"))
     };
@@ -264,7 +264,7 @@ pub(super) fn linker(
             continue;
         };
         let mut bridge = linker.instance(&link.interface).map_err(link_error)?;
-        for (name, export) in instance.exports(&runtime.engine) {
+        for (name, export) in instance.exports(&runtime.sandbox.engine) {
             if !matches!(export.ty, ComponentItem::ComponentFunc(_)) {
                 continue;
             }

@@ -105,13 +105,21 @@ impl Prepared {
     }
 }
 
-/// The process-wide runtime.
-pub struct Runtime {
+/// The process-wide part of the runtime, shared by every environment: the
+/// engine and its instance pool, the linker, the compiled-artifact cache
+/// and the outbound HTTP policy.
+pub struct Sandbox {
     engine: Engine,
     linker: Linker<InvocationState>,
     cache_dir: PathBuf,
     pooling: bool,
     egress: Arc<Egress>,
+}
+
+/// The runtime of one environment: the shared [`Sandbox`] and the
+/// environment's services behind the `aura:platform` interfaces.
+pub struct Runtime {
+    sandbox: Arc<Sandbox>,
     broker: Arc<Broker>,
     database: Arc<crate::db::Database>,
     storage: Arc<crate::storage::Storage>,
@@ -131,21 +139,10 @@ pub struct Services {
     pub secrets: Arc<crate::secrets::Secrets>,
 }
 
-impl Runtime {
+impl Sandbox {
     /// Builds the engine (pooling allocator when the address space allows it,
     /// epoch interruption), the linker, and starts the epoch ticker thread.
-    pub fn new(
-        cache_dir: &Path,
-        max_instances: u32,
-        egress: Egress,
-        Services {
-            broker,
-            database,
-            storage,
-            secrets,
-        }: Services,
-        public_url: &str,
-    ) -> anyhow::Result<Arc<Self>> {
+    pub fn new(cache_dir: &Path, max_instances: u32, egress: Egress) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(max_instances > 0, "the instance limit must be at least 1");
         std::fs::create_dir_all(cache_dir)
             .with_context(|| format!("creating {}", cache_dir.display()))?;
@@ -164,17 +161,36 @@ impl Runtime {
             cache_dir: cache_dir.to_owned(),
             pooling,
             egress: Arc::new(egress),
-            broker,
-            database,
-            storage,
-            secrets,
-            public_url: public_url.into(),
         }))
     }
 
     /// Whether instances come from the pooling allocator.
     pub fn pooling(&self) -> bool {
         self.pooling
+    }
+}
+
+impl Runtime {
+    /// The runtime of one environment: `services` on the shared `sandbox`;
+    /// `public_url` is the environment's base URL (for presigned links).
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        Services {
+            broker,
+            database,
+            storage,
+            secrets,
+        }: Services,
+        public_url: &str,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            sandbox,
+            broker,
+            database,
+            storage,
+            secrets,
+            public_url: public_url.into(),
+        })
     }
 
     /// Compiles (or loads from the cache) a component whose bytes hash to
@@ -214,30 +230,41 @@ impl Runtime {
             names: grants.secret_names().map_err(InvalidComponent::new)?.into(),
         };
         capabilities::check_format(wasm)?;
-        let cached = self.cached_artifact(hash);
-        let (component, outcome) = match self.load_cached(&cached) {
+        let cached = self.sandbox.cached_artifact(hash);
+        let (component, outcome) = match self.sandbox.load_cached(&cached) {
             Some(component) => (component, CacheOutcome::Hit),
             None => {
                 let started = Instant::now();
-                let component = Component::new(&self.engine, wasm).map_err(|err| {
+                let component = Component::new(&self.sandbox.engine, wasm).map_err(|err| {
                     InvalidComponent::new(format!("the component does not compile: {err:#}"))
                 })?;
                 tracing::info!(hash, elapsed = ?started.elapsed(), "compiled component");
-                self.store_artifact(&component, &cached);
+                self.sandbox.store_artifact(&component, &cached);
                 (component, CacheOutcome::Compiled)
             }
         };
-        let foreign = capabilities::foreign_imports(&self.engine, &component);
-        let links = links::resolve(&self.engine, function, &foreign, grants, callees.as_ref())?;
+        let foreign = capabilities::foreign_imports(&self.sandbox.engine, &component);
+        let links = links::resolve(
+            &self.sandbox.engine,
+            function,
+            &foreign,
+            grants,
+            callees.as_ref(),
+        )?;
         let pre = if links.is_empty() {
-            capabilities::pre_link(&self.engine, &self.linker, &component, grants)?
+            capabilities::pre_link(
+                &self.sandbox.engine,
+                &self.sandbox.linker,
+                &component,
+                grants,
+            )?
         } else {
             let linker = links::linker(self, &foreign, &links, callees)?;
-            capabilities::pre_link(&self.engine, &linker, &component, grants)?
+            capabilities::pre_link(&self.sandbox.engine, &linker, &component, grants)?
         };
         let exports = component
             .component_type()
-            .exports(&self.engine)
+            .exports(&self.sandbox.engine)
             .map(|(name, _)| name.to_owned())
             .collect();
         Ok((
@@ -258,6 +285,12 @@ impl Runtime {
 
     /// Removes the compiled artifacts of the component with `hash`.
     pub fn evict(&self, hash: &str) {
+        self.sandbox.evict(hash);
+    }
+}
+
+impl Sandbox {
+    fn evict(&self, hash: &str) {
         let Ok(entries) = std::fs::read_dir(&self.cache_dir) else {
             return;
         };

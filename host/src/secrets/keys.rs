@@ -23,6 +23,25 @@ pub struct MasterKeyOptions {
     pub master_key_file: Option<PathBuf>,
 }
 
+impl MasterKeyOptions {
+    /// The options of environment `name`: each environment has its own key
+    /// file (`DATA/envs/NAME/master.key`, or `FILE-NAME` beside a
+    /// `--master-key-file`), so rotating one environment's key touches no
+    /// other. `AURA_MASTER_KEY` is the key of every environment.
+    pub fn for_environment(&self, name: &str) -> Self {
+        if name == crate::environments::DEFAULT {
+            return self.clone();
+        }
+        Self {
+            master_key_file: self.master_key_file.as_ref().map(|path| {
+                let mut file = path.as_os_str().to_owned();
+                file.push(format!("-{name}"));
+                PathBuf::from(file)
+            }),
+        }
+    }
+}
+
 /// A master key and its id.
 #[derive(Clone)]
 pub struct MasterKey {
