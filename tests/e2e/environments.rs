@@ -209,6 +209,37 @@ async fn stay_isolated(aura: &Aura) {
             .await
             .unwrap();
         assert_eq!(response.status(), 201, "{prefix}");
+        // Cookie sessions are scoped to the environment's prefix.
+        let response = aura
+            .http
+            .post(aura.at(&format!("{prefix}/api/auth/login?session=cookie")))
+            .json(&json!({"email": "same@example.com", "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{prefix}");
+        let paths: Vec<String> = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| {
+                v.to_str()
+                    .ok()?
+                    .split("; ")
+                    .find(|a| a.starts_with("Path="))
+                    .map(str::to_owned)
+            })
+            .collect();
+        let root = if prefix.is_empty() { "/" } else { prefix };
+        assert_eq!(
+            paths,
+            [
+                format!("Path={root}"),
+                format!("Path={prefix}/api/auth"),
+                format!("Path={root}")
+            ],
+            "{prefix}"
+        );
     }
 
     // The CLI lists them, switches, and acts on the chosen one.

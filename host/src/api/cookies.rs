@@ -64,7 +64,9 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-/// A `Set-Cookie` value (`Secure` when the public URL is https).
+/// A `Set-Cookie` value (`Secure` when the public URL is https). `path`
+/// is under the environment's `/env/{name}` prefix, for environments other
+/// than the default one, so each environment's cookies stay its own.
 pub fn set_cookie(
     state: &AppState,
     name: &str,
@@ -79,6 +81,14 @@ pub fn set_cookie(
         ""
     };
     let http_only = if http_only { "; HttpOnly" } else { "" };
+    let prefix = match state.environment.as_str() {
+        crate::environments::DEFAULT => String::new(),
+        name => format!("/env/{name}"),
+    };
+    let path = match path {
+        "/" if !prefix.is_empty() => prefix,
+        path => format!("{prefix}{path}"),
+    };
     HeaderValue::from_str(&format!(
         "{name}={value}; Path={path}; Max-Age={max_age}; SameSite=Lax{http_only}{secure}"
     ))
