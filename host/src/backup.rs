@@ -19,10 +19,14 @@
 //!
 //! Automatic backups (`--auto-backup`) run hourly and keep every backup of
 //! the last 24 hours, the newest of each day for 7 days and the newest of
-//! each week for 30 days.
+//! each week for 30 days. The weekly ones, kept longest, are encrypted
+//! under the environment's master key (see [`seal`]); `aura backup create
+//! --encrypt` encrypts one at once. Restoring an encrypted backup needs
+//! that key.
 
 use crate::db::Database;
 use crate::functions::Functions;
+use crate::secrets::keys::MasterKey;
 use crate::storage::Storage;
 use anyhow::Context as _;
 use chrono::{DateTime, Datelike as _, Utc};
@@ -47,6 +51,7 @@ pub struct Backups {
     local: SqlitePool,
     functions: Arc<Functions>,
     storage: Arc<Storage>,
+    secrets: Arc<crate::secrets::Secrets>,
     /// One backup at a time.
     running: tokio::sync::Mutex<()>,
 }
@@ -135,6 +140,7 @@ impl Backups {
         local: SqlitePool,
         functions: Arc<Functions>,
         storage: Arc<Storage>,
+        secrets: Arc<crate::secrets::Secrets>,
         auto: bool,
     ) -> Arc<Self> {
         let backups = Arc::new(Self {
@@ -143,6 +149,7 @@ impl Backups {
             local,
             functions,
             storage,
+            secrets,
             running: tokio::sync::Mutex::new(()),
         });
         if auto {
@@ -153,7 +160,7 @@ impl Backups {
                     let Some(backups) = weak.upgrade() else {
                         return;
                     };
-                    match backups.create(None).await {
+                    match backups.create(None, false).await {
                         Ok(made) => tracing::info!(path = %made["path"], "automatic backup"),
                         Err(err) => {
                             tracing::error!(error = %format!("{err:#}"), "automatic backup failed")
@@ -173,8 +180,9 @@ impl Backups {
     }
 
     /// Takes a backup into `to` (a new or empty directory), or into
-    /// `DATA/backups/{time}`; answers its manifest and path.
-    pub async fn create(&self, to: Option<PathBuf>) -> anyhow::Result<Value> {
+    /// `DATA/backups/{time}`, encrypted if `encrypt`; answers its manifest
+    /// and path.
+    pub async fn create(&self, to: Option<PathBuf>, encrypt: bool) -> anyhow::Result<Value> {
         let _one = self.running.lock().await;
         let started = Instant::now();
         let now = Utc::now();
@@ -186,7 +194,14 @@ impl Backups {
             );
         }
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let result = self.fill(&dir, now).await;
+        let mut result = self.fill(&dir, now).await;
+        if encrypt && result.is_ok() {
+            let (key, sealing) = (self.secrets.current_key(), dir.clone());
+            result = tokio::task::spawn_blocking(move || seal(&sealing, &key))
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|sealed| sealed);
+        }
         match result {
             Ok(mut manifest) => {
                 manifest["path"] = json!(dir.display().to_string());
@@ -284,24 +299,92 @@ impl Backups {
         Ok(found)
     }
 
-    /// Removes the backups the retention policy no longer keeps.
+    /// Removes the backups the retention policy no longer keeps, and
+    /// encrypts those kept as weekly ones (older than 7 days).
     fn prune(&self) -> anyhow::Result<()> {
         let names: Vec<String> = self
             .list()?
             .iter()
             .filter_map(|b| b["name"].as_str().map(str::to_owned))
             .collect();
-        for name in expired(&names, Utc::now()) {
-            std::fs::remove_dir_all(self.root().join(&name))?;
+        let now = Utc::now();
+        let dropped = expired(&names, now);
+        for name in &dropped {
+            std::fs::remove_dir_all(self.root().join(name))?;
             tracing::info!(backup = %name, "removed an expired backup");
+        }
+        for name in weekly(&names, &dropped, now) {
+            let dir = self.root().join(name);
+            let manifest = std::fs::read(dir.join("manifest.json"))?;
+            if serde_json::from_slice::<Value>(&manifest)?["sealed"].is_null() {
+                seal(&dir, &self.secrets.current_key())?;
+                tracing::info!(backup = %name, "encrypted a weekly backup");
+            }
         }
         Ok(())
     }
 }
 
+/// The backups kept as weekly ones at `now` (older than 7 days and not
+/// `dropped`): those to encrypt.
+fn weekly<'a>(names: &'a [String], dropped: &[String], now: DateTime<Utc>) -> Vec<&'a String> {
+    let week_ago = (now - chrono::Duration::days(7))
+        .format(NAME_FORMAT)
+        .to_string();
+    names
+        .iter()
+        .filter(|n| !dropped.contains(n) && **n < week_ago)
+        .collect()
+}
+
+/// The file an encrypted backup keeps `path` in.
+fn sealed_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".sealed");
+    PathBuf::from(name)
+}
+
+/// A manifest's file path, if it stays inside the backup.
+fn safe_path(file: &Value) -> anyhow::Result<&str> {
+    let path = file["path"].as_str().unwrap_or_default();
+    anyhow::ensure!(
+        !path.is_empty() && !path.split('/').any(|part| part == ".." || part.is_empty()),
+        "the manifest names a bad path `{path}`"
+    );
+    Ok(path)
+}
+
+/// Encrypts backup `dir` under `key`: each file becomes `FILE.sealed`
+/// (bound to its path; the manifest keeps the plain checksums, checked
+/// after decryption) and the plain file goes. A file already sealed is
+/// skipped, so an interrupted run finishes the next time.
+pub fn seal(dir: &Path, key: &MasterKey) -> anyhow::Result<Value> {
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&manifest_path)?)?;
+    for file in manifest["files"].as_array().into_iter().flatten() {
+        let path = safe_path(file)?;
+        let plain = dir.join(path);
+        if !plain.exists() {
+            continue;
+        }
+        let sealed = sealed_path(&plain);
+        let partial = sealed.with_extension("sealing");
+        key.seal_file(path, &plain, &partial)?;
+        std::fs::rename(&partial, &sealed)?;
+        std::fs::remove_file(&plain)?;
+    }
+    manifest["sealed"] = json!({ "key": key.id, "cipher": "xchacha20poly1305, 1 MiB chunks" });
+    let partial = manifest_path.with_extension("json.tmp");
+    std::fs::write(&partial, serde_json::to_vec_pretty(&manifest)?)?;
+    std::fs::rename(&partial, &manifest_path)?;
+    Ok(manifest)
+}
+
 /// Restores `backup` into `data_dir`, which must not hold data yet: checks
-/// every file against the manifest, then copies them in.
-pub fn restore(backup: &Path, data_dir: &Path) -> anyhow::Result<Value> {
+/// every plain file against the manifest, then copies them in; encrypted
+/// files are opened with the master key (`AURA_MASTER_KEY` or `key_file`)
+/// and checked as they are written.
+pub fn restore(backup: &Path, data_dir: &Path, key_file: Option<&Path>) -> anyhow::Result<Value> {
     let manifest: Value = serde_json::from_slice(
         &std::fs::read(backup.join("manifest.json"))
             .with_context(|| format!("{} is not a backup (no manifest.json)", backup.display()))?,
@@ -314,27 +397,72 @@ pub fn restore(backup: &Path, data_dir: &Path) -> anyhow::Result<Value> {
         );
     }
     let files = manifest["files"].as_array().cloned().unwrap_or_default();
+    let matches =
+        |file: &Value, path: &Path| -> anyhow::Result<bool> {
+            let (size, sha256) = sha256_file(path)?;
+            Ok(Some(size) == file["bytes"].as_u64()
+                && Some(sha256.as_str()) == file["sha256"].as_str())
+        };
+    let mut sealed = false;
     for file in &files {
-        let path = file["path"].as_str().unwrap_or_default();
+        let path = safe_path(file)?;
+        if !backup.join(path).exists() && sealed_path(&backup.join(path)).exists() {
+            sealed = true;
+            continue;
+        }
         anyhow::ensure!(
-            !path.is_empty() && !path.split('/').any(|part| part == ".." || part.is_empty()),
-            "the manifest names a bad path `{path}`"
-        );
-        let (size, sha256) =
-            sha256_file(&backup.join(path)).with_context(|| format!("the backup lacks {path}"))?;
-        anyhow::ensure!(
-            Some(size) == file["bytes"].as_u64()
-                && Some(sha256.as_str()) == file["sha256"].as_str(),
+            matches(file, &backup.join(path))
+                .with_context(|| format!("the backup lacks {path}"))?,
             "{path} differs from the manifest: the backup is damaged"
         );
     }
-    for file in &files {
-        let path = file["path"].as_str().unwrap_or_default();
-        let target = data_dir.join(path);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
+    let key = if sealed {
+        let id = manifest["sealed"]["key"].as_str().unwrap_or("unknown");
+        let key = crate::secrets::keys::key_for_restore(key_file)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the backup is encrypted under master key {id}: give that key with AURA_MASTER_KEY or --master-key-file"
+            )
+        })?;
+        anyhow::ensure!(
+            key.id == id,
+            "the backup is encrypted under master key {id}, not under the key given ({})",
+            key.id
+        );
+        Some(key)
+    } else {
+        None
+    };
+    let copied = || -> anyhow::Result<()> {
+        for file in &files {
+            let path = safe_path(file)?;
+            let (from, target) = (backup.join(path), data_dir.join(path));
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            match &key {
+                Some(key) if !from.exists() => {
+                    key.open_file(path, &sealed_path(&from), &target)
+                        .with_context(|| format!("decrypting {path}"))?;
+                    anyhow::ensure!(
+                        matches(file, &target)?,
+                        "{path} differs from the manifest: the backup is damaged"
+                    );
+                }
+                _ => {
+                    std::fs::copy(&from, &target).with_context(|| format!("copying {path}"))?;
+                }
+            }
         }
-        std::fs::copy(backup.join(path), &target).with_context(|| format!("copying {path}"))?;
+        Ok(())
+    };
+    if let Err(err) = copied() {
+        // Leave the data directory as empty as it was.
+        for file in &files {
+            if let Ok(path) = safe_path(file) {
+                let _ = std::fs::remove_file(data_dir.join(path));
+            }
+        }
+        return Err(err);
     }
     Ok(
         json!({ "restored": files.len(), "into": data_dir.display().to_string(), "created": manifest["created"] }),
@@ -372,5 +500,9 @@ mod tests {
                 .to_string()
         }));
         assert!(expired(&["not a backup".to_owned()], now).is_empty());
+        // The weekly ones, and only they, are encrypted.
+        let weekly = weekly(&names, &dropped, now);
+        assert_eq!(weekly.len(), 5);
+        assert!(weekly.iter().all(|n| **n < names[24 * 7]));
     }
 }

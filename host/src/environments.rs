@@ -292,6 +292,7 @@ async fn open(name: &str, dir: &Path, shared: &Shared) -> anyhow::Result<Arc<App
         db.clone(),
         functions.clone(),
         storage.clone(),
+        secrets.clone(),
         options.auto_backup,
     );
     let presence = crate::realtime::presence::Presence::start(

@@ -276,3 +276,119 @@ fn restore_refuses_paths_outside_the_backup() {
     }
     assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0);
 }
+
+/// Every file under `dir` holding `needle`.
+fn holding(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(holding(&path, needle));
+        } else if std::fs::read(&path)
+            .unwrap()
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
+/// An encrypted backup holds no plaintext; it restores only with its
+/// master key, and a tampered file is refused, leaving nothing behind.
+#[tokio::test]
+async fn encrypted_backups_restore_only_with_their_key() {
+    let aura = Aura::start();
+    let marker = format!("plain-{}", hex::encode(rand::random::<[u8; 8]>()));
+    let (status, _) = admin(
+        &aura,
+        reqwest::Method::PUT,
+        "/api/collections/notes",
+        Some(json!({"name": "notes", "fields": [{"name": "text", "type": "text"}]})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = admin(
+        &aura,
+        reqwest::Method::POST,
+        "/api/collections/notes/records",
+        Some(json!({ "text": marker })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let out = aura.cli(&["--json", "backup", "create", "--encrypt"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = std::path::PathBuf::from(made["path"].as_str().unwrap());
+    assert!(made["sealed"]["key"].is_string(), "{made}");
+    assert!(path.join("collections.db.sealed").exists());
+    assert!(!path.join("collections.db").exists());
+    assert_eq!(holding(&path, marker.as_bytes()), Vec::<String>::new());
+
+    let restore = |key: Option<&std::path::Path>, into: &std::path::Path| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_aura"));
+        command
+            .args(["backup", "restore"])
+            .arg(&path)
+            .arg("--data-dir")
+            .arg(into)
+            .env_remove("AURA_MASTER_KEY")
+            .env_remove("AURA_MASTER_KEY_FILE");
+        if let Some(key) = key {
+            command.arg("--master-key-file").arg(key);
+        }
+        command.output().unwrap()
+    };
+    let work = tempfile::tempdir().unwrap();
+    // Without the key, or with another one: refused, nothing written.
+    let out = restore(None, &work.path().join("a"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("encrypted under master key"));
+    let other = work.path().join("other.key");
+    std::fs::write(&other, "11".repeat(32)).unwrap();
+    let out = restore(Some(&other), &work.path().join("b"));
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("not under the key given")
+    );
+    // With it: the record is back.
+    let key = aura.data_dir().join("master.key");
+    let data = work.path().join("c");
+    let out = restore(Some(&key), &data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::copy(&key, data.join("master.key")).unwrap();
+    let dir = tempfile::TempDir::new_in(work.path()).unwrap();
+    std::fs::remove_dir(dir.path()).unwrap();
+    std::fs::rename(&data, dir.path()).unwrap();
+    let copy = Aura::start_in(dir);
+    let (_, page) = admin(
+        &copy,
+        reqwest::Method::GET,
+        "/api/collections/notes/records",
+        None,
+    )
+    .await;
+    assert_eq!(page["items"][0]["text"], marker.as_str());
+    // A flipped byte is noticed, and the data directory is left empty.
+    let sealed = path.join("aura.db.sealed");
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&sealed, bytes).unwrap();
+    let damaged = work.path().join("d");
+    let out = restore(Some(&key), &damaged);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("damaged"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!damaged.join("collections.db").exists() && !damaged.join("aura.db").exists());
+}

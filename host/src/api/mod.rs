@@ -170,6 +170,9 @@ struct BackupRequest {
     /// A new or empty directory on the server (default `DATA/backups/{time}`).
     #[serde(default)]
     to: Option<std::path::PathBuf>,
+    /// Encrypt it under the environment's master key.
+    #[serde(default)]
+    encrypt: bool,
 }
 
 /// `POST /api/admin/backups`: takes a backup now.
@@ -184,17 +187,21 @@ async fn create_backup(
             ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
                 "invalid_body",
-                format!("the body is {{\"to\"?: DIRECTORY}}: {err}"),
+                format!("the body is {{\"to\"?: DIRECTORY, \"encrypt\"?: BOOL}}: {err}"),
             )
         })?
     };
-    let made = state.backups.create(request.to).await.map_err(|err| {
-        ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "backup_failed",
-            format!("{err:#}"),
-        )
-    })?;
+    let made = state
+        .backups
+        .create(request.to, request.encrypt)
+        .await
+        .map_err(|err| {
+            ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "backup_failed",
+                format!("{err:#}"),
+            )
+        })?;
     Ok((axum::http::StatusCode::CREATED, axum::Json(made)))
 }
 

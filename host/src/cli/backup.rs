@@ -14,6 +14,10 @@ pub(super) enum BackupCommand {
         /// A new or empty directory on the server [default: DATA/backups/TIME]
         #[arg(long)]
         to: Option<PathBuf>,
+        /// Encrypt it under the environment's master key (restoring it then
+        /// needs that key)
+        #[arg(long)]
+        encrypt: bool,
     },
     /// List the backups under the server's DATA/backups
     List,
@@ -21,15 +25,19 @@ pub(super) enum BackupCommand {
     Restore {
         /// The backup directory
         backup: PathBuf,
+        /// The master key file an encrypted backup was sealed under
+        /// (`AURA_MASTER_KEY` also works)
+        #[arg(long, env = "AURA_MASTER_KEY_FILE", value_name = "PATH")]
+        master_key_file: Option<PathBuf>,
     },
 }
 
 pub(super) async fn run(client: &Client, json: bool, command: BackupCommand) -> anyhow::Result<()> {
     match command {
-        BackupCommand::Create { to } => {
+        BackupCommand::Create { to, encrypt } => {
             let body = match to {
-                Some(to) => json!({ "to": to }),
-                None => json!({}),
+                Some(to) => json!({ "to": to, "encrypt": encrypt }),
+                None => json!({ "encrypt": encrypt }),
             };
             let progress = spinner(json, "backing up".into());
             let answer = client.post_json("/api/admin/backups", &body).await;
@@ -70,10 +78,15 @@ pub(super) async fn run(client: &Client, json: bool, command: BackupCommand) -> 
 }
 
 /// Restores `backup` into `data_dir`.
-pub(super) fn restore(backup: &Path, data_dir: &Path, json: bool) -> anyhow::Result<()> {
+pub(super) fn restore(
+    backup: &Path,
+    data_dir: &Path,
+    key_file: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)?;
     let progress = spinner(json, format!("checking and restoring {}", backup.display()));
-    let answer = crate::backup::restore(backup, data_dir);
+    let answer = crate::backup::restore(backup, data_dir, key_file);
     progress.finish_and_clear();
     let answer = answer?;
     print(json, &answer, |a| {

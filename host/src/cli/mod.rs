@@ -317,10 +317,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .await;
     }
     if let Command::Backup {
-        command: backup::BackupCommand::Restore { backup },
+        command:
+            backup::BackupCommand::Restore {
+                backup,
+                master_key_file,
+            },
     } = &cli.command
     {
-        return backup::restore(backup, &connection.data_dir, connection.json);
+        return backup::restore(
+            backup,
+            &connection.data_dir,
+            master_key_file.as_deref(),
+            connection.json,
+        );
     }
     if let Command::Init { name, dir, sdk, .. } = &cli.command {
         let (name, dir, sdk) = (name.clone(), dir.clone(), sdk.clone());

@@ -42,6 +42,39 @@ impl MasterKeyOptions {
     }
 }
 
+/// The first bytes of a file sealed by [`MasterKey::seal_file`].
+const SEALED_MAGIC: &[u8] = b"AURA-SEALED-1\n";
+/// Plaintext bytes per sealed chunk.
+const SEALED_CHUNK: usize = 1 << 20;
+
+fn chunk_nonce(prefix: &[u8; 16], index: u64) -> XNonce {
+    let mut nonce = [0u8; 24];
+    nonce[..16].copy_from_slice(prefix);
+    nonce[16..].copy_from_slice(&index.to_be_bytes());
+    XNonce::clone_from_slice(&nonce)
+}
+
+fn chunk_aad(context: &str, index: u64, last: bool) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(context.len() + 10);
+    aad.extend_from_slice(context.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(&index.to_be_bytes());
+    aad.push(u8::from(last));
+    aad
+}
+
+/// Reads until `buf` is full or the input ends; answers the bytes read.
+fn read_full(input: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
 /// A master key and its id.
 #[derive(Clone)]
 pub struct MasterKey {
@@ -99,6 +132,95 @@ impl MasterKey {
             .expect("encryption does not fail");
         let b64 = base64::engine::general_purpose::STANDARD;
         (b64.encode(nonce), b64.encode(sealed))
+    }
+
+    /// Encrypts file `from` into `to` (backups): 1 MiB chunks, each sealed
+    /// under a random nonce prefix and its index, bound to `context` and to
+    /// whether it is the last, so chunks cannot be reordered, dropped or
+    /// cut short.
+    pub fn seal_file(&self, context: &str, from: &Path, to: &Path) -> anyhow::Result<()> {
+        let mut input = std::fs::File::open(from)?;
+        let mut output = std::io::BufWriter::new(std::fs::File::create(to)?);
+        let prefix: [u8; 16] = rand::random();
+        output.write_all(SEALED_MAGIC)?;
+        output.write_all(&prefix)?;
+        let mut chunk = vec![0u8; SEALED_CHUNK];
+        let mut next = vec![0u8; SEALED_CHUNK];
+        let mut filled = read_full(&mut input, &mut chunk)?;
+        for index in 0u64.. {
+            let next_filled = read_full(&mut input, &mut next)?;
+            let last = next_filled == 0;
+            let sealed = self
+                .cipher
+                .encrypt(
+                    &chunk_nonce(&prefix, index),
+                    Payload {
+                        msg: &chunk[..filled],
+                        aad: &chunk_aad(context, index, last),
+                    },
+                )
+                .expect("encryption does not fail");
+            output.write_all(&[u8::from(last)])?;
+            output.write_all(&(sealed.len() as u32).to_be_bytes())?;
+            output.write_all(&sealed)?;
+            if last {
+                break;
+            }
+            std::mem::swap(&mut chunk, &mut next);
+            filled = next_filled;
+        }
+        let file = output.into_inner().map_err(|err| err.into_error())?;
+        file.sync_all()?;
+        Ok(())
+    }
+
+    /// Decrypts what [`MasterKey::seal_file`] made with the same `context`.
+    pub fn open_file(&self, context: &str, from: &Path, to: &Path) -> anyhow::Result<()> {
+        use std::io::Read as _;
+        let mut input = std::io::BufReader::new(std::fs::File::open(from)?);
+        let mut output = std::io::BufWriter::new(std::fs::File::create(to)?);
+        let mut header = [0u8; SEALED_MAGIC.len() + 16];
+        input.read_exact(&mut header)?;
+        anyhow::ensure!(
+            header.starts_with(SEALED_MAGIC),
+            "not an encrypted backup file"
+        );
+        let prefix: [u8; 16] = header[SEALED_MAGIC.len()..].try_into().expect("16 bytes");
+        for index in 0u64.. {
+            let mut head = [0u8; 5];
+            input
+                .read_exact(&mut head)
+                .context("the encrypted file is cut short")?;
+            let last = head[0] == 1;
+            let len = u32::from_be_bytes(head[1..].try_into().expect("4 bytes")) as usize;
+            anyhow::ensure!(len <= SEALED_CHUNK + 16, "the encrypted file is damaged");
+            let mut sealed = vec![0u8; len];
+            input
+                .read_exact(&mut sealed)
+                .context("the encrypted file is cut short")?;
+            let plain = self
+                .cipher
+                .decrypt(
+                    &chunk_nonce(&prefix, index),
+                    Payload {
+                        msg: &sealed,
+                        aad: &chunk_aad(context, index, last),
+                    },
+                )
+                .map_err(|_| {
+                    anyhow::anyhow!("the encrypted file is damaged or was sealed under another key")
+                })?;
+            output.write_all(&plain)?;
+            if last {
+                anyhow::ensure!(
+                    input.read(&mut [0u8; 1])? == 0,
+                    "the encrypted file has bytes after its end"
+                );
+                break;
+            }
+        }
+        output.flush()?;
+        Ok(())
     }
 
     /// Decrypts what [`MasterKey::seal`] made with the same `context`.
@@ -180,6 +302,15 @@ fn read_key_file(path: &Path) -> anyhow::Result<MasterKey> {
     MasterKey::parse(&text, &path.display().to_string())
 }
 
+/// The master key to open a backup with: `AURA_MASTER_KEY`, else the key
+/// file `file` (never created here).
+pub fn key_for_restore(file: Option<&Path>) -> anyhow::Result<Option<MasterKey>> {
+    if let Ok(text) = std::env::var("AURA_MASTER_KEY") {
+        return MasterKey::parse(&text, "AURA_MASTER_KEY").map(Some);
+    }
+    file.map(read_key_file).transpose()
+}
+
 impl Keyring {
     /// The keyring of `options` for data directory `data_dir`. A key file
     /// left by an interrupted rotation (`master.key.next`) is loaded too;
@@ -256,6 +387,54 @@ mod tests {
         assert!(other.open("A\n1", &nonce, &sealed).is_err());
         assert!(!sealed.contains("hunter2"));
         assert_ne!(key.id, other.id);
+    }
+
+    #[test]
+    fn sealed_files_open_whole_or_not_at_all() {
+        let (key, _) = MasterKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, sealed, opened) = (
+            dir.path().join("plain"),
+            dir.path().join("sealed"),
+            dir.path().join("opened"),
+        );
+        for size in [0, 10, SEALED_CHUNK, SEALED_CHUNK * 2 + 7] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&plain, &bytes).unwrap();
+            key.seal_file("aura.db", &plain, &sealed).unwrap();
+            key.open_file("aura.db", &sealed, &opened).unwrap();
+            assert_eq!(std::fs::read(&opened).unwrap(), bytes, "{size} bytes");
+        }
+        let whole = std::fs::read(&sealed).unwrap();
+        assert!(
+            key.open_file("other.db", &sealed, &opened).is_err(),
+            "bound to its path"
+        );
+        let (other, _) = MasterKey::generate();
+        assert!(other.open_file("aura.db", &sealed, &opened).is_err());
+        // Cut after the first chunk: the missing last chunk is noticed.
+        let first = SEALED_MAGIC.len() + 16 + 5 + SEALED_CHUNK + 16;
+        std::fs::write(&sealed, &whole[..first]).unwrap();
+        assert!(
+            key.open_file("aura.db", &sealed, &opened).is_err(),
+            "truncated"
+        );
+        // A flipped bit anywhere fails.
+        let mut flipped = whole.clone();
+        flipped[first + 40] ^= 1;
+        std::fs::write(&sealed, &flipped).unwrap();
+        assert!(
+            key.open_file("aura.db", &sealed, &opened).is_err(),
+            "tampered"
+        );
+        // Marking the first chunk as the last fails too.
+        let mut early = whole[..first].to_vec();
+        early[SEALED_MAGIC.len() + 16] = 1;
+        std::fs::write(&sealed, &early).unwrap();
+        assert!(
+            key.open_file("aura.db", &sealed, &opened).is_err(),
+            "early end"
+        );
     }
 
     #[test]

@@ -122,6 +122,12 @@ impl Secrets {
         Ok(secrets)
     }
 
+    /// The master key values are sealed under now (backups are encrypted
+    /// with it too).
+    pub fn current_key(&self) -> keys::MasterKey {
+        self.keyring().current.clone()
+    }
+
     fn keyring(&self) -> std::sync::RwLockReadGuard<'_, Keyring> {
         self.keyring.read().unwrap_or_else(|e| e.into_inner())
     }
