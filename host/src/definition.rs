@@ -210,11 +210,28 @@ pub async fn apply(state: &AppState, request: ApplyRequest) -> Result<Applied, A
             snapshot: Some(record(state, "unchanged", &before, true).await?),
         });
     }
-    record(state, &format!("before {}", request.label), &before, true).await?;
-    if let Err(err) = reach(state, target, &request.components, true).await {
+    let before_id = record(state, &format!("before {}", request.label), &before, true).await?;
+    // Data goes only where the plan said so and the caller allowed it.
+    if let Err(err) = reach(
+        state,
+        target,
+        &request.components,
+        request.allow_destructive,
+    )
+    .await
+    {
         tracing::warn!(error = %err.message, "apply failed; restoring the state before it");
         if let Err(restore) = reach(state, &before, &HashMap::new(), true).await {
             tracing::error!(error = %restore.message, "restoring the state before a failed apply failed");
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "restore_failed",
+                format!(
+                    "the apply failed ({}) and restoring the state before it failed too ({}): \
+                     roll back to snapshot {before_id} once the cause is fixed",
+                    err.message, restore.message
+                ),
+            ));
         }
         return Err(err);
     }
@@ -537,15 +554,23 @@ pub async fn snapshots(state: &AppState) -> Result<Vec<Snapshot>, ApiError> {
 
 /// Snapshot `id`.
 pub async fn snapshot(state: &AppState, id: i64) -> Result<Snapshot, ApiError> {
-    snapshots(state)
-        .await?
-        .into_iter()
-        .find(|s| s.id == id)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "snapshot_not_found",
-                format!("there is no snapshot {id}"),
-            )
-        })
+    let row: Option<(String, String, String)> =
+        sqlx::query_as("SELECT label, definition, created_at FROM snapshots WHERE id = ?")
+            .bind(id)
+            .fetch_optional(state.functions.pool())
+            .await
+            .map_err(ApiError::internal)?;
+    let (label, definition, created_at) = row.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "snapshot_not_found",
+            format!("there is no snapshot {id}"),
+        )
+    })?;
+    Ok(Snapshot {
+        id,
+        label,
+        created_at,
+        definition: serde_json::from_str(&definition).map_err(ApiError::internal)?,
+    })
 }

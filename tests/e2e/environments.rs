@@ -218,28 +218,60 @@ async fn stay_isolated(aura: &Aura) {
             .await
             .unwrap();
         assert_eq!(response.status(), 200, "{prefix}");
-        let paths: Vec<String> = response
+        // Name and path are the environment's own.
+        let cookies: Vec<(String, String)> = response
             .headers()
             .get_all("set-cookie")
             .iter()
             .filter_map(|v| {
-                v.to_str()
-                    .ok()?
-                    .split("; ")
-                    .find(|a| a.starts_with("Path="))
-                    .map(str::to_owned)
+                let v = v.to_str().ok()?;
+                let name = v.split('=').next()?.to_owned();
+                let path = v.split("; ").find(|a| a.starts_with("Path="))?.to_owned();
+                Some((name, path))
             })
             .collect();
-        let root = if prefix.is_empty() { "/" } else { prefix };
+        let (root, suffix) = if prefix.is_empty() {
+            ("/", "")
+        } else {
+            (prefix, ".staging")
+        };
         assert_eq!(
-            paths,
+            cookies,
             [
-                format!("Path={root}"),
-                format!("Path={prefix}/api/auth"),
-                format!("Path={root}")
+                (format!("aura_access{suffix}"), format!("Path={root}")),
+                (
+                    format!("aura_refresh{suffix}"),
+                    format!("Path={prefix}/api/auth")
+                ),
+                (format!("aura_csrf{suffix}"), format!("Path={root}"))
             ],
             "{prefix}"
         );
+        // The default environment's session cookie, sent along to another
+        // environment (its Path is /), is not that environment's business.
+        if prefix.is_empty() {
+            let access = response
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .find_map(|v| {
+                    v.to_str()
+                        .ok()?
+                        .strip_prefix("aura_access=")?
+                        .split(';')
+                        .next()
+                        .map(str::to_owned)
+                })
+                .unwrap();
+            let anonymous = aura
+                .http
+                .get(aura.at("/env/staging/fn/vault?name=TOKEN"))
+                .header("cookie", format!("aura_access={access}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(anonymous.status(), 200);
+        }
     }
 
     // The CLI lists them, switches, and acts on the chosen one.

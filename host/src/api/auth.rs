@@ -201,7 +201,7 @@ async fn refresh(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (token, mode) = match cookies::cookie(&headers, cookies::REFRESH) {
+    let (token, mode) = match cookies::cookie(&state, &headers, cookies::REFRESH) {
         Some(token) if bytes.is_empty() => {
             cookies::check_csrf(&state, &headers)?;
             (token.to_owned(), SessionMode::cookie())
@@ -227,7 +227,7 @@ async fn logout(
     let auth = signed_in(&state, &headers).await?;
     state.auth.logout(&auth).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    if cookies::cookie(&headers, cookies::ACCESS).is_some() {
+    if cookies::cookie(&state, &headers, cookies::ACCESS).is_some() {
         cookies::cleared(&state, &mut response);
     }
     Ok(response)

@@ -52,21 +52,33 @@ impl SessionMode {
     }
 }
 
-/// A cookie's value in a request.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The name cookie `base` has in `state`'s environment: `base` in the
+/// default one, `base.NAME` in environment NAME, so a browser signed in to
+/// one environment never presents that session to another.
+fn cookie_name(state: &AppState, base: &str) -> String {
+    match state.environment.as_str() {
+        crate::environments::DEFAULT => base.to_owned(),
+        name => format!("{base}.{name}"),
+    }
+}
+
+/// Cookie `base`'s value in a request to `state`'s environment.
+pub fn cookie<'a>(state: &AppState, headers: &'a HeaderMap, base: &str) -> Option<&'a str> {
+    let name = cookie_name(state, base);
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
+        .find(|(key, _)| *key == name.as_str())
         .map(|(_, value)| value)
 }
 
-/// A `Set-Cookie` value (`Secure` when the public URL is https). `path`
-/// is under the environment's `/env/{name}` prefix, for environments other
-/// than the default one, so each environment's cookies stay its own.
+/// A `Set-Cookie` value (`Secure` when the public URL is https). In an
+/// environment other than the default one, the cookie has that
+/// environment's name ([`cookie_name`]) and `path` is under its
+/// `/env/{name}` prefix: browsers use such sessions through the prefix.
 pub fn set_cookie(
     state: &AppState,
     name: &str,
@@ -89,6 +101,7 @@ pub fn set_cookie(
         "/" if !prefix.is_empty() => prefix,
         path => format!("{prefix}{path}"),
     };
+    let name = cookie_name(state, name);
     HeaderValue::from_str(&format!(
         "{name}={value}; Path={path}; Max-Age={max_age}; SameSite=Lax{http_only}{secure}"
     ))
@@ -175,7 +188,7 @@ pub fn check_csrf(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError>
     {
         return Err(refused("its Origin is not an allowed origin"));
     }
-    let expected = cookie(headers, CSRF).ok_or_else(|| refused("no aura_csrf cookie"))?;
+    let expected = cookie(state, headers, CSRF).ok_or_else(|| refused("no aura_csrf cookie"))?;
     let sent = headers
         .get(CSRF_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -201,7 +214,7 @@ pub async fn cookie_auth(
     if headers.contains_key(header::AUTHORIZATION) {
         return next.run(request).await;
     }
-    let Some(token) = cookie(headers, ACCESS).map(str::to_owned) else {
+    let Some(token) = cookie(&state, headers, ACCESS).map(str::to_owned) else {
         return next.run(request).await;
     };
     if changes_state(request.method())

@@ -59,6 +59,19 @@ async fn show(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, A
     Ok(Json(definition::capture(&state).await?))
 }
 
+/// A body over [`MAX_APPLY_BYTES`] is 413; other unreadable bodies 400.
+fn unreadable(status: StatusCode, err: impl std::fmt::Display) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            status,
+            "payload_too_large",
+            format!("an apply request is at most {MAX_APPLY_BYTES} bytes"),
+        )
+    } else {
+        ApiError::bad_request(err.to_string())
+    }
+}
+
 fn invalid_definition(err: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
@@ -86,18 +99,18 @@ async fn apply(
     if is_form {
         let mut form = Multipart::from_request(request, &())
             .await
-            .map_err(|err| ApiError::bad_request(err.body_text()))?;
+            .map_err(|err| unreadable(err.status(), err.body_text()))?;
         while let Some(field) = form
             .next_field()
             .await
-            .map_err(|err| ApiError::bad_request(err.body_text()))?
+            .map_err(|err| unreadable(err.status(), err.body_text()))?
         {
             match field.name() {
                 Some("definition") => {
                     let bytes = field
                         .bytes()
                         .await
-                        .map_err(|err| ApiError::bad_request(err.body_text()))?;
+                        .map_err(|err| unreadable(err.status(), err.body_text()))?;
                     definition = Some(
                         serde_json::from_slice::<Definition>(&bytes).map_err(invalid_definition)?,
                     );
@@ -107,7 +120,7 @@ async fn apply(
                     let bytes = field
                         .bytes()
                         .await
-                        .map_err(|err| ApiError::bad_request(err.body_text()))?;
+                        .map_err(|err| unreadable(err.status(), err.body_text()))?;
                     components.insert(hash, bytes);
                 }
                 other => {
@@ -121,7 +134,7 @@ async fn apply(
     } else {
         let bytes = axum::body::to_bytes(request.into_body(), MAX_APPLY_BYTES)
             .await
-            .map_err(|err| ApiError::bad_request(err.to_string()))?;
+            .map_err(|err| unreadable(StatusCode::PAYLOAD_TOO_LARGE, err))?;
         definition = Some(serde_json::from_slice(&bytes).map_err(invalid_definition)?);
     }
     let definition =

@@ -85,7 +85,7 @@ async fn callback(
         .finish_oauth(
             &provider,
             &answer,
-            cookies::cookie(&headers, BINDING),
+            cookies::cookie(&state, &headers, BINDING),
             &client(&state, &headers, peer),
         )
         .await;

@@ -125,6 +125,22 @@ async fn write(client: &Client, dir: &Path, definition: &Definition) -> anyhow::
     for sub in [&collections_dir, &functions_dir] {
         std::fs::create_dir_all(sub).with_context(|| format!("creating {}", sub.display()))?;
     }
+    // Names become file names: the server's rules, checked again here.
+    for name in definition
+        .collections
+        .keys()
+        .chain(definition.functions.keys())
+    {
+        anyhow::ensure!(
+            !name.is_empty()
+                && !name.starts_with(['.', '-'])
+                && name.bytes().all(|b| b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || b == b'_'
+                    || b == b'-'),
+            "the server named a collection or function `{name}`, which cannot be a file name"
+        );
+    }
     let mut project = Project::default();
     for (name, function) in &definition.functions {
         let relative = PathBuf::from("functions").join(format!("{name}.wasm"));
@@ -151,6 +167,8 @@ async fn write(client: &Client, dir: &Path, definition: &Definition) -> anyhow::
     remove_stale(&collections_dir, "json", |stem| {
         definition.collections.contains_key(stem)
     })?;
+    // Collections are written as JSON: TOML ones would define them twice.
+    remove_stale(&collections_dir, "toml", |_| false)?;
     remove_stale(&functions_dir, "wasm", |stem| {
         definition.functions.contains_key(stem)
     })?;
