@@ -196,6 +196,22 @@ async fn stay_isolated(aura: &Aura) {
             schedules["schedules"].as_array().unwrap().len()
         }
     };
+    // URLs handed out keep the environment's prefix.
+    let accepted = aura
+        .http
+        .get(aura.at("/env/staging/fn/vault?name=TOKEN"))
+        .header("prefer", "respond-async")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let location = accepted.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("/env/staging/api/invocations/"),
+        "{location}"
+    );
+    let status = aura.http.get(aura.at(&location)).send().await.unwrap();
+    assert_eq!(status.status(), 200);
     assert_eq!(check("default", "from-default").await, 0);
     assert_eq!(check("staging", "from-staging").await, 1);
 

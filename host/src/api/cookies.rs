@@ -93,10 +93,7 @@ pub fn set_cookie(
         ""
     };
     let http_only = if http_only { "; HttpOnly" } else { "" };
-    let prefix = match state.environment.as_str() {
-        crate::environments::DEFAULT => String::new(),
-        name => format!("/env/{name}"),
-    };
+    let prefix = state.path_prefix();
     let path = match path {
         "/" if !prefix.is_empty() => prefix,
         path => format!("{prefix}{path}"),

@@ -139,7 +139,7 @@ async fn enqueue(
             caller,
         })
         .await?;
-    let status_url = format!("/api/invocations/{id}");
+    let status_url = format!("{}/api/invocations/{id}", state.path_prefix());
     let accepted = Accepted {
         id,
         status: "queued",

@@ -298,6 +298,15 @@ pub(super) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 impl AppState {
+    /// The path prefix that reaches this environment: `/env/NAME`, or
+    /// nothing for the default one (for URLs the API hands out).
+    pub(super) fn path_prefix(&self) -> String {
+        match self.environment.as_str() {
+            crate::environments::DEFAULT => String::new(),
+            name => format!("/env/{name}"),
+        }
+    }
+
     /// Whether `token` is the admin token (compared in constant time).
     fn is_admin(&self, token: Option<&str>) -> bool {
         token.is_some_and(|token| constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()))
