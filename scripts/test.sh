@@ -20,3 +20,21 @@ cargo clippy --locked --release --target wasm32-wasip2 --workspace --exclude aur
 
 echo "== tests"
 cargo test --locked -p aura
+
+echo "== dashboard: rebuild, compare with the committed dist, browser tests"
+if ! command -v chromium >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        (apt-get install -y chromium >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; })
+    fi
+fi
+(cd dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent >/dev/null)
+if [ -n "$(git status --porcelain -- dashboard/dist)" ]; then
+    git status --porcelain -- dashboard/dist
+    echo "dashboard/dist differs from a fresh build: run 'npm run build' in dashboard/ and commit it" >&2
+    exit 1
+fi
+# The binary the e2e tests used; the browser tests start it the same way.
+cargo build --locked -p aura
+target_dir="${CARGO_TARGET_DIR:-target}"
+(cd dashboard && AURA_BIN="$(cd .. && realpath "$target_dir")/debug/aura" \
+    AURA_WASM_DIR="$(cd .. && realpath "$target_dir")/wasm32-wasip2/release" npm test)

@@ -54,6 +54,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let admin_token = admin_token(data_dir)?;
+    let token_path = data_dir.join("admin.token");
     // Bound before the services start, so links in mail can name the port.
     let listener = tokio::net::TcpListener::bind(&options.addr)
         .await
@@ -101,6 +102,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     }
     // Tests and scripts read this line to learn the port.
     println!("aura: listening on http://{addr}");
+    println!(
+        "aura: dashboard at http://{addr}/_/ (sign in with the token in {})",
+        token_path.display()
+    );
     std::io::stdout().flush()?;
 
     let listener = listener.tap_io(|tcp| {

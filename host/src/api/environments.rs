@@ -24,6 +24,7 @@ pub fn router(environments: Arc<Environments>) -> Router {
     let routers: Arc<std::sync::RwLock<std::collections::HashMap<String, Router>>> = Arc::default();
     Router::new()
         .route("/api/admin/environments", get(list).post(create))
+        .merge(super::dashboard::routes())
         .fallback(dispatch)
         .with_state(Dispatch {
             environments,

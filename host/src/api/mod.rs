@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod collections;
 mod cookies;
+mod dashboard;
 mod definition;
 pub mod environments;
 mod error;

@@ -1,0 +1,86 @@
+// Starts the real aura binary on a free loopback port with a fresh data
+// directory, and a Chromium page that fails the test on any page error,
+// console error or failed request the test did not expect.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "../..");
+const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
+export const AURA = process.env.AURA_BIN ?? join(target, "debug/aura");
+export const wasm = (name) => join(process.env.AURA_WASM_DIR ?? join(target, "wasm32-wasip2/release"), name + ".wasm");
+const SCREENSHOTS = process.env.AURA_SCREENSHOTS ?? join(tmpdir(), "aura-dashboard-screenshots");
+
+export async function startAura() {
+  const dataDir = mkdtempSync(join(tmpdir(), "aura-dashboard-"));
+  const child = spawn(AURA, ["serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
+  });
+  const url = await new Promise((ok, fail) => {
+    child.once("exit", (code) => fail(new Error(`aura exited with ${code}`)));
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const found = line.match(/^aura: listening on (\S+)/);
+      if (found) ok(found[1]);
+    });
+  });
+  const token = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
+  const api = async (method, path, body, headers = {}) => {
+    const response = await fetch(url + path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}), ...headers },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : null };
+  };
+  return { url, token, dataDir, api, stop: () => child.kill("SIGTERM") };
+}
+
+/** A browser page; `expected` lists substrings of errors the test provokes. */
+export async function openPage(t, expected = []) {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  const problems = [];
+  const unexpected = (text) => !expected.some((e) => text.includes(e));
+  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && unexpected(msg.text())) problems.push(`console error: ${msg.text()}`);
+  });
+  page.on("requestfailed", (req) => problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`));
+  page.on("response", (res) => {
+    if (res.status() >= 400 && unexpected(`${res.status()} ${res.url()}`)) problems.push(`HTTP ${res.status()} ${res.url()}`);
+  });
+  t.after(async () => {
+    if (problems.length || t.signal?.aborted) await screenshot(page, t.name);
+    await browser.close();
+  });
+  return {
+    page,
+    check() {
+      if (problems.length) throw new Error("unexpected browser problems:\n" + problems.join("\n"));
+    },
+    screenshot: () => screenshot(page, t.name),
+  };
+}
+
+async function screenshot(page, name) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const path = join(SCREENSHOTS, name.replace(/\W+/g, "_") + ".png");
+  await page.screenshot({ path, fullPage: true }).catch(() => {});
+  console.error(`screenshot: ${path}`);
+}
+
+export async function signIn(page, aura) {
+  await page.goto(aura.url + "/_/");
+  await page.getByLabel("Admin token").fill(aura.token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("navigation", { name: "Pages" }).waitFor();
+}
