@@ -1,12 +1,12 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startAura, openPage, signIn, wasm } from "./harness.mjs";
+import { startAura, uiTest, signIn, wasm } from "./harness.mjs";
 
 let aura;
 before(async () => (aura = await startAura()));
 after(() => aura.stop());
 
-test("the landing page links to the dashboard, which is locked down", async (t) => {
+test("the landing page links to the dashboard, which is locked down", async () => {
   const root = await fetch(aura.url + "/");
   assert.equal(root.status, 200);
   assert.match(await root.text(), /href="\/_\/"/);
@@ -22,35 +22,36 @@ test("the landing page links to the dashboard, which is locked down", async (t) 
   const missing = await fetch(aura.url + "/_/assets/nothing.js");
   assert.equal(missing.status, 404);
   assert.equal((await missing.json()).error.code, "not_found");
+  const bare = await fetch(aura.url + "/_", { redirect: "manual" });
+  assert.equal(bare.status, 308);
+  assert.equal(bare.headers.get("location"), "/_/");
+  const deep = await fetch(aura.url + "/_/functions");
+  assert.equal(deep.headers.get("cache-control"), "no-cache");
+  assert.match(await deep.text(), /<div id="app">/);
+});
 
-  const { page, check } = await openPage(t);
+uiTest("the landing page links to the dashboard, which is locked down (in the browser)", [], async (page) => {
   await page.goto(aura.url + "/");
   await page.getByRole("link", { name: "Dashboard" }).click();
   await page.getByLabel("Admin token").waitFor();
-  check();
 });
 
-test("a wrong admin token is refused with the server's error", async (t) => {
-  const { page, check } = await openPage(t, ["401"]);
+uiTest("a wrong admin token is refused with the server's error", ["401"], async (page) => {
   await page.goto(aura.url + "/_/");
   await page.getByLabel("Admin token").fill("not-the-token");
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("alert").getByText("unauthorized").waitFor();
   assert.equal(await page.evaluate(() => sessionStorage.length), 0);
-  check();
 });
 
-test("the overview counts what the API lists", async (t) => {
+uiTest("the overview counts what the API lists", [], async (page) => {
   await aura.api("POST", "/api/admin/storage/buckets", { name: "avatars" });
-  const { page, check } = await openPage(t);
   await signIn(page, aura);
   await page.locator('[data-area="buckets"] .count').getByText("1").waitFor();
   await page.locator('[data-area="functions"] .count').getByText("0").waitFor();
-  check();
 });
 
-test("deploying by upload makes the function answer, and a bad upload changes nothing", async (t) => {
-  const { page, check } = await openPage(t, ["400"]);
+uiTest("deploying by upload makes the function answer, and a bad upload changes nothing", ["400"], async (page) => {
   await signIn(page, aura);
   await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Functions" }).click();
 
@@ -69,17 +70,14 @@ test("deploying by upload makes the function answer, and a bad upload changes no
 
   await page.locator('[data-function="hello"]').getByRole("button", { name: "Versions" }).click();
   await page.locator('[data-version="1"]').getByText("(active)").waitFor();
-  check();
 });
 
-test("the environment switcher shows each environment's own functions", async (t) => {
+uiTest("the environment switcher shows each environment's own functions", [], async (page) => {
   assert.equal((await aura.api("POST", "/api/admin/environments", { name: "staging" })).status, 201);
-  const { page, check } = await openPage(t);
   await signIn(page, aura);
   await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Functions" }).click();
   await page.getByLabel("Environment").selectOption("staging");
   await page.getByText("No functions yet").waitFor();
   await page.getByLabel("Environment").selectOption("default");
   await page.locator('[data-function="hello"]').waitFor();
-  check();
 });

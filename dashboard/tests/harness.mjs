@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
+import { test } from "node:test";
 
 const root = resolve(import.meta.dirname, "../..");
 const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
@@ -58,17 +59,27 @@ export async function openPage(t, expected = []) {
   page.on("response", (res) => {
     if (res.status() >= 400 && unexpected(`${res.status()} ${res.url()}`)) problems.push(`HTTP ${res.status()} ${res.url()}`);
   });
-  t.after(async () => {
-    if (problems.length || t.signal?.aborted) await screenshot(page, t.name);
-    await browser.close();
-  });
+  t.after(() => browser.close());
   return {
     page,
     check() {
       if (problems.length) throw new Error("unexpected browser problems:\n" + problems.join("\n"));
     },
-    screenshot: () => screenshot(page, t.name),
   };
+}
+
+/** A browser test: `body(page)`, then no unexpected problems; a screenshot on failure. */
+export function uiTest(name, expected, body) {
+  test(name, async (t) => {
+    const { page, check } = await openPage(t, expected);
+    try {
+      await body(page);
+      check();
+    } catch (err) {
+      await screenshot(page, name);
+      throw err;
+    }
+  });
 }
 
 async function screenshot(page, name) {

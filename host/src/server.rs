@@ -53,8 +53,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let data_dir = &options.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let admin_token = admin_token(data_dir)?;
     let token_path = data_dir.join("admin.token");
+    let admin_token = admin_token(&token_path)?;
     // Bound before the services start, so links in mail can name the port.
     let listener = tokio::net::TcpListener::bind(&options.addr)
         .await
@@ -120,10 +120,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads `DIR/admin.token`, creating it (mode 0600) on first start.
-fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("admin.token");
-    if let Ok(token) = std::fs::read_to_string(&path) {
+/// Reads the admin token at `path` (`DIR/admin.token`), creating it
+/// (mode 0600) on first start.
+fn admin_token(path: &Path) -> anyhow::Result<String> {
+    if let Ok(token) = std::fs::read_to_string(path) {
         let token = token.trim().to_owned();
         anyhow::ensure!(!token.is_empty(), "{} is empty", path.display());
         return Ok(token);
@@ -134,7 +134,7 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options
-        .open(&path)
+        .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
     writeln!(file, "{token}")?;
     eprintln!("aura: created an admin token in {}", path.display());
