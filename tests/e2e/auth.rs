@@ -699,6 +699,82 @@ async fn lockouts_rate_limits_and_the_audit_log() {
     assert_eq!(statuses.last(), Some(&429));
 }
 
+#[tokio::test]
+async fn the_admin_revokes_sessions_and_unlocks_accounts() {
+    let aura = Aura::start();
+    let registered = register(&aura, "ada@example.com").await;
+    let id = registered["user"]["id"].as_str().unwrap().to_owned();
+    let credentials = json!({"email": "ada@example.com", "password": PASSWORD});
+    let login: Value = post(&aura, "/api/auth/login", credentials.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sessions_path = format!("/api/admin/users/{id}/sessions");
+    let (status, listed) = aura.admin_get(&sessions_path).await;
+    assert_eq!(status, 200);
+    let sessions = listed["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{listed}");
+    assert!(sessions.iter().all(|s| s["current"] == false));
+
+    // Ending the first session makes its refresh token useless.
+    let first = sessions.last().unwrap()["id"].as_str().unwrap();
+    let (status, _) = aura.admin_delete(&format!("{sessions_path}/{first}")).await;
+    assert_eq!(status, 204);
+    let refresh = json!({"refreshToken": registered["refreshToken"]});
+    assert_eq!(
+        post(&aura, "/api/auth/refresh", refresh).await.status(),
+        401
+    );
+    let (_, listed) = aura.admin_get(&sessions_path).await;
+    assert_eq!(listed["sessions"].as_array().unwrap().len(), 1);
+    let (status, body) = aura.admin_delete(&sessions_path).await;
+    assert_eq!((status, body["revoked"].as_u64()), (200, Some(1)));
+    let refresh = json!({"refreshToken": login["refreshToken"]});
+    assert_eq!(
+        post(&aura, "/api/auth/refresh", refresh).await.status(),
+        401
+    );
+    let (status, body) = aura.admin_get("/api/admin/users/nobody/sessions").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+
+    // A locked account is listed and can be unlocked before its time.
+    let wrong = json!({"email": "ada@example.com", "password": "wrong password"});
+    for _ in 0..5 {
+        post(&aura, "/api/auth/login", wrong.clone()).await;
+    }
+    let (_, locked) = aura.admin_get("/api/admin/auth/lockouts").await;
+    assert_eq!(
+        locked["lockouts"][0]["account"], "ada@example.com",
+        "{locked}"
+    );
+    assert_eq!(locked["lockouts"][0]["failures"], 5);
+    assert_eq!(
+        post(&aura, "/api/auth/login", credentials.clone())
+            .await
+            .status(),
+        429
+    );
+    let (status, _) = aura
+        .admin_delete("/api/admin/auth/lockouts/ada@example.com")
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        post(&aura, "/api/auth/login", credentials).await.status(),
+        200
+    );
+    let (status, body) = aura
+        .admin_delete("/api/admin/auth/lockouts/ada@example.com")
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_locked"))
+    );
+}
+
 /// `aura:platform/auth`: a function sees who invoked it, and looks users up
 /// only with `auth = "service"`; importing it needs an `auth` grant.
 #[tokio::test]

@@ -160,6 +160,43 @@ async fn stdout_and_stderr_are_logged_per_invocation() {
 }
 
 #[tokio::test]
+async fn stats_count_the_last_hours_invocations_and_errors_per_function() {
+    let aura = Aura::start();
+    aura.deploy("hello", "hello", json!({})).await;
+    aura.deploy("trap", "trap", json!({})).await;
+    let mut last = String::new();
+    for path in ["/fn/hello", "/fn/hello/again", "/fn/trap"] {
+        let response = aura.http.get(aura.at(path)).send().await.unwrap();
+        last = response.headers()["x-aura-invocation-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+    }
+    // Logs are written in order, so the last one's record means all are in.
+    aura.invocation_log("trap", &last).await;
+    let (status, stats) = aura.admin_get("/api/admin/stats").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (stats["invocations"].as_i64(), stats["errors"].as_i64()),
+        (Some(3), Some(1))
+    );
+    let functions = stats["functions"].as_array().unwrap();
+    let counts: Vec<_> = functions
+        .iter()
+        .map(|f| {
+            (
+                f["function"].as_str().unwrap(),
+                f["invocations"].as_i64().unwrap(),
+                f["errors"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [("hello", 2, 0), ("trap", 1, 1)]);
+    assert!(functions[0]["mean_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+    assert!(stats["since"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test]
 async fn unknown_routes_answer_json_errors() {
     let aura = Aura::start();
     let response = aura.http.get(aura.at("/nowhere")).send().await.unwrap();

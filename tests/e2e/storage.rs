@@ -1064,6 +1064,10 @@ async fn rest_uploads_and_downloads_follow_bucket_rules() {
         (400, Some("invalid_rule")),
         "{body}"
     );
+    assert!(
+        body["error"]["details"]["problems"]["viewRule"].is_string(),
+        "each problem is named by its rule: {body}"
+    );
     let (status, _) = aura
         .admin_post(
             "/api/admin/storage/buckets",

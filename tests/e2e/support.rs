@@ -155,6 +155,19 @@ impl Aura {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `DELETE` an admin path with the token; returns status and JSON.
+    pub async fn admin_delete(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .delete(self.at(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Deploys raw bytes as `name` with a deploy `config`; returns status and JSON.
     pub async fn deploy_bytes(&self, name: &str, wasm: Vec<u8>, config: Value) -> (u16, Value) {
         let form = reqwest::multipart::Form::new()

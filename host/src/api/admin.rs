@@ -30,6 +30,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         )
         .route("/api/admin/functions/{name}/rollback", post(rollback))
         .route("/api/admin/functions/{name}/logs", get(logs))
+        .route("/api/admin/stats", get(stats))
 }
 
 impl From<FunctionError> for ApiError {
@@ -201,4 +202,25 @@ async fn logs(
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(json!({ "invocations": records })))
+}
+
+/// How far back `/api/admin/stats` counts.
+const STATS_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// Invocations and errors over the last hour, in all and per function.
+async fn stats(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
+    let since =
+        (chrono::Utc::now() - STATS_WINDOW).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let functions = state
+        .functions
+        .logs
+        .stats_since(&since)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "since": since,
+        "invocations": functions.iter().map(|f| f.invocations).sum::<i64>(),
+        "errors": functions.iter().map(|f| f.errors).sum::<i64>(),
+        "functions": functions,
+    })))
 }

@@ -3,6 +3,7 @@
 //! Handlers are thin: they parse and check input, call a service, and map
 //! the result to JSON or to an [`ApiError`]. No business rule lives here.
 
+mod accounts;
 mod admin;
 mod auth;
 mod collections;
@@ -88,12 +89,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/admin/realtime/rules/{pattern}",
             axum::routing::put(realtime::put_rule).delete(realtime::delete_rule),
         )
-        .route("/api/admin/outbox", get(outbox))
-        .route("/api/admin/auth/keys", get(signing_keys).post(rotate_key))
-        .route(
-            "/api/admin/auth/keys/{kid}",
-            axum::routing::delete(retire_key),
-        )
+        .merge(accounts::routes())
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
@@ -204,43 +200,6 @@ async fn create_backup(
             )
         })?;
     Ok((axum::http::StatusCode::CREATED, axum::Json(made)))
-}
-
-/// `GET /api/admin/auth/keys`: the access-token signing keys.
-async fn signing_keys(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(
-        serde_json::json!({ "keys": state.auth.signing_keys().await? }),
-    ))
-}
-
-/// `POST /api/admin/auth/keys`: a new key signs from now on.
-async fn rotate_key(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
-    let kid = state.auth.rotate_key().await?;
-    Ok((
-        axum::http::StatusCode::CREATED,
-        axum::Json(serde_json::json!({ "kid": kid, "active": true })),
-    ))
-}
-
-/// `DELETE /api/admin/auth/keys/{kid}`: tokens signed with it stop working.
-async fn retire_key(
-    State(state): State<Arc<AppState>>,
-    axum::extract::Path(kid): axum::extract::Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    state.auth.retire_key(&kid).await?;
-    Ok(axum::http::StatusCode::NO_CONTENT)
-}
-
-/// `GET /api/admin/outbox`: auth mail kept instead of sent, newest first.
-async fn outbox(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
-    let messages = state.auth.outbox().ok_or_else(|| {
-        ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "outbox_not_kept",
-            "mail goes to the configured SMTP server; the outbox is kept only without one",
-        )
-    })?;
-    Ok(axum::Json(serde_json::json!({ "messages": messages })))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

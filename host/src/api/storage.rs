@@ -40,7 +40,10 @@ impl From<StorageError> for ApiError {
             StorageError::BucketExists(_) => (StatusCode::CONFLICT, "bucket_exists"),
             StorageError::BucketNotEmpty(_) => (StatusCode::CONFLICT, "bucket_not_empty"),
             StorageError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
-            StorageError::InvalidRule(_) => (StatusCode::BAD_REQUEST, "invalid_rule"),
+            StorageError::InvalidRule(problems) => {
+                return ApiError::new(StatusCode::BAD_REQUEST, "invalid_rule", message)
+                    .with_details(json!({ "problems": problems }));
+            }
             StorageError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             StorageError::BadDigest => (StatusCode::BAD_REQUEST, "bad_digest"),
             StorageError::PreconditionFailed => {

@@ -138,6 +138,22 @@ impl Limits {
         Some(lockout)
     }
 
+    /// The accounts locked now: name, failures and the time left, longest
+    /// first.
+    pub fn lockouts(&self) -> Vec<(String, u32, Duration)> {
+        let now = Instant::now();
+        let accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut locked: Vec<_> = accounts
+            .iter()
+            .filter_map(|(account, f)| {
+                let until = f.locked_until.filter(|until| *until > now)?;
+                Some((account.clone(), f.count, until - now))
+            })
+            .collect();
+        locked.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+        locked
+    }
+
     /// Clears an account's failures after a successful sign-in.
     pub fn succeeded(&self, account: &str) {
         self.accounts
@@ -150,6 +166,24 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lockouts_list_locked_accounts_until_cleared() {
+        let limits = Limits::new(0);
+        for _ in 0..FAILURES_BEFORE_LOCKOUT {
+            limits.failed("a");
+        }
+        limits.failed("b");
+        let locked = limits.lockouts();
+        assert_eq!(locked.len(), 1);
+        assert_eq!(
+            (locked[0].0.as_str(), locked[0].1),
+            ("a", FAILURES_BEFORE_LOCKOUT)
+        );
+        assert!(locked[0].2 <= FIRST_LOCKOUT && locked[0].2 > Duration::ZERO);
+        limits.succeeded("a");
+        assert!(limits.lockouts().is_empty());
+    }
 
     #[test]
     fn addresses_are_limited_per_window() {

@@ -16,6 +16,7 @@
 //!   tokens (`once`); two-factor sign-in is in `totp`, provider sign-in in
 //!   `oauth`.
 
+mod admin;
 mod keys;
 pub mod limits;
 pub mod mail;
@@ -904,25 +905,7 @@ impl Auth {
 
     /// The user's open sessions, newest first.
     pub async fn sessions(&self, auth: &Authenticated) -> Result<Vec<Value>, AuthError> {
-        let mut select = self.query();
-        select
-            .sql("SELECT id, user_agent, ip, created, last_used, expires FROM _aura_sessions WHERE revoked IS NULL AND user_id = ")
-            .arg(text_arg(&auth.user.id), Storage::Text)
-            .sql(" ORDER BY created DESC");
-        let rows = self
-            .db
-            .backend()
-            .fetch(&select, &[Storage::Text; 6])
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                json!({
-                    "id": row[0], "userAgent": row[1], "ip": row[2], "created": row[3],
-                    "lastUsed": row[4], "expires": row[5], "current": row[0].as_str() == Some(auth.session.as_str()),
-                })
-            })
-            .collect())
+        self.open_sessions(&auth.user.id, Some(&auth.session)).await
     }
 
     /// Revokes every session of the user but the current one ("sign out

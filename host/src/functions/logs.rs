@@ -46,6 +46,19 @@ pub struct InvocationRecord {
     pub stderr: String,
 }
 
+/// Invocations of one function since a moment, for the dashboard's overview.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunctionStats {
+    /// Function name.
+    pub function: String,
+    /// Invocations that started since then.
+    pub invocations: i64,
+    /// Those that failed: an outcome other than `ok`, or a 5xx status.
+    pub errors: i64,
+    /// Mean duration in milliseconds.
+    pub mean_ms: f64,
+}
+
 /// Writes and reads invocation logs.
 #[derive(Clone)]
 pub struct InvocationLog {
@@ -104,6 +117,30 @@ impl InvocationLog {
                 }
             };
         rows.iter().map(from_row).collect()
+    }
+
+    /// Per-function counts of the invocations that started at or after
+    /// `since` (RFC 3339 in UTC with milliseconds, as records store it).
+    pub async fn stats_since(&self, since: &str) -> sqlx::Result<Vec<FunctionStats>> {
+        let rows = sqlx::query(
+            "SELECT function, COUNT(*) AS invocations, \
+             SUM(CASE WHEN outcome <> 'ok' OR status >= 500 THEN 1 ELSE 0 END) AS errors, \
+             AVG(duration_ms) AS mean_ms \
+             FROM invocations WHERE started_at >= ? GROUP BY function ORDER BY function",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(FunctionStats {
+                    function: row.try_get("function")?,
+                    invocations: row.try_get("invocations")?,
+                    errors: row.try_get("errors")?,
+                    mean_ms: row.try_get("mean_ms")?,
+                })
+            })
+            .collect()
     }
 
     /// Removes every record of `function`.

@@ -55,9 +55,10 @@ pub enum StorageError {
     /// A bucket name or key that is refused, and why.
     #[error("{0}")]
     InvalidName(String),
-    /// A bucket rule that does not parse or names an unknown field.
-    #[error("{0}")]
-    InvalidRule(String),
+    /// Bucket rules that do not parse or name unknown fields: what is
+    /// wrong with each, by rule (`listRule`…).
+    #[error("{}", .0.iter().map(|(rule, problem)| format!("{rule}: {problem}")).collect::<Vec<_>>().join("; "))]
+    InvalidRule(std::collections::BTreeMap<String, String>),
     /// The object is over the limit.
     #[error("the object is larger than this bucket's limit of {0} bytes")]
     TooLarge(u64),

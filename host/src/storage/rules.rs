@@ -59,22 +59,16 @@ impl Storage {
     /// The parsed rules of a bucket's settings, or why they are refused.
     /// Parse them once per request and pass them to [`Storage::allowed`].
     pub fn rules(settings: &BucketSettings) -> Result<Entry> {
-        Entry::new(definition(settings)).map_err(|problems| {
-            StorageError::InvalidRule(
-                problems
-                    .iter()
-                    .map(|(path, problem)| format!("{path}: {problem}"))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })
+        Entry::new(definition(settings)).map_err(StorageError::InvalidRule)
     }
 
     /// Checks that a bucket's rules parse and name only an object's fields.
     pub(super) fn check_rules(&self, settings: &BucketSettings) -> Result<()> {
         let entry = Self::rules(settings)?;
         match self.records.rule_problem(&entry) {
-            Some((rule, problem)) => Err(StorageError::InvalidRule(format!("{rule}: {problem}"))),
+            Some((rule, problem)) => Err(StorageError::InvalidRule(
+                [(rule.to_owned(), problem)].into_iter().collect(),
+            )),
             None => Ok(()),
         }
     }
