@@ -1,5 +1,6 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { startAura, uiTest, signIn, wasm } from "./harness.mjs";
 
 let aura;
@@ -68,8 +69,50 @@ uiTest("deploying by upload makes the function answer, and a bad upload changes 
   assert.equal(invoked.status, 200);
   assert.match(await invoked.text(), /Hello/);
 
-  await page.locator('[data-function="hello"]').getByRole("button", { name: "Versions" }).click();
+  await page.locator('[data-function="hello"]').getByRole("link", { name: "hello" }).click();
   await page.locator('[data-version="1"]').getByText("(active)").waitFor();
+});
+
+uiTest("the invoke console's call shows up in the live logs", [], async (page) => {
+  await signIn(page, aura);
+  await page.goto(aura.url + "/_/#/functions/hello");
+  await page.getByRole("region", { name: "Logs" }).getByText("hello: GET /").waitFor();
+  const console_ = page.getByRole("region", { name: "Invoke" });
+  await console_.getByLabel("Path").fill("/from-the-console");
+  await console_.getByRole("button", { name: "Send" }).click();
+  await console_.getByRole("status", { name: "Response status" }).getByText("200").waitFor();
+  await console_.getByLabel("Response body").getByText(/Hello/).waitFor();
+  const logs = page.getByRole("region", { name: "Logs" });
+  await logs.getByText("hello: GET /from-the-console").waitFor();
+  await logs.getByText("hello: done").first().waitFor();
+  // Invocations from elsewhere arrive while the page follows.
+  await fetch(aura.url + "/fn/hello/from-curl");
+  await logs.getByText("hello: GET /from-curl").waitFor();
+  // The overview counts them: one from the deploy test, these two.
+  await page.goto(aura.url + "/_/#/overview");
+  await page.locator('[data-area="invocations"] .count').getByText("3").waitFor();
+  await page.locator('[data-area="errors"] .count').getByText("0").waitFor();
+  await page.locator('tr[data-function="hello"]').waitFor();
+});
+
+uiTest("a streamed response shows its chunks as they arrive", [], async (page) => {
+  const form = new FormData();
+  form.append("component", new Blob([readFileSync(wasm("stream"))]), "stream.wasm");
+  const deployed = await fetch(aura.url + "/api/admin/functions/stream/versions", {
+    method: "POST", headers: { authorization: `Bearer ${aura.token}` }, body: form,
+  });
+  assert.equal(deployed.status, 201);
+  await signIn(page, aura);
+  await page.goto(aura.url + "/_/#/functions/stream");
+  const console_ = page.getByRole("region", { name: "Invoke" });
+  await console_.getByLabel("Path").fill("/?n=3&delay_ms=1500");
+  await console_.getByRole("button", { name: "Send" }).click();
+  const body = console_.getByLabel("Response body");
+  await body.getByText("chunk 0").waitFor();
+  assert.equal(await body.getByText("chunk 2").count(), 0, "the last chunk is not there yet");
+  await console_.getByText("streaming…").waitFor();
+  await body.getByText("chunk 2").waitFor();
+  await console_.getByText(/done, \d+ chunks/).waitFor();
 });
 
 uiTest("the environment switcher shows each environment's own functions", [], async (page) => {
@@ -80,4 +123,38 @@ uiTest("the environment switcher shows each environment's own functions", [], as
   await page.getByText("No functions yet").waitFor();
   await page.getByLabel("Environment").selectOption("default");
   await page.locator('[data-function="hello"]').waitFor();
+});
+
+uiTest("a schedule is added, run now, paused, and its runs are listed", ["400"], async (page) => {
+  await signIn(page, aura);
+  await page.goto(aura.url + "/_/#/schedules");
+  await page.getByText("No schedules yet.").waitFor();
+  const form = page.getByRole("form", { name: "Schedule" });
+  await form.getByLabel("Schedule name").fill("nightly");
+  await form.getByLabel("Function").selectOption("hello");
+  await form.getByLabel("Cron").fill("not a cron");
+  await form.getByRole("button", { name: "Save schedule" }).click();
+  await page.getByRole("alert").getByText("invalid_schedule").waitFor();
+  assert.deepEqual((await aura.api("GET", "/api/admin/schedules")).body.schedules, []);
+
+  await form.getByLabel("Cron").fill("0 3 * * *");
+  await form.getByLabel("Path").fill("/nightly");
+  await form.getByRole("button", { name: "Save schedule" }).click();
+  const row = page.locator('[data-schedule="nightly"]');
+  await row.getByText("active").waitFor();
+  assert.equal((await aura.api("GET", "/api/admin/schedules/nightly")).body.cron, "0 3 * * *");
+
+  await row.getByRole("button", { name: "Run now" }).click();
+  await row.getByRole("button", { name: "nightly" }).click();
+  const runs = page.getByRole("region", { name: "Runs" });
+  for (let i = 0; i < 50 && !(await runs.getByRole("cell", { name: "ok", exact: true }).count()); i++) {
+    await runs.getByRole("button", { name: "Refresh" }).click();
+    await page.waitForTimeout(200);
+  }
+  await runs.getByRole("cell", { name: "ok", exact: true }).waitFor();
+  await runs.getByRole("cell", { name: "200", exact: true }).waitFor();
+
+  await row.getByRole("button", { name: "Pause" }).click();
+  await row.getByText("paused").waitFor();
+  assert.equal((await aura.api("GET", "/api/admin/schedules/nightly")).body.paused, true);
 });

@@ -17,9 +17,9 @@ const SCREENSHOTS = process.env.AURA_SCREENSHOTS ?? join(tmpdir(), "aura-dashboa
 
 export async function startAura() {
   const dataDir = mkdtempSync(join(tmpdir(), "aura-dashboard-"));
-  const child = spawn(AURA, ["serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir], {
+  const child = spawn(AURA, ["serve", "--addr", "127.0.0.1:0", "--s3-addr", "off", "--data-dir", dataDir], {
     stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "warn" },
   });
   const url = await new Promise((ok, fail) => {
     child.once("exit", (code) => fail(new Error(`aura exited with ${code}`)));
@@ -55,7 +55,10 @@ export async function openPage(t, expected = []) {
   page.on("console", (msg) => {
     if (msg.type() === "error" && unexpected(msg.text())) problems.push(`console error: ${msg.text()}`);
   });
-  page.on("requestfailed", (req) => problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`));
+  page.on("requestfailed", (req) => {
+    const text = `request failed: ${req.url()} ${req.failure()?.errorText}`;
+    if (unexpected(text)) problems.push(text);
+  });
   page.on("response", (res) => {
     if (res.status() >= 400 && unexpected(`${res.status()} ${res.url()}`)) problems.push(`HTTP ${res.status()} ${res.url()}`);
   });
