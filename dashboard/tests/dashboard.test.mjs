@@ -45,6 +45,19 @@ uiTest("a wrong admin token is refused with the server's error", ["401"], async 
   assert.equal(await page.evaluate(() => sessionStorage.length), 0);
 });
 
+uiTest("the link aura serve prints signs in once, and leaves no code behind", ["400"], async (page) => {
+  assert.match(aura.link, /^http:\/\/127\.0\.0\.1:\d+\/_\/#code=[0-9a-f]{64}$/);
+  await page.goto(aura.link);
+  await page.getByRole("navigation", { name: "Pages" }).waitFor();
+  assert.equal(new URL(page.url()).hash, "#/overview");
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("aura.admin-token")), aura.token);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.goto(aura.url + "/_/#/functions");
+  await page.goto(aura.link);
+  await page.getByRole("alert").getByText("invalid_code").waitFor();
+  await page.getByLabel("Admin token").waitFor();
+});
+
 uiTest("the overview counts what the API lists", [], async (page) => {
   await aura.api("POST", "/api/admin/storage/buckets", { name: "avatars" });
   await signIn(page, aura);

@@ -21,11 +21,15 @@ export async function startAura() {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "warn" },
   });
-  const url = await new Promise((ok, fail) => {
+  // The address, then the dashboard's one-time sign-in link.
+  const [url, link] = await new Promise((ok, fail) => {
     child.once("exit", (code) => fail(new Error(`aura exited with ${code}`)));
+    let url;
     createInterface({ input: child.stdout }).on("line", (line) => {
-      const found = line.match(/^aura: listening on (\S+)/);
-      if (found) ok(found[1]);
+      const listening = line.match(/^aura: listening on (\S+)/);
+      if (listening) url = listening[1];
+      const dashboard = line.match(/^aura: dashboard at (\S+)/);
+      if (dashboard) ok([url, dashboard[1]]);
     });
   });
   const token = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
@@ -38,7 +42,7 @@ export async function startAura() {
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : null };
   };
-  return { url, token, dataDir, api, stop: () => child.kill("SIGTERM") };
+  return { url, link, token, dataDir, api, stop: () => child.kill("SIGTERM") };
 }
 
 /** A browser page; `expected` lists substrings of errors the test provokes. */

@@ -102,8 +102,12 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     }
     // Tests and scripts read this line to learn the port.
     println!("aura: listening on http://{addr}");
+    let codes = Arc::new(api::sign_in::SignInCodes::default());
+    let code = codes.issue(api::sign_in::STARTUP_LINK_LIFETIME);
     println!(
-        "aura: dashboard at http://{addr}/_/ (sign in with the token in {})",
+        "aura: dashboard at http://{addr}{} (a one-time link for the next hour; \
+         `aura dashboard` makes another, or sign in with the token in {})",
+        api::sign_in::link_path(&code),
         token_path.display()
     );
     std::io::stdout().flush()?;
@@ -112,7 +116,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         // Streamed chunks must leave as soon as the guest writes them.
         let _ = tcp.set_nodelay(true);
     });
-    let app = api::environments::router(environments)
+    let app = api::environments::router(environments, codes)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

@@ -1,6 +1,7 @@
 //! The `aura` CLI against a running server.
 
-use crate::support::{Aura, wasm_path};
+use crate::support::{Aura, assert_error, wasm_path};
+use serde_json::{Value, json};
 
 fn stdout(output: &std::process::Output) -> String {
     assert!(
@@ -129,4 +130,41 @@ async fn init_makes_a_project_that_builds_and_deploys() {
     let answer = aura.http.get(aura.at("/fn/greeter")).send().await.unwrap();
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.text().await.unwrap(), "Hello from greeter!\n");
+}
+
+#[tokio::test]
+async fn aura_dashboard_prints_a_link_that_signs_in_once() {
+    let aura = Aura::start();
+    let output = aura.cli(&["dashboard"]);
+    let printed = stdout(&output);
+    let url = printed.lines().next().unwrap();
+    let code = url
+        .strip_prefix(&format!("{}/_/#code=", aura.url))
+        .unwrap_or_else(|| panic!("not a dashboard link: {printed}"));
+    assert!(printed.contains("works once"), "{printed}");
+    let exchange = |code: String| {
+        let aura = &aura;
+        async move {
+            aura.http
+                .post(aura.at("/api/dashboard/exchange"))
+                .json(&json!({ "code": code }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let response = exchange(code.to_owned()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token"], aura.token.as_str());
+    assert_error(exchange(code.to_owned()).await, 400, "invalid_code").await;
+    assert_error(exchange("0".repeat(64)).await, 400, "invalid_code").await;
+    let response = aura
+        .http
+        .post(aura.at("/api/admin/dashboard/links"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 401, "unauthorized").await;
 }

@@ -5,13 +5,14 @@
 //! the prefix wins when both are given. A request naming none goes to the
 //! default environment. Every environment answers the same routes.
 
+use super::sign_in::{self, SignInCodes};
 use super::{ApiError, bearer, constant_time_eq};
 use crate::environments::{CreateError, DEFAULT, Environments};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::sync::Arc;
 use tower::ServiceExt as _;
 
@@ -20,15 +21,18 @@ pub const HEADER: &str = "x-aura-env";
 
 /// The router of the whole server: the environments' admin API, and every
 /// other request handed to its environment's router.
-pub fn router(environments: Arc<Environments>) -> Router {
+pub fn router(environments: Arc<Environments>, codes: Arc<SignInCodes>) -> Router {
     let routers: Arc<std::sync::RwLock<std::collections::HashMap<String, Router>>> = Arc::default();
     Router::new()
         .route("/api/admin/environments", get(list).post(create))
+        .route("/api/admin/dashboard/links", post(issue_link))
+        .route("/api/dashboard/exchange", post(exchange))
         .merge(super::dashboard::routes())
         .fallback(dispatch)
         .with_state(Dispatch {
             environments,
             routers,
+            codes,
         })
 }
 
@@ -37,6 +41,7 @@ pub fn router(environments: Arc<Environments>) -> Router {
 struct Dispatch {
     environments: Arc<Environments>,
     routers: Arc<std::sync::RwLock<std::collections::HashMap<String, Router>>>,
+    codes: Arc<SignInCodes>,
 }
 
 impl Dispatch {
@@ -184,6 +189,56 @@ async fn create(State(dispatch): State<Dispatch>, request: Request) -> Response 
         }
         Err(err @ CreateError::Open(..)) => ApiError::internal(err).into_response(),
     }
+}
+
+/// `POST /api/admin/dashboard/links`: a one-time sign-in link.
+async fn issue_link(State(dispatch): State<Dispatch>, request: Request) -> Response {
+    if !dispatch.is_admin(request.headers()) {
+        return ApiError::unauthorized().into_response();
+    }
+    let code = dispatch.codes.issue(sign_in::LINK_LIFETIME);
+    (
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({
+            "path": sign_in::link_path(&code),
+            "expiresIn": sign_in::LINK_LIFETIME.as_secs(),
+        })),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExchangeRequest {
+    code: String,
+}
+
+/// `POST /api/dashboard/exchange {"code"}`: the admin token, once per code.
+async fn exchange(State(dispatch): State<Dispatch>, body: axum::body::Bytes) -> Response {
+    let ExchangeRequest { code } = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("the body is {{\"code\": CODE}}: {err}"),
+            )
+            .into_response();
+        }
+    };
+    if let Err(err) = dispatch.codes.redeem(&code) {
+        return err.into_response();
+    }
+    if let Some(default) = dispatch.environments.get(DEFAULT) {
+        default
+            .audit
+            .record("dashboard_link_used", None, None, serde_json::json!({}));
+    }
+    (
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        axum::Json(serde_json::json!({ "token": dispatch.environments.admin_token() })),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

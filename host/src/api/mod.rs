@@ -19,6 +19,7 @@ mod realtime;
 mod records;
 mod schedules;
 mod secrets;
+pub mod sign_in;
 mod storage;
 
 pub use error::ApiError;

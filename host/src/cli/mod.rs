@@ -15,7 +15,7 @@ mod storage;
 use crate::server::{self, ServeOptions};
 use clap::{Args, Parser, Subcommand};
 use client::Client;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -171,6 +171,8 @@ enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Print a one-time link that signs the browser in to the dashboard
+    Dashboard,
     /// List the snapshots of the environment's definition (one per push)
     Snapshots,
     /// Restore the definition (collections, functions, schedules; not
@@ -512,6 +514,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Env { command } => env::run(&client, json, command).await?,
         Command::Push { dir } => project::push(&client, json, &dir).await?,
         Command::Pull { dir } => project::pull(&client, json, &dir).await?,
+        Command::Dashboard => {
+            let link = client
+                .post_json("/api/admin/dashboard/links", &json!({}))
+                .await?;
+            let url = format!("{}{}", client.base(), text(&link["path"]));
+            if json {
+                println!("{}", json!({ "url": url, "expiresIn": link["expiresIn"] }));
+            } else {
+                println!("{url}");
+                println!(
+                    "(works once, for {} minutes)",
+                    link["expiresIn"].as_u64().unwrap_or(0) / 60
+                );
+            }
+        }
         Command::Snapshots => project::list_snapshots(&client, json).await?,
         Command::Rollback { snapshot } => project::rollback(&client, json, snapshot).await?,
         Command::Logs {
