@@ -171,3 +171,34 @@ uiTest("a schedule is added, run now, paused, and its runs are listed", ["400"],
   await row.getByText("paused").waitFor();
   assert.equal((await aura.api("GET", "/api/admin/schedules/nightly")).body.paused, true);
 });
+
+uiTest("the API page renders this server's OpenAPI document, searchable", [], async (page) => {
+  await signIn(page, aura);
+  await page.getByRole("link", { name: "API", exact: true }).click();
+  await page.getByLabel("Search the API").fill("collections/{name}/migrations");
+  const op = page.locator('[data-operation="GET /api/collections/{name}/migrations"]');
+  await op.getByText("A collection's migration history").click();
+  await op.getByText("admin token").waitFor();
+  await op.getByText("{ migrations?: Migration[] }").waitFor();
+  assert.equal(await page.locator("[data-operation]").count(), 1);
+  await page.getByRole("region", { name: "Schemas" }).getByRole("heading", { name: "Migration", exact: true }).waitFor();
+});
+
+uiTest("keyboard alone signs in and moves between pages; a phone-sized window does not overflow", [], async (page) => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(aura.url + "/_/");
+  await page.getByLabel("Admin token").focus();
+  await page.keyboard.type(aura.token);
+  await page.keyboard.press("Enter");
+  const nav = page.getByRole("navigation", { name: "Pages" });
+  await nav.waitFor();
+  await nav.getByRole("link", { name: "Collections" }).focus();
+  await page.keyboard.press("Enter");
+  await page.locator('[data-collection="users"]').waitFor();
+  for (const hash of ["#/overview", "#/collections", "#/functions/hello", "#/records/users", "#/storage"]) {
+    await page.goto(aura.url + "/_/" + hash);
+    await page.locator("main h1").first().waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${hash} overflows by ${overflow}px`);
+  }
+});
