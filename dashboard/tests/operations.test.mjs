@@ -2,6 +2,7 @@
 // through the REST API.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { startAura, uiTest, signIn } from "./harness.mjs";
 
 let aura;
@@ -38,7 +39,14 @@ uiTest("a backup is taken from the dashboard", [], async (page) => {
   await page.getByRole("status").getByText(/Backed up to/).waitFor();
   const backups = (await aura.api("GET", "/api/admin/backups")).body.backups;
   assert.equal(backups.length, 1);
-  await page.locator(`[data-backup="${backups[0].name}"]`).waitFor();
+  const row = page.locator(`[data-backup="${backups[0].name}"]`);
+  const [download] = await Promise.all([page.waitForEvent("download"), row.getByRole("button", { name: "Download" }).click()]);
+  assert.equal(download.suggestedFilename(), `aura-backup-${backups[0].name}.tar`);
+  const archive = readFileSync(await download.path());
+  assert.ok(archive.length > 1024);
+  // A tar archive: the first header names a file of the backup's directory.
+  assert.ok(archive.subarray(0, 100).toString("latin1").startsWith(backups[0].name + "/"));
+  assert.equal(archive.subarray(257, 262).toString("latin1"), "ustar");
 });
 
 uiTest("rolling back to a snapshot previews its plan, then applies it", [], async (page) => {

@@ -299,6 +299,16 @@ impl Backups {
         Ok(found)
     }
 
+    /// The directory of the backup called `name`, if `list` has it (so no
+    /// other path can be named).
+    pub fn dir_of(&self, name: &str) -> Option<PathBuf> {
+        let listed = self.list().ok()?;
+        listed
+            .iter()
+            .any(|b| b["name"] == name)
+            .then(|| self.root().join(name))
+    }
+
     /// Removes the backups the retention policy no longer keeps, and
     /// encrypts those kept as weekly ones (older than 7 days).
     fn prune(&self) -> anyhow::Result<()> {

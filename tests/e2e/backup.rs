@@ -392,3 +392,80 @@ async fn encrypted_backups_restore_only_with_their_key() {
     );
     assert!(!damaged.join("collections.db").exists() && !damaged.join("aura.db").exists());
 }
+
+#[tokio::test]
+async fn a_backup_downloads_as_a_tar_archive_of_its_directory() {
+    let aura = Aura::start();
+    let (status, made) = aura.admin_post("/api/admin/backups", json!({})).await;
+    assert_eq!(status, 201, "{made}");
+    let (_, listed) = aura.admin_get("/api/admin/backups").await;
+    let name = listed["backups"][0]["name"].as_str().unwrap().to_owned();
+    let path = listed["backups"][0]["path"].as_str().unwrap().to_owned();
+
+    let response = aura
+        .http
+        .get(aura.at(&format!("/api/admin/backups/{name}/archive")))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-tar");
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(&format!("aura-backup-{name}.tar"))
+    );
+    let bytes = response.bytes().await.unwrap();
+    let mut archive = tar::Archive::new(bytes.as_ref());
+    let mut files = std::collections::BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.header().entry_type().is_file() {
+            let mut content = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+            files.insert(entry.path().unwrap().display().to_string(), content);
+        }
+    }
+    let manifest = &files[&format!("{name}/manifest.json")];
+    assert_eq!(
+        manifest,
+        &std::fs::read(std::path::Path::new(&path).join("manifest.json")).unwrap()
+    );
+    let on_disk = walk(std::path::Path::new(&path));
+    assert_eq!(files.len(), on_disk, "every file of the backup is archived");
+
+    for missing in ["nope", "...", "%2e%2e%2fadmin.token"] {
+        let response = aura
+            .http
+            .get(aura.at(&format!("/api/admin/backups/{missing}/archive")))
+            .bearer_auth(&aura.token)
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 404, "backup_not_found").await;
+    }
+    let response = aura
+        .http
+        .get(aura.at(&format!("/api/admin/backups/{name}/archive")))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 401, "unauthorized").await;
+}
+
+/// How many files are under `dir`.
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|entry| {
+            if entry.file_type().unwrap().is_dir() {
+                walk(&entry.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}

@@ -6,6 +6,7 @@
 mod accounts;
 mod admin;
 mod auth;
+mod backups;
 mod collections;
 mod cookies;
 mod dashboard;
@@ -84,7 +85,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(secrets::routes())
         .merge(definition::routes())
         .route("/api/admin/audit", get(audit))
-        .route("/api/admin/backups", get(list_backups).post(create_backup))
+        .merge(backups::routes())
         .route("/api/admin/realtime/rules", get(realtime::rules))
         .route(
             "/api/admin/realtime/rules/{pattern}",
@@ -154,53 +155,6 @@ async fn audit(
         .await
         .map_err(ApiError::internal)?;
     Ok(axum::Json(serde_json::json!({ "entries": entries })))
-}
-
-/// `GET /api/admin/backups`: the backups under `DATA/backups`.
-async fn list_backups(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
-    let backups = state.backups.list().map_err(ApiError::internal)?;
-    Ok(axum::Json(serde_json::json!({ "backups": backups })))
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct BackupRequest {
-    /// A new or empty directory on the server (default `DATA/backups/{time}`).
-    #[serde(default)]
-    to: Option<std::path::PathBuf>,
-    /// Encrypt it under the environment's master key.
-    #[serde(default)]
-    encrypt: bool,
-}
-
-/// `POST /api/admin/backups`: takes a backup now.
-async fn create_backup(
-    State(state): State<Arc<AppState>>,
-    body: axum::body::Bytes,
-) -> Result<impl IntoResponse, ApiError> {
-    let request: BackupRequest = if body.is_empty() {
-        BackupRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|err| {
-            ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("the body is {{\"to\"?: DIRECTORY, \"encrypt\"?: BOOL}}: {err}"),
-            )
-        })?
-    };
-    let made = state
-        .backups
-        .create(request.to, request.encrypt)
-        .await
-        .map_err(|err| {
-            ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "backup_failed",
-                format!("{err:#}"),
-            )
-        })?;
-    Ok((axum::http::StatusCode::CREATED, axum::Json(made)))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
