@@ -17,7 +17,7 @@ const SCREENSHOTS = process.env.AURA_SCREENSHOTS ?? join(tmpdir(), "aura-dashboa
 
 export async function startAura() {
   const dataDir = mkdtempSync(join(tmpdir(), "aura-dashboard-"));
-  const child = spawn(AURA, ["serve", "--addr", "127.0.0.1:0", "--s3-addr", "off", "--data-dir", dataDir], {
+  const child = spawn(AURA, ["serve", "--addr", "127.0.0.1:0", "--s3-addr", "off", "--sign-in-link", "always", "--data-dir", dataDir], {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "warn" },
   });

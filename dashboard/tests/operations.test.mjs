@@ -80,8 +80,9 @@ uiTest("the audit log lists events and filters them", [], async (page) => {
   await page.getByRole("cell", { name: "login_failed" }).waitFor();
   await page.getByLabel("Event").fill("register");
   await page.getByRole("button", { name: "Filter" }).click();
+  // The filtered list replaces the whole one.
+  await page.getByRole("cell", { name: "login_failed" }).waitFor({ state: "detached" });
   await page.getByRole("cell", { name: "register", exact: true }).waitFor();
-  assert.equal(await page.getByRole("cell", { name: "login_failed" }).count(), 0);
 });
 
 uiTest("an environment created on its page appears in the switcher", [], async (page) => {

@@ -43,6 +43,8 @@ pub struct ServeOptions {
     pub master_key: crate::secrets::keys::MasterKeyOptions,
     /// Hourly backups under the retention policy.
     pub auto_backup: bool,
+    /// Print a one-time dashboard sign-in link at start.
+    pub sign_in_link: bool,
     /// Days audit entries are kept (0: forever).
     pub audit_retention_days: u32,
 }
@@ -74,6 +76,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .trim_end_matches('/')
         .to_owned();
     let s3_addr = options.s3_addr.clone();
+    let sign_in_link = options.sign_in_link;
     let environments = Environments::open(Shared {
         options,
         sandbox,
@@ -103,13 +106,22 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     // Tests and scripts read this line to learn the port.
     println!("aura: listening on http://{addr}");
     let codes = Arc::new(api::sign_in::SignInCodes::default());
-    let code = codes.issue(api::sign_in::STARTUP_LINK_LIFETIME);
-    println!(
-        "aura: dashboard at http://{addr}{} (a one-time link for the next hour; \
-         `aura dashboard` makes another, or sign in with the token in {})",
-        api::sign_in::link_path(&code),
-        token_path.display()
-    );
+    if sign_in_link {
+        let code = codes.issue(api::sign_in::LINK_LIFETIME);
+        println!(
+            "aura: dashboard at http://{addr}{} (a one-time link for {} minutes; \
+             `aura dashboard` makes another, or sign in with the token in {})",
+            api::sign_in::link_path(&code),
+            api::sign_in::LINK_LIFETIME.as_secs() / 60,
+            token_path.display()
+        );
+    } else {
+        println!(
+            "aura: dashboard at http://{addr}/_/ (`aura dashboard` prints a sign-in link, \
+             or sign in with the token in {})",
+            token_path.display()
+        );
+    }
     std::io::stdout().flush()?;
 
     let listener = listener.tap_io(|tcp| {

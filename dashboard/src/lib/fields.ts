@@ -99,11 +99,22 @@ export function parseInput(field: Field, text: string): unknown {
   return text;
 }
 
-/** A CSV file of `records`, with a header row of `columns`. */
-export function toCsv(columns: string[], records: Record<string, unknown>[]): string {
+/**
+ * A CSV file of `records`: a header row (`id`, the fields, `created`,
+ * `updated`), then one row each. JSON fields are written as JSON even when
+ * they hold a string, so an import reads back exactly what was exported.
+ */
+export function toCsv(fields: Field[], records: Record<string, unknown>[]): string {
   const quote = (text: string) => (/[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text);
+  const byName = new Map(fields.map((f) => [f.name, f]));
+  const columns = ["id", ...fields.map((f) => f.name), "created", "updated"];
+  const cell = (column: string, value: unknown) => {
+    const field = byName.get(column);
+    if (field && isJsonText(field) && value !== null && value !== undefined) return JSON.stringify(value);
+    return cellText(value);
+  };
   const lines = [columns.map(quote).join(",")];
-  for (const record of records) lines.push(columns.map((c) => quote(cellText(record[c]))).join(","));
+  for (const record of records) lines.push(columns.map((c) => quote(cell(c, record[c]))).join(","));
   return lines.join("\r\n") + "\r\n";
 }
 
@@ -143,9 +154,10 @@ export function parseCsv(text: string): string[][] {
 
 /**
  * Records read from an imported file: a JSON array of objects, or CSV with a
- * header row whose cells are turned into each field's type.
+ * header row whose cells are turned into each field's type. A CSV row whose
+ * cell cannot be read is an Error in its place, so the other rows still go in.
  */
-export function parseImport(name: string, text: string, fields: Field[]): Record<string, unknown>[] {
+export function parseImport(name: string, text: string, fields: Field[]): (Record<string, unknown> | Error)[] {
   if (name.toLowerCase().endsWith(".json")) {
     const data = JSON.parse(text);
     const items = Array.isArray(data) ? data : data?.items;
@@ -160,12 +172,16 @@ export function parseImport(name: string, text: string, fields: Field[]): Record
   const byName = new Map(fields.map((f) => [f.name, f]));
   return rows.map((row) => {
     const record: Record<string, unknown> = {};
-    header.forEach((column, i) => {
+    for (const [i, column] of header.entries()) {
       const field = byName.get(column);
       const cell = row[i] ?? "";
-      if (field) record[column] = parseInput(field, cell);
-      else if (column === "id" && cell) record.id = cell;
-    });
+      try {
+        if (field) record[column] = parseInput(field, cell);
+        else if (column === "id" && cell) record.id = cell;
+      } catch (err) {
+        return new Error(`${column}: ${(err as Error).message}`);
+      }
+    }
     return record;
   });
 }

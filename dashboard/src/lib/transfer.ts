@@ -37,8 +37,7 @@ export async function exportRecords(collection: Collection, filter: string, sort
   if (format === "json") {
     saveFile(`${collection.name}.json`, "application/json", JSON.stringify(records, null, 2) + "\n");
   } else {
-    const columns = ["id", ...collection.fields.map((f) => f.name), "created", "updated"];
-    saveFile(`${collection.name}.csv`, "text/csv", toCsv(columns, records));
+    saveFile(`${collection.name}.csv`, "text/csv", toCsv(collection.fields, records));
   }
   return records.length;
 }
@@ -53,6 +52,10 @@ export async function importRecords(collection: Collection, file: File): Promise
   const rows = parseImport(file.name, await file.text(), collection.fields);
   const report: ImportReport = { total: rows.length, created: 0, failures: [] };
   for (const [i, row] of rows.entries()) {
+    if (row instanceof Error) {
+      report.failures.push({ row: i + 1, message: row.message });
+      continue;
+    }
     try {
       await call("POST", `/api/collections/${enc(collection.name)}/records`, row);
       report.created++;

@@ -1,5 +1,6 @@
-//! One-time sign-in links for the dashboard: `aura serve` prints one and
-//! `aura dashboard` asks for another. The code rides in the URL's fragment
+//! One-time sign-in links for the dashboard: `aura serve` prints one when
+//! its output is a terminal (never into service logs) and `aura dashboard`
+//! asks for another. The code rides in the URL's fragment
 //! (`/_/#code=…`), which browsers never send, so no log sees it; the app
 //! exchanges it once for the admin token. Codes live in this process's
 //! memory: a link works on the node that made it, until it is used or
@@ -11,10 +12,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long a link made with `aura dashboard` works.
+/// How long a link works.
 pub const LINK_LIFETIME: Duration = Duration::from_secs(10 * 60);
-/// How long the link `aura serve` prints at start works.
-pub const STARTUP_LINK_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// Unused codes kept at most; the oldest go first.
 const MAX_CODES: usize = 1000;
 

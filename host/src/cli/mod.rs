@@ -116,6 +116,11 @@ enum Command {
         /// Days the audit log keeps its entries (0: forever)
         #[arg(long, env = "AURA_AUDIT_RETENTION_DAYS", default_value_t = 90)]
         audit_retention_days: u32,
+        /// Print a one-time dashboard sign-in link at start: `auto` only
+        /// when standard output is a terminal (so service logs never hold
+        /// one), `always`, or `never`
+        #[arg(long, env = "AURA_SIGN_IN_LINK", value_enum, default_value = "auto")]
+        sign_in_link: SignInLink,
     },
     /// Deploy a component as a new version of a function and activate it
     Deploy {
@@ -296,6 +301,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         master_key,
         auto_backup,
         audit_retention_days,
+        sign_in_link,
     } = cli.command
     {
         init_tracing();
@@ -315,6 +321,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             master_key,
             auto_backup,
             audit_retention_days,
+            sign_in_link: match sign_in_link {
+                SignInLink::Auto => std::io::IsTerminal::is_terminal(&std::io::stdout()),
+                SignInLink::Always => true,
+                SignInLink::Never => false,
+            },
         })
         .await;
     }
@@ -552,6 +563,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// When `aura serve` prints a dashboard sign-in link.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SignInLink {
+    Auto,
+    Always,
+    Never,
 }
 
 async fn schedules(client: &Client, json: bool, command: SchedulesCommand) -> anyhow::Result<()> {
