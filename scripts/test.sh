@@ -38,3 +38,9 @@ cargo build --locked -p aura
 target_dir="${CARGO_TARGET_DIR:-target}"
 (cd dashboard && AURA_BIN="$(cd .. && realpath "$target_dir")/debug/aura" \
     AURA_WASM_DIR="$(cd .. && realpath "$target_dir")/wasm32-wasip2/release" npm test)
+
+echo "== JavaScript SDK: build, tests against the binary, bundle size"
+(cd sdk/js && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent \
+    && AURA_BIN="$(cd ../.. && realpath "$target_dir")/debug/aura" \
+       AURA_WASM_DIR="$(cd ../.. && realpath "$target_dir")/wasm32-wasip2/release" npm test \
+    && npm run size --silent)

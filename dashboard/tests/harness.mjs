@@ -19,7 +19,7 @@ export async function startAura() {
   const dataDir = mkdtempSync(join(tmpdir(), "aura-dashboard-"));
   const child = spawn(AURA, ["serve", "--addr", "127.0.0.1:0", "--s3-addr", "off", "--sign-in-link", "always", "--data-dir", dataDir], {
     stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "warn" },
+    env: { ...process.env, AURA_LOG: process.env.AURA_LOG || "warn" },
   });
   // The address, then the dashboard's one-time sign-in link.
   const [url, link] = await new Promise((ok, fail) => {

@@ -1,0 +1,268 @@
+// Accounts and sessions: every sign-in flow Aura has, the session kept in a
+// pluggable store, and refresh done once at a time — one request however
+// many callers need a fresh token at once, in this client and (with Web
+// Locks, in browsers) across tabs, re-reading the store after taking the
+// lock so a tab that waited uses what another tab got.
+import { AuraError } from "./errors.js";
+import type { Transport, TokenSource } from "./http.js";
+import type { AuthUser, Session, SessionStore } from "./store.js";
+
+/** Runs `work` while holding the lock called `name`. */
+export type Lock = <T>(name: string, work: () => Promise<T>) => Promise<T>;
+
+/** Web Locks where the platform has them, else a lock within this process. */
+export function defaultLock(): Lock {
+  const locks = (globalThis.navigator as { locks?: { request: Function } } | undefined)?.locks;
+  if (locks?.request) return (name, work) => locks.request(name, work) as ReturnType<typeof work>;
+  const tails = new Map<string, Promise<unknown>>();
+  return (name, work) => {
+    const run = (tails.get(name) ?? Promise.resolve()).then(work, work);
+    tails.set(name, run.catch(() => undefined));
+    return run;
+  };
+}
+
+type Tokens = { accessToken: string; expiresIn: number; refreshToken: string; user: AuthUser };
+/** A sign-in either signs in, or asks for the second factor first. */
+export type SignInResult = { user: AuthUser; mfaRequired?: false } | { mfaRequired: true; mfaToken: string };
+export type AuthChange = (user: AuthUser | null) => void;
+
+/** Refresh this long before the access token expires. */
+const EARLY_MS = 30_000;
+
+export class Auth implements TokenSource {
+  private refreshing: Promise<Session | null> | null = null;
+  private listeners = new Set<AuthChange>();
+  private channel: BroadcastChannel | null = null;
+
+  constructor(
+    private readonly http: Transport,
+    private readonly store: SessionStore,
+    private readonly lock: Lock,
+  ) {
+    // Other tabs of this origin hear of sign-ins and sign-outs (browsers only:
+    // in Node an open channel would keep the process alive).
+    if (typeof window !== "undefined" && typeof BroadcastChannel !== "undefined") {
+      this.channel = new BroadcastChannel(`aura.auth:${http.url}`);
+      this.channel.onmessage = async () => this.notify((await this.store.get())?.user ?? null, false);
+    }
+  }
+
+  /** The signed-in user as last known, or null. */
+  async user(): Promise<AuthUser | null> {
+    return (await this.store.get())?.user ?? null;
+  }
+
+  /** Calls `listener` on every sign-in, refresh, profile change and sign-out; answers how to stop. */
+  onAuthChange(listener: AuthChange): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async signUp(input: { email: string; password: string; name?: string }): Promise<AuthUser> {
+    return this.keep(await this.http.json<Tokens>("POST", "/api/auth/register", { body: input, auth: false }));
+  }
+
+  async signIn(input: { email: string; password: string }): Promise<SignInResult> {
+    return this.answer(await this.http.json("POST", "/api/auth/login", { body: input, auth: false }));
+  }
+
+  /** The second step of a sign-in that asked for it: an authenticator code or a recovery code. */
+  async verifyTotp(input: { mfaToken: string; code?: string; recoveryCode?: string }): Promise<AuthUser> {
+    return this.keep(await this.http.json<Tokens>("POST", "/api/auth/2fa/totp/verify", { body: input, auth: false }));
+  }
+
+  requestMagicLink(email: string): Promise<void> {
+    return this.http.json("POST", "/api/auth/magic-link", { body: { email }, auth: false });
+  }
+
+  /** Signs in with the token of a magic link (`?token=` of the link). */
+  async signInWithMagicLink(token: string): Promise<SignInResult> {
+    return this.answer(await this.http.json("GET", "/api/auth/magic-link/verify", { query: { token }, auth: false }));
+  }
+
+  requestEmailCode(email: string): Promise<void> {
+    return this.http.json("POST", "/api/auth/otp/request", { body: { email }, auth: false });
+  }
+
+  async signInWithEmailCode(input: { email: string; code: string }): Promise<SignInResult> {
+    return this.answer(await this.http.json("POST", "/api/auth/otp/verify", { body: input, auth: false }));
+  }
+
+  /**
+   * Where to send the browser to sign in with an OAuth provider. Keep
+   * `codeVerifier` (sessionStorage) and pass it to `completeOAuth` with the
+   * `?code=` Aura redirects back with (PKCE, S256).
+   */
+  async oauthUrl(provider: string, redirectTo: string): Promise<{ url: string; codeVerifier: string }> {
+    const codeVerifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(codeVerifier));
+    const url = this.http.href(`/api/auth/oauth/${encodeURIComponent(provider)}`, {
+      redirect_to: redirectTo,
+      code_challenge: base64url(new Uint8Array(digest)),
+    });
+    return { url, codeVerifier };
+  }
+
+  async completeOAuth(input: { code: string; codeVerifier: string }): Promise<SignInResult> {
+    return this.answer(await this.http.json("POST", "/api/auth/oauth/exchange", { body: input, auth: false }));
+  }
+
+  /** Ends the session on the server and forgets it here. */
+  async signOut(): Promise<void> {
+    const session = await this.store.get();
+    try {
+      if (session) await this.http.json("POST", "/api/auth/logout", {});
+    } catch (err) {
+      // Already over on the server: forgetting it here is all that is left.
+      if (!(err instanceof AuraError && err.status === 401)) throw err;
+    } finally {
+      await this.forget();
+    }
+  }
+
+  /** The user's record, fresh from the server. */
+  async me(): Promise<AuthUser> {
+    const user = await this.http.json<AuthUser>("GET", "/api/auth/me");
+    await this.update((session) => ({ ...session, user }));
+    return user;
+  }
+
+  async updateProfile(changes: Record<string, unknown>): Promise<AuthUser> {
+    const user = await this.http.json<AuthUser>("PUT", "/api/auth/me", { body: changes });
+    await this.update((session) => ({ ...session, user }));
+    return user;
+  }
+
+  sessions(): Promise<{ sessions: { id: string; userAgent: string | null; ip: string | null; created: string; lastUsed: string | null; expires: string; current: boolean }[] }> {
+    return this.http.json("GET", "/api/auth/sessions");
+  }
+
+  revokeSession(id: string): Promise<void> {
+    return this.http.json("DELETE", `/api/auth/sessions/${encodeURIComponent(id)}`);
+  }
+
+  /** Signs out every other device. */
+  revokeOtherSessions(): Promise<{ revoked: number }> {
+    return this.http.json("DELETE", "/api/auth/sessions");
+  }
+
+  requestPasswordReset(email: string): Promise<void> {
+    return this.http.json("POST", "/api/auth/password/forgot", { body: { email }, auth: false });
+  }
+
+  resetPassword(input: { token: string; password: string }): Promise<void> {
+    return this.http.json("POST", "/api/auth/password/reset", { body: input, auth: false });
+  }
+
+  requestVerification(): Promise<void> {
+    return this.http.json("POST", "/api/auth/verify-email/request", {});
+  }
+
+  confirmVerification(token: string): Promise<AuthUser> {
+    return this.http.json("POST", "/api/auth/verify-email/confirm", { body: { token }, auth: false });
+  }
+
+  enrollTotp(): Promise<{ secret: string; uri: string }> {
+    return this.http.json("POST", "/api/auth/2fa/totp/enroll", {});
+  }
+
+  enableTotp(code: string): Promise<{ enabled: true; recoveryCodes: string[] }> {
+    return this.http.json("POST", "/api/auth/2fa/totp/verify", { body: { code } });
+  }
+
+  disableTotp(input: { code?: string; recoveryCode?: string }): Promise<void> {
+    return this.http.json("POST", "/api/auth/2fa/totp/disable", { body: input });
+  }
+
+  // TokenSource, for the transport.
+
+  async accessToken(): Promise<string | null> {
+    const session = await this.store.get();
+    if (!session) return null;
+    if (session.expiresAt - Date.now() > EARLY_MS) return session.accessToken;
+    const fresh = await this.refresh((current) => current.expiresAt - Date.now() <= EARLY_MS);
+    return fresh?.accessToken ?? null;
+  }
+
+  async refreshAfterRefusal(refused: string): Promise<boolean> {
+    const fresh = await this.refresh((current) => current.accessToken === refused);
+    return !!fresh && fresh.accessToken !== refused;
+  }
+
+  /**
+   * Refreshes the session if, once the lock is held, `stale` still says it
+   * needs it; one refresh at a time, shared by every caller meanwhile.
+   */
+  private refresh(stale: (session: Session) => boolean): Promise<Session | null> {
+    this.refreshing ??= this.lock(`aura.refresh:${this.http.url}`, async () => {
+      const current = await this.store.get();
+      if (!current || !stale(current)) return current;
+      try {
+        const tokens = await this.http.json<Tokens>("POST", "/api/auth/refresh", {
+          body: { refreshToken: current.refreshToken },
+          auth: false,
+        });
+        const session = sessionOf(tokens);
+        await this.store.set(session);
+        this.notify(session.user);
+        return session;
+      } catch (err) {
+        // The session is over (revoked, expired, reused): signed out.
+        if (err instanceof AuraError && err.status === 401) {
+          await this.forget();
+          return null;
+        }
+        throw err;
+      }
+    }).finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
+  }
+
+  private async answer(body: Tokens | { mfaRequired: true; mfaToken: string }): Promise<SignInResult> {
+    if ("mfaRequired" in body && body.mfaRequired) return { mfaRequired: true, mfaToken: body.mfaToken };
+    return { user: await this.keep(body as Tokens) };
+  }
+
+  private async keep(tokens: Tokens): Promise<AuthUser> {
+    const session = sessionOf(tokens);
+    await this.store.set(session);
+    this.notify(session.user);
+    return session.user;
+  }
+
+  private async update(change: (session: Session) => Session) {
+    const session = await this.store.get();
+    if (!session) return;
+    const changed = change(session);
+    await this.store.set(changed);
+    this.notify(changed.user);
+  }
+
+  private async forget() {
+    await this.store.remove();
+    this.notify(null);
+  }
+
+  private notify(user: AuthUser | null, broadcast = true) {
+    for (const listener of this.listeners) listener(user);
+    if (broadcast) this.channel?.postMessage("changed");
+  }
+}
+
+function sessionOf(tokens: Tokens): Session {
+  return {
+    accessToken: tokens.accessToken,
+    refreshToken: tokens.refreshToken,
+    expiresAt: Date.now() + tokens.expiresIn * 1000,
+    user: tokens.user,
+  };
+}
+
+function base64url(bytes: Uint8Array): string {
+  let text = "";
+  for (const byte of bytes) text += String.fromCharCode(byte);
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}

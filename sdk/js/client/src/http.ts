@@ -1,0 +1,99 @@
+// Requests to one Aura server and environment: JSON in and out, the
+// session's token in the Authorization header, errors as AuraError, and
+// one refresh-and-retry when the server says the token is no longer valid.
+import { AuraError, errorOf } from "./errors.js";
+
+export type Query = Record<string, string | number | boolean | undefined | null>;
+
+export type RequestOptions = {
+  query?: Query;
+  /** A JSON body (anything but a BodyInit), or a raw body. */
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Send the session's token (default true). */
+  auth?: boolean;
+  signal?: AbortSignal;
+};
+
+export interface TokenSource {
+  /** The access token to send, refreshed first if it is about to expire. */
+  accessToken(): Promise<string | null>;
+  /** Refreshes after the server refused `token`; true if a new one is there. */
+  refreshAfterRefusal(token: string): Promise<boolean>;
+}
+
+export class Transport {
+  tokens: TokenSource | null = null;
+
+  constructor(
+    readonly url: string,
+    readonly env: string | undefined,
+    readonly fetch: typeof globalThis.fetch,
+  ) {}
+
+  /** The absolute URL of `path` in this client's environment. */
+  href(path: string, query: Query = {}): string {
+    const prefix = this.env && this.env !== "default" ? `/env/${encodeURIComponent(this.env)}` : "";
+    const params = new URLSearchParams();
+    for (const [name, value] of Object.entries(query)) {
+      if (value !== undefined && value !== null) params.set(name, String(value));
+    }
+    const text = params.toString();
+    return `${this.url}${prefix}${path}${text ? `?${text}` : ""}`;
+  }
+
+  /** Sends a request; answers the Response when it is a success. */
+  async send(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
+    const token = options.auth === false ? null : await this.tokens?.accessToken() ?? null;
+    let response = await this.once(method, path, options, token);
+    if (response.status === 401 && token && this.tokens) {
+      const peek = await response.clone().json().catch(() => null);
+      if (peek?.error?.code === "invalid_token" && (await this.tokens.refreshAfterRefusal(token))) {
+        response = await this.once(method, path, options, await this.tokens.accessToken());
+      }
+    }
+    if (!response.ok) throw await errorOf(response);
+    return response;
+  }
+
+  /** Sends a request and answers its JSON body (undefined for 204). */
+  async json<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const response = await this.send(method, path, options);
+    if (response.status === 204) return undefined as T;
+    return (await response.json()) as T;
+  }
+
+  private async once(method: string, path: string, options: RequestOptions, token: string | null): Promise<Response> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (token) headers.authorization = `Bearer ${token}`;
+    let body: BodyInit | undefined;
+    if (options.body !== undefined) {
+      if (isRawBody(options.body)) body = options.body;
+      else {
+        body = JSON.stringify(options.body);
+        headers["content-type"] ??= "application/json";
+      }
+    }
+    try {
+      const init: RequestInit & { duplex?: "half" } = { method, headers, body, signal: options.signal };
+      // A streamed request body is sent as it is read.
+      if (typeof ReadableStream !== "undefined" && body instanceof ReadableStream) init.duplex = "half";
+      return await this.fetch(this.href(path, options.query), init);
+    } catch (err) {
+      if ((err as Error)?.name === "AbortError") throw err;
+      throw new AuraError(0, "network_error", `cannot reach ${this.url}: ${(err as Error)?.message ?? err}`);
+    }
+  }
+}
+
+function isRawBody(body: unknown): body is BodyInit {
+  return (
+    typeof body === "string" ||
+    body instanceof Uint8Array ||
+    body instanceof ArrayBuffer ||
+    (typeof Blob !== "undefined" && body instanceof Blob) ||
+    (typeof FormData !== "undefined" && body instanceof FormData) ||
+    (typeof ReadableStream !== "undefined" && body instanceof ReadableStream) ||
+    body instanceof URLSearchParams
+  );
+}

@@ -1,0 +1,69 @@
+// `createClient(url, options)`: one object for an Aura server and
+// environment, with `auth`, `records(name)`, `realtime`, `storage` and
+// `functions`. No dependencies: fetch, streams and Web Crypto are the
+// platform's (browsers, Node 20+, Deno, Bun, workers).
+import { Auth, defaultLock, type Lock } from "./auth.js";
+import { Transport } from "./http.js";
+import { Realtime } from "./realtime.js";
+import { Records, type RecordBase } from "./records.js";
+import { Storage } from "./storage.js";
+import { Functions } from "./functions.js";
+import { localStorageStore, memoryStore, type SessionStore } from "./store.js";
+
+export { AuraError } from "./errors.js";
+export { f, literal, type FilterValue } from "./filter.js";
+export { memoryStore, localStorageStore, type Session, type SessionStore, type AuthUser } from "./store.js";
+export type { Auth, Lock, SignInResult, AuthChange } from "./auth.js";
+export type { Records, RecordBase, ListOptions, Page, RecordEvent } from "./records.js";
+export type { Realtime, StreamEvent, Subscription, SubscribeOptions } from "./realtime.js";
+export type { Storage, Bucket, StoredObject, UploadOptions } from "./storage.js";
+export type { Functions, InvokeOptions, AsyncInvocation } from "./functions.js";
+
+/** Collections by name: what `aura types` writes. */
+export type Schema = Record<string, RecordBase>;
+
+export type ClientOptions = {
+  /** The environment (default `default`). */
+  env?: string;
+  /** Where the session is kept: localStorage in browsers, memory elsewhere. */
+  store?: SessionStore;
+  /** The lock that keeps refreshes one at a time (Web Locks by default). */
+  lock?: Lock;
+  /** The fetch to use (default the global one). */
+  fetch?: typeof globalThis.fetch;
+};
+
+export type AuraClient<S extends Schema = Schema> = {
+  readonly url: string;
+  readonly env: string;
+  readonly auth: Auth;
+  readonly realtime: Realtime;
+  readonly storage: Storage;
+  readonly functions: Functions;
+  records<K extends keyof S & string>(collection: K): Records<S[K]>;
+  records(collection: string): Records;
+};
+
+export function createClient<S extends Schema = Schema>(url: string, options: ClientOptions = {}): AuraClient<S> {
+  const base = url.replace(/\/+$/, "");
+  const env = options.env ?? "default";
+  const http = new Transport(base, env, options.fetch ?? globalThis.fetch.bind(globalThis));
+  const store = options.store ?? (typeof localStorage !== "undefined" ? localStorageStore(`aura.session:${base}:${env}`) : memoryStore());
+  const auth = new Auth(http, store, options.lock ?? defaultLock());
+  http.tokens = auth;
+  const realtime = new Realtime(http);
+  const records = new Map<string, Records<any>>();
+  return {
+    url: base,
+    env,
+    auth,
+    realtime,
+    storage: new Storage(http),
+    functions: new Functions(http),
+    records(collection: string) {
+      let found = records.get(collection);
+      if (!found) records.set(collection, (found = new Records(http, realtime, collection)));
+      return found;
+    },
+  };
+}

@@ -1,0 +1,145 @@
+// Server-Sent Events read through fetch (so the token goes in a header,
+// never a URL), with reconnection: after a drop the stream resumes from the
+// last event id, so nothing published meanwhile is lost while the server's
+// buffer holds it; `resync` says when it did not.
+import { errorOf } from "./errors.js";
+import type { Transport } from "./http.js";
+
+/** One event: `message` events carry `{channel, data}`. */
+export type StreamEvent = { event: string; id: string | null; data: any };
+
+export type SubscribeOptions = {
+  onMessage: (event: StreamEvent) => void;
+  /** Events were missed (a restart, too long away): reload what you show. */
+  onResync?: () => void;
+  /** The stream is (again) connected. */
+  onOpen?: () => void;
+  /** A failure; the stream retries unless the server refused it (4xx). */
+  onError?: (err: unknown) => void;
+  /** Only record changes that match (record-change channels). */
+  filter?: string;
+  /** Join these channels' presence, with `state`. */
+  join?: string[];
+  state?: Record<string, unknown>;
+};
+
+export interface Subscription {
+  close(): void;
+  /** Resolves once the first connection is ready. */
+  readonly ready: Promise<void>;
+}
+
+const FIRST_RETRY_MS = 250;
+const LAST_RETRY_MS = 10_000;
+
+export class Realtime {
+  constructor(private readonly http: Transport) {}
+
+  /** Publishes a JSON event on a channel (the channel's publish rule applies). */
+  publish(channel: string, data: unknown): Promise<{ id: number; channel: string }> {
+    return this.http.json("POST", `/api/realtime/channels/${encodeURIComponent(channel)}`, { body: data ?? null });
+  }
+
+  /** Who is present on `channel`. */
+  presence(channel: string): Promise<{ channel: string; members: { key: string; user: { id: string } | null; state: unknown; joined: string }[] }> {
+    return this.http.json("GET", `/api/realtime/presence/${encodeURIComponent(channel)}`);
+  }
+
+  subscribe(channels: string[], options: SubscribeOptions): Subscription {
+    const stop = new AbortController();
+    let lastId: string | null = null;
+    let ready!: () => void;
+    const readyPromise = new Promise<void>((resolve) => (ready = resolve));
+    const run = async () => {
+      let delay = FIRST_RETRY_MS;
+      while (!stop.signal.aborted) {
+        try {
+          const headers: Record<string, string> = { accept: "text/event-stream" };
+          if (lastId !== null) headers["last-event-id"] = lastId;
+          const response = await this.http.send("GET", "/api/realtime", {
+            query: {
+              channels: channels.join(","),
+              filter: options.filter,
+              join: options.join?.join(","),
+              state: options.state ? JSON.stringify(options.state) : undefined,
+            },
+            headers,
+            signal: stop.signal,
+          });
+          for await (const event of events(response, stop.signal)) {
+            if (event.id !== null) lastId = event.id;
+            if (event.event === "ready") {
+              delay = FIRST_RETRY_MS;
+              ready();
+              options.onOpen?.();
+            } else if (event.event === "resync") options.onResync?.();
+            else if (event.event === "error") throw Object.assign(new Error("the stream was ended by the server"), { data: event.data });
+            else options.onMessage(event);
+          }
+        } catch (err) {
+          if (stop.signal.aborted) return;
+          options.onError?.(err);
+          const status = (err as { status?: number }).status ?? 0;
+          if (status >= 400 && status < 500 && status !== 408 && status !== 429) return;
+        }
+        if (stop.signal.aborted) return;
+        await sleep(delay * (0.5 + Math.random() / 2), stop.signal);
+        delay = Math.min(delay * 2, LAST_RETRY_MS);
+      }
+    };
+    void run();
+    return { close: () => stop.abort(), ready: readyPromise };
+  }
+}
+
+/** The events of an SSE response, until it ends. */
+async function* events(response: Response, signal: AbortSignal): AsyncGenerator<StreamEvent> {
+  if (!response.body) throw await errorOf(response);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  const stop = () => reader.cancel().catch(() => undefined);
+  signal.addEventListener("abort", stop, { once: true });
+  let buffer = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value.replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event: StreamEvent = { event: "message", id: null, data: null };
+        const data: string[] = [];
+        for (const line of block.split("\n")) {
+          if (!line || line.startsWith(":")) continue;
+          const colon = line.indexOf(":");
+          const field = colon < 0 ? line : line.slice(0, colon);
+          const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+          if (field === "data") data.push(text);
+          else if (field === "event") event.event = text;
+          else if (field === "id") event.id = text;
+        }
+        if (!data.length) continue;
+        const text = data.join("\n");
+        try {
+          event.data = JSON.parse(text);
+        } catch {
+          event.data = text;
+        }
+        yield event;
+      }
+    }
+  } finally {
+    signal.removeEventListener("abort", stop);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}

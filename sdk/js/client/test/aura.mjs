@@ -1,0 +1,59 @@
+// Starts the real aura binary on a free loopback port with a fresh data
+// directory, for the SDK's tests; `admin(method, path, body)` calls it with
+// the admin token.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+
+const root = resolve(import.meta.dirname, "../../../..");
+const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
+const AURA = process.env.AURA_BIN ?? join(target, "debug/aura");
+export const wasm = (name) => join(process.env.AURA_WASM_DIR ?? join(target, "wasm32-wasip2/release"), name + ".wasm");
+
+export async function startAura(extra = []) {
+  const dataDir = mkdtempSync(join(tmpdir(), "aura-sdk-"));
+  const child = spawn(AURA, ["serve", "--addr", "127.0.0.1:0", "--s3-addr", "off", "--auth-rate-limit", "0", "--data-dir", dataDir, ...extra], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, AURA_LOG: process.env.AURA_LOG || "warn" },
+  });
+  const url = await new Promise((ok, fail) => {
+    child.once("exit", (code) => fail(new Error(`aura exited with ${code}`)));
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const found = line.match(/^aura: listening on (\S+)/);
+      if (found) ok(found[1]);
+    });
+  });
+  const token = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
+  const admin = async (method, path, body) => {
+    const response = await fetch(url + path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : null };
+  };
+  /** The newest mail to `to` in the dev outbox. */
+  const mail = async (to) => {
+    for (let i = 0; i < 100; i++) {
+      const found = (await admin("GET", "/api/admin/outbox")).body.messages.find((m) => m.to === to);
+      if (found) return found;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`no mail to ${to}`);
+  };
+  return { url, token, dataDir, admin, mail, stop: () => child.kill("SIGTERM") };
+}
+
+/** A fetch that counts the requests to each path. */
+export function countingFetch() {
+  const counts = new Map();
+  const counted = (input, init) => {
+    const path = new URL(typeof input === "string" ? input : input.url).pathname;
+    counts.set(path, (counts.get(path) ?? 0) + 1);
+    return fetch(input, init);
+  };
+  return { fetch: counted, count: (path) => counts.get(path) ?? 0 };
+}

@@ -1,0 +1,76 @@
+// Realtime through the SDK: record changes as they happen, and no event
+// lost when the connection drops (through a proxy the test cuts).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, connect } from "node:net";
+import { createClient, memoryStore } from "../dist/index.js";
+import { startAura } from "./aura.mjs";
+
+let aura;
+before(async () => {
+  aura = await startAura();
+  await aura.admin("POST", "/api/collections", { name: "msgs", fields: [{ name: "text", type: "text" }], listRule: "", viewRule: "" });
+});
+after(() => aura.stop());
+
+/** Waits until `check()` holds. */
+async function until(check, what) {
+  for (let i = 0; i < 200; i++) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test("record changes arrive in order, with the filter applied", async () => {
+  const client = createClient(aura.url);
+  const seen = [];
+  const sub = client.records("msgs").subscribe({ filter: 'text != "skip"' }, (e) => seen.push(`${e.action} ${e.record.text}`));
+  await sub.ready;
+  const a = (await aura.admin("POST", "/api/collections/msgs/records", { text: "one" })).body;
+  await aura.admin("POST", "/api/collections/msgs/records", { text: "skip" });
+  await aura.admin("PATCH", `/api/collections/msgs/records/${a.id}`, { text: "uno" });
+  await aura.admin("DELETE", `/api/collections/msgs/records/${a.id}`);
+  await until(() => seen.length === 3, "three events");
+  assert.deepEqual(seen, ["create one", "update uno", "delete uno"]);
+  sub.close();
+});
+
+test("events published while the connection is down arrive after it resumes, in order", async () => {
+  // A proxy in front of the server whose connections the test can cut.
+  const target = new URL(aura.url);
+  const sockets = new Set();
+  const proxy = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    sockets.add(client).add(upstream);
+    client.pipe(upstream).pipe(client);
+    const drop = () => { client.destroy(); upstream.destroy(); };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+  });
+  await new Promise((ok) => proxy.listen(0, "127.0.0.1", ok));
+  const client = createClient(`http://127.0.0.1:${proxy.address().port}`, { store: memoryStore() });
+  await client.auth.signUp({ email: "listener@example.com", password: "correct horse battery" });
+  await aura.admin("PUT", "/api/admin/realtime/rules/" + encodeURIComponent("room.>"), { subscribeRule: "", publishRule: "" });
+
+  const got = [];
+  let opens = 0;
+  const sub = client.realtime.subscribe(["room.>"], {
+    onMessage: (e) => got.push(e.data.data.n),
+    onOpen: () => opens++,
+  });
+  await sub.ready;
+  await aura.admin("POST", "/api/realtime/channels/room.a", { n: 1 });
+  await until(() => got.length === 1, "the first event");
+
+  for (const socket of sockets) socket.destroy();
+  sockets.clear();
+  for (let n = 2; n <= 6; n++) await aura.admin("POST", "/api/realtime/channels/room.a", { n });
+  await until(() => opens === 2, "the reconnection");
+  await aura.admin("POST", "/api/realtime/channels/room.a", { n: 7 });
+  await until(() => got.length === 7, "every event");
+  assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7]);
+  sub.close();
+  for (const socket of sockets) socket.destroy();
+  await new Promise((ok) => proxy.close(ok));
+});

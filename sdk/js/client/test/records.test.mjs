@@ -1,0 +1,89 @@
+// Records through the SDK: CRUD under rules for two users, filters built
+// with `f` from hostile values, paging and cursors, typed errors.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createClient, f, AuraError } from "../dist/index.js";
+import { startAura } from "./aura.mjs";
+
+const PASSWORD = "correct horse battery";
+let aura, ada, bob;
+before(async () => {
+  aura = await startAura();
+  const made = await aura.admin("POST", "/api/collections", {
+    name: "notes",
+    fields: [
+      { name: "title", type: "text", required: true },
+      { name: "views", type: "number", default: 0 },
+      { name: "owner", type: "relation", collection: "users" },
+    ],
+    listRule: "owner = @request.auth.id",
+    viewRule: "owner = @request.auth.id",
+    createRule: "@request.auth.id != '' && owner = @request.auth.id",
+    updateRule: "owner = @request.auth.id",
+    deleteRule: "owner = @request.auth.id",
+  });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  ada = createClient(aura.url);
+  bob = createClient(aura.url);
+  await ada.auth.signUp({ email: "ada@example.com", password: PASSWORD });
+  await bob.auth.signUp({ email: "bob@example.com", password: PASSWORD });
+});
+after(() => aura.stop());
+
+test("each user creates, reads, updates and deletes only their own records", async () => {
+  const me = (await ada.auth.user()).id;
+  const note = await ada.records("notes").create({ title: "mine", owner: me });
+  assert.equal(note.views, 0);
+  assert.equal((await ada.records("notes").get(note.id)).title, "mine");
+  const bumped = await ada.records("notes").update(note.id, { "views+": 2 });
+  assert.equal(bumped.views, 2);
+
+  await assert.rejects(bob.records("notes").get(note.id), (err) => err instanceof AuraError && err.status === 404);
+  await assert.rejects(
+    bob.records("notes").create({ title: "as ada", owner: me }),
+    (err) => err instanceof AuraError && err.code === "forbidden",
+  );
+  assert.equal((await bob.records("notes").list()).totalItems, 0);
+  const expanded = await ada.records("notes").get(note.id, { expand: ["owner"] });
+  assert.equal(expanded.expand.owner.email, "ada@example.com");
+
+  await ada.records("notes").delete(note.id);
+  await assert.rejects(ada.records("notes").get(note.id), (err) => err.code === "record_not_found");
+});
+
+test("values in f-filters cannot change the expression", async () => {
+  const me = (await ada.auth.user()).id;
+  const hostile = ['a" || title != "', "back\\slash", "it's", 'quote " and \\"', "%_*"];
+  for (const title of [...hostile, "plain"]) await ada.records("notes").create({ title, owner: me });
+  for (const title of hostile) {
+    const page = await ada.records("notes").list({ filter: f`title = ${title}` });
+    assert.deepEqual(page.items.map((r) => r.title), [title], `exactly the record titled ${title}`);
+  }
+  assert.equal(f`n = ${1.5} && ok = ${true} && none = ${null}`, "n = 1.5 && ok = true && none = null");
+  assert.throws(() => f`n = ${NaN}`, TypeError);
+  assert.throws(() => f`n = ${{}}`, TypeError);
+});
+
+test("pages, cursors, sorting, and errors with their details", async () => {
+  const me = (await bob.auth.user()).id;
+  for (let i = 0; i < 25; i++) await bob.records("notes").create({ title: `n${String(i).padStart(2, "0")}`, owner: me });
+  const page = await bob.records("notes").list({ sort: "-title", perPage: 10, page: 2 });
+  assert.equal(page.totalItems, 25);
+  assert.equal(page.totalPages, 3);
+  assert.equal(page.items[0].title, "n14");
+  const all = [];
+  for await (const note of bob.records("notes").iterate({ sort: "title", perPage: 7 })) all.push(note.title);
+  assert.equal(all.length, 25);
+  assert.deepEqual(all, [...all].sort());
+
+  await assert.rejects(bob.records("notes").list({ filter: "title = = 1" }), (err) => {
+    assert.ok(err instanceof AuraError);
+    assert.equal(err.code, "invalid_filter");
+    assert.equal(typeof err.details.position, "number");
+    return true;
+  });
+  await assert.rejects(
+    bob.records("notes").create({ owner: me }),
+    (err) => err.code === "validation_failed" && err.details.fields.title.code === "required",
+  );
+});
