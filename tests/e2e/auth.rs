@@ -43,7 +43,11 @@ fn access(tokens: &Value) -> String {
 
 #[tokio::test]
 async fn register_login_refresh_logout() {
-    let aura = Aura::start();
+    // No reuse grace: a second use of a refresh token is always a replay.
+    let aura = Aura::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--refresh-reuse-grace", "0"],
+    );
     let tokens = register(&aura, "Ada@Example.com").await;
     assert_eq!(tokens["tokenType"], "Bearer");
     assert_eq!(
@@ -697,6 +701,55 @@ async fn lockouts_rate_limits_and_the_audit_log() {
         "{statuses:?}"
     );
     assert_eq!(statuses.last(), Some(&429));
+}
+
+#[tokio::test]
+async fn a_refresh_token_used_twice_at_once_keeps_the_session_but_not_later() {
+    let aura = Aura::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--refresh-reuse-grace", "1"],
+    );
+    let tokens = register(&aura, "tabs@example.com").await;
+    let refresh = json!({"refreshToken": tokens["refreshToken"]});
+    // Two tabs refresh with the same token at the same moment.
+    let (one, two) = tokio::join!(
+        post(&aura, "/api/auth/refresh", refresh.clone()),
+        post(&aura, "/api/auth/refresh", refresh.clone())
+    );
+    assert_eq!((one.status().as_u16(), two.status().as_u16()), (200, 200));
+    let one: Value = one.json().await.unwrap();
+    let two: Value = two.json().await.unwrap();
+    for answer in [&one, &two] {
+        assert_eq!(
+            get_as(&aura, "/api/auth/me", &access(answer))
+                .await
+                .status(),
+            200
+        );
+    }
+    // Each answer's refresh token goes on working.
+    let next = post(
+        &aura,
+        "/api/auth/refresh",
+        json!({"refreshToken": two["refreshToken"]}),
+    )
+    .await;
+    assert_eq!(next.status(), 200);
+
+    // After the grace, the same token again is a replay: the session ends.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_error(
+        post(&aura, "/api/auth/refresh", refresh).await,
+        401,
+        "token_reused",
+    )
+    .await;
+    assert_error(
+        get_as(&aura, "/api/auth/me", &access(&one)).await,
+        401,
+        "invalid_token",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -230,6 +230,16 @@ pub struct AuthOptions {
     /// with `?token=`) instead of Aura's endpoints
     #[arg(long, env = "AURA_APP_URL", value_name = "URL")]
     pub app_url: Option<String>,
+    /// Seconds after a refresh token's first use in which a second use (two
+    /// tabs refreshing at once, a retry whose answer was lost) gets tokens
+    /// of the same session instead of revoking it as a replay
+    #[arg(
+        long,
+        env = "AURA_REFRESH_REUSE_GRACE",
+        value_name = "SECONDS",
+        default_value_t = 10
+    )]
+    pub refresh_reuse_grace: u64,
 }
 
 /// Where links in mails point, and the origins trusted with credentials.
@@ -286,6 +296,8 @@ pub struct Auth {
     proxies: proxies::TrustedProxies,
     require_verified: bool,
     oauth: oauth::Providers,
+    /// See [`AuthOptions::refresh_reuse_grace`].
+    reuse_grace: chrono::TimeDelta,
 }
 
 fn hasher() -> Argon2<'static> {
@@ -400,6 +412,7 @@ impl Auth {
             proxies: proxies::TrustedProxies::parse(&options.trusted_proxies)?,
             require_verified: options.require_verified,
             oauth: oauth::Providers::load(options.oauth_providers.as_deref())?,
+            reuse_grace: chrono::TimeDelta::seconds(options.refresh_reuse_grace.min(3600) as i64),
             audit,
             mailer,
             links: {
@@ -766,7 +779,8 @@ impl Auth {
     }
 
     /// Trades a refresh token for new tokens. A token used before revokes
-    /// its session.
+    /// its session, unless that first use was within the reuse grace: then
+    /// the second use gets new tokens of the same session too.
     pub async fn refresh(&self, token: &str, client: &Client) -> Result<Tokens, AuthError> {
         self.limit(client)?;
         let invalid = || AuthError::InvalidToken("unknown refresh token".into());
@@ -787,13 +801,32 @@ impl Auth {
         if !row[3].is_null() || row[4].as_str().is_some_and(|e| e < values::now().as_str()) {
             return Err(AuthError::InvalidToken("the session has ended".into()));
         }
-        // Mark it used; only one of several concurrent uses can win.
-        let mut mark = self.query();
-        mark.sql("UPDATE _aura_refresh_tokens SET used = ")
-            .arg(text_arg(&values::now()), Storage::Text)
-            .sql(" WHERE used IS NULL AND hash = ")
-            .arg(text_arg(&hash), Storage::Text);
-        if !row[1].is_null() || self.write(mark).await? == 0 {
+        // Mark it used; only one of several concurrent uses can win, and the
+        // others are replays unless they come within the grace.
+        let first_use = match row[1].as_str() {
+            Some(used) => Some(used.to_owned()),
+            None => {
+                let mut mark = self.query();
+                mark.sql("UPDATE _aura_refresh_tokens SET used = ")
+                    .arg(text_arg(&values::now()), Storage::Text)
+                    .sql(" WHERE used IS NULL AND hash = ")
+                    .arg(text_arg(&hash), Storage::Text);
+                if self.write(mark).await? == 1 {
+                    None
+                } else {
+                    Some(values::now())
+                }
+            }
+        };
+        let within_grace = |used: &str| {
+            chrono::DateTime::parse_from_rfc3339(used)
+                .is_ok_and(|at| chrono::Utc::now() - at.to_utc() <= self.reuse_grace)
+        };
+        if let Some(used) = &first_use
+            && within_grace(used)
+        {
+            tracing::info!(user = %user, session = %session, "refresh token used again within the grace");
+        } else if first_use.is_some() {
             self.revoke_session(&session).await?;
             tracing::warn!(user = %user, session = %session, "refresh token reused; session revoked");
             self.audit.record(

@@ -132,3 +132,19 @@ test("a revoked session signs the client out instead of looping", async () => {
   await assert.rejects(client.auth.me(), (err) => err instanceof AuraError && err.status === 401);
   assert.equal(await client.auth.user(), null);
 });
+
+test("two tabs refreshing with the same token at once both stay signed in", async () => {
+  // Separate clients with separate locks: nothing shared but the session.
+  const first = memoryStore();
+  const tab1 = createClient(aura.url, { store: first });
+  await tab1.auth.signUp({ email: "tabs@example.com", password: PASSWORD });
+  const second = memoryStore();
+  second.set({ ...first.get() });
+  const tab2 = createClient(aura.url, { store: second });
+  first.set({ ...first.get(), expiresAt: 0 });
+  second.set({ ...second.get(), expiresAt: 0 });
+  const [a, b] = await Promise.all([tab1.auth.me(), tab2.auth.me()]);
+  assert.equal(a.email, "tabs@example.com");
+  assert.equal(b.email, "tabs@example.com");
+  assert.ok(first.get() && second.get(), "neither tab was signed out");
+});
