@@ -15,7 +15,8 @@ export { f, literal, type FilterValue } from "./filter.js";
 export { memoryStore, localStorageStore, type Session, type SessionStore, type AuthUser } from "./store.js";
 export type { Auth, Lock, SignInResult, AuthChange } from "./auth.js";
 export type { Records, RecordBase, ListOptions, Page, RecordEvent } from "./records.js";
-export type { Realtime, StreamEvent, Subscription, SubscribeOptions } from "./realtime.js";
+export type { Realtime, StreamEvent, Subscription, SubscribeOptions, Member, Presence } from "./realtime.js";
+export type { LiveQuery, LiveState } from "./live.js";
 export type { Storage, Bucket, StoredObject, UploadOptions } from "./storage.js";
 export type { Functions, InvokeOptions, AsyncInvocation } from "./functions.js";
 

@@ -12,8 +12,8 @@ export type SubscribeOptions = {
   onMessage: (event: StreamEvent) => void;
   /** Events were missed (a restart, too long away): reload what you show. */
   onResync?: () => void;
-  /** The stream is (again) connected. */
-  onOpen?: () => void;
+  /** The stream is (again) connected; `ready` is the server's ready event. */
+  onOpen?: (ready: any) => void;
   /** A failure; the stream retries unless the server refused it (4xx). */
   onError?: (err: unknown) => void;
   /** Only record changes that match (record-change channels). */
@@ -27,6 +27,14 @@ export interface Subscription {
   close(): void;
   /** Resolves once the first connection is ready. */
   readonly ready: Promise<void>;
+}
+
+/** Someone present on a channel. */
+export type Member = { key: string; user: { id: string } | null; state: any; joined?: string };
+type PresenceChange = { action: "sync" | "join" | "update" | "leave"; key?: string; user?: { id: string } | null; state?: unknown; members?: Member[] };
+
+export interface Presence extends Subscription {
+  update(state: Record<string, unknown>): Promise<void>;
 }
 
 const FIRST_RETRY_MS = 250;
@@ -43,6 +51,45 @@ export class Realtime {
   /** Who is present on `channel`. */
   presence(channel: string): Promise<{ channel: string; members: { key: string; user: { id: string } | null; state: unknown; joined: string }[] }> {
     return this.http.json("GET", `/api/realtime/presence/${encodeURIComponent(channel)}`);
+  }
+
+  /**
+   * Joins `channel`'s presence with `state` while the returned handle is
+   * open: `onMembers` gets everyone present (this client too) on every
+   * join, change and leave; `update(state)` changes this client's state.
+   */
+  join(channel: string, state: Record<string, unknown>, onMembers: (members: Member[]) => void): Presence {
+    let members: Member[] = [];
+    let connection: string | null = null;
+    const publish = () => onMembers([...members]);
+    const subscription = this.subscribe([`presence.${channel}`], {
+      join: [channel],
+      state,
+      onOpen: (ready) => {
+        connection = ready?.presence?.connection ?? null;
+      },
+      onMessage: (event) => {
+        const change = event.data?.data as PresenceChange | undefined;
+        if (!change) return;
+        if (change.action === "sync") members = change.members ?? [];
+        else if (change.action === "leave") members = members.filter((m) => m.key !== change.key);
+        else {
+          const member: Member = { key: change.key!, user: change.user ?? null, state: change.state ?? {} };
+          const at = members.findIndex((m) => m.key === member.key);
+          members = at < 0 ? [...members, member] : members.map((m, i) => (i === at ? { ...m, ...member } : m));
+        }
+        publish();
+      },
+    });
+    return {
+      ready: subscription.ready,
+      close: () => subscription.close(),
+      update: async (next) => {
+        await subscription.ready;
+        if (!connection) throw new Error("not joined");
+        await this.http.json("PUT", `/api/realtime/members/${encodeURIComponent(connection)}`, { body: next });
+      },
+    };
   }
 
   subscribe(channels: string[], options: SubscribeOptions): Subscription {
@@ -71,7 +118,7 @@ export class Realtime {
             if (event.event === "ready") {
               delay = FIRST_RETRY_MS;
               ready();
-              options.onOpen?.();
+              options.onOpen?.(event.data);
             } else if (event.event === "resync") options.onResync?.();
             else if (event.event === "error") throw Object.assign(new Error("the stream was ended by the server"), { data: event.data });
             else options.onMessage(event);

@@ -2,6 +2,7 @@
 // update, delete, and subscribe to their changes.
 import type { Transport } from "./http.js";
 import type { Realtime, Subscription, StreamEvent } from "./realtime.js";
+import { LiveQuery } from "./live.js";
 
 /** Every record has these. */
 export type RecordBase = { id: string; created: string; updated: string };
@@ -69,6 +70,11 @@ export class Records<T extends RecordBase = RecordBase & Record<string, unknown>
 
   delete(id: string): Promise<void> {
     return this.http.json("DELETE", `${this.base}/${encodeURIComponent(id)}`);
+  }
+
+  /** A list of the matching records that stays current (`close()` it). */
+  live(options: Omit<ListOptions, "page" | "fields"> = {}): LiveQuery<T> {
+    return new LiveQuery(this, options);
   }
 
   /**

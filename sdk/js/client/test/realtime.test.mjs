@@ -74,3 +74,41 @@ test("events published while the connection is down arrive after it resumes, in 
   for (const socket of sockets) socket.destroy();
   await new Promise((ok) => proxy.close(ok));
 });
+
+test("a live query stays current, in sort order, through the filter", async () => {
+  const client = createClient(aura.url, { store: memoryStore() });
+  await aura.admin("POST", "/api/collections/msgs/records", { text: "live c" });
+  const live = client.records("msgs").live({ filter: 'text ~ "live"', sort: "text" });
+  const texts = () => live.current.items.map((r) => r.text);
+  await until(() => !live.current.loading, "the first page");
+  assert.deepEqual(texts(), ["live c"]);
+  const b = (await aura.admin("POST", "/api/collections/msgs/records", { text: "live b" })).body;
+  await aura.admin("POST", "/api/collections/msgs/records", { text: "dead" });
+  await aura.admin("POST", "/api/collections/msgs/records", { text: "live a" });
+  await until(() => texts().length === 3, "three live records");
+  assert.deepEqual(texts(), ["live a", "live b", "live c"]);
+  await aura.admin("PATCH", `/api/collections/msgs/records/${b.id}`, { text: "dead b" });
+  await until(() => texts().length === 2, "the record leaving the filter");
+  assert.deepEqual(texts(), ["live a", "live c"]);
+  live.close();
+});
+
+test("presence lists who joined, follows their state, and drops who left", async () => {
+  await aura.admin("PUT", "/api/admin/realtime/rules/" + encodeURIComponent("lobby.>"), { subscribeRule: "", publishRule: "" });
+  const ada = createClient(aura.url, { store: memoryStore() });
+  const bob = createClient(aura.url, { store: memoryStore() });
+  await ada.auth.signUp({ email: "p-ada@example.com", password: "correct horse battery" });
+  await bob.auth.signUp({ email: "p-bob@example.com", password: "correct horse battery" });
+  let seen = [];
+  const mine = ada.realtime.join("lobby.main", { status: "here" }, (members) => (seen = members));
+  await mine.ready;
+  const theirs = bob.realtime.join("lobby.main", { status: "typing" }, () => {});
+  await theirs.ready;
+  await until(() => seen.length === 2, "both members");
+  await theirs.update({ status: "away" });
+  await until(() => seen.some((m) => m.state.status === "away"), "the new state");
+  theirs.close();
+  await until(() => seen.length === 1, "bob leaving");
+  assert.equal(seen[0].state.status, "here");
+  mine.close();
+});

@@ -1,0 +1,106 @@
+// Live queries: a list of records that stays current. The first page comes
+// from the server; then each record change is applied in sort order. A
+// change to a record the list could hold is checked against the filter by
+// the server (one small request), so the list never guesses the rule
+// language; after missed events (`resync`) the list is fetched again.
+import type { ListOptions, RecordBase, Records } from "./records.js";
+import type { Subscription } from "./realtime.js";
+
+export type LiveState<T> = { items: T[]; loading: boolean; error: unknown };
+
+export class LiveQuery<T extends RecordBase> {
+  private state: LiveState<T> = { items: [], loading: true, error: null };
+  private listeners = new Set<(state: LiveState<T>) => void>();
+  private subscription: Subscription | null = null;
+  private closed = false;
+  /** Serializes fetches and changes, so they apply in the order they came. */
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly records: Records<T>,
+    private readonly options: Omit<ListOptions, "page" | "fields"> = {},
+  ) {
+    this.subscription = records.subscribe(
+      { onResync: () => this.enqueue(() => this.fetch()) },
+      (event) => this.enqueue(() => this.apply(event.action, event.record)),
+    );
+    this.subscription.ready.then(() => this.enqueue(() => this.fetch()));
+  }
+
+  /** The current state. */
+  get current(): LiveState<T> {
+    return this.state;
+  }
+
+  /** Calls `listener` on every change; answers how to stop. */
+  onChange(listener: (state: LiveState<T>) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Fetches the list again. */
+  refetch(): Promise<void> {
+    return this.enqueue(() => this.fetch());
+  }
+
+  close() {
+    this.closed = true;
+    this.subscription?.close();
+    this.listeners.clear();
+  }
+
+  private enqueue(work: () => Promise<void>): Promise<void> {
+    this.queue = this.queue.then(work).catch((error) => this.set({ ...this.state, loading: false, error }));
+    return this.queue;
+  }
+
+  private set(state: LiveState<T>) {
+    if (this.closed) return;
+    this.state = state;
+    for (const listener of this.listeners) listener(state);
+  }
+
+  private async fetch() {
+    const page = await this.records.list({ ...this.options, page: 1, skipTotal: true });
+    this.set({ items: page.items, loading: false, error: null });
+  }
+
+  private async apply(action: "create" | "update" | "delete", record: T) {
+    let items = this.state.items.filter((item) => item.id !== record.id);
+    if (action !== "delete" && (await this.matches(record))) {
+      items = insertSorted(items, record, this.options.sort);
+      const limit = this.options.perPage ?? 30;
+      if (items.length > limit) items = items.slice(0, limit);
+    }
+    this.set({ ...this.state, items });
+  }
+
+  private async matches(record: T): Promise<boolean> {
+    const { filter, expand } = this.options;
+    if (!filter && !expand?.length) return true;
+    const id = JSON.stringify(record.id);
+    const found = await this.records.list({ filter: filter ? `(${filter}) && id = ${id}` : `id = ${id}`, expand, perPage: 1, skipTotal: true });
+    if (found.items[0]) Object.assign(record, found.items[0]);
+    return found.items.length > 0;
+  }
+}
+
+/** `items` with `record` where `sort` (`-created,title`) puts it; ties by id. */
+export function insertSorted<T extends RecordBase>(items: T[], record: T, sort = ""): T[] {
+  const keys = sort.split(",").map((k) => k.trim()).filter(Boolean).map((k) => (k.startsWith("-") ? { field: k.slice(1), sign: -1 } : { field: k.replace(/^\+/, ""), sign: 1 }));
+  const compare = (a: T, b: T) => {
+    for (const { field, sign } of keys) {
+      const x = (a as Record<string, unknown>)[field] as any;
+      const y = (b as Record<string, unknown>)[field] as any;
+      if (x === y) continue;
+      if (x === null || x === undefined) return -sign;
+      if (y === null || y === undefined) return sign;
+      return (x < y ? -1 : 1) * sign;
+    }
+    return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  };
+  const out = [...items];
+  const at = out.findIndex((item) => compare(record, item) < 0);
+  out.splice(at < 0 ? out.length : at, 0, record);
+  return out;
+}
