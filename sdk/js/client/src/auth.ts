@@ -40,10 +40,11 @@ export class Auth implements TokenSource {
     private readonly store: SessionStore,
     private readonly lock: Lock,
   ) {
-    // Other tabs of this origin hear of sign-ins and sign-outs (browsers only:
-    // in Node an open channel would keep the process alive).
+    // Other tabs of this origin hear of sign-ins and sign-outs (where there
+    // are tabs; the channel never keeps a Node process alive).
     if (typeof window !== "undefined" && typeof BroadcastChannel !== "undefined") {
       this.channel = new BroadcastChannel(`aura.auth:${http.url}`);
+      (this.channel as { unref?: () => void }).unref?.();
       this.channel.onmessage = async () => this.notify((await this.store.get())?.user ?? null, false);
     }
   }

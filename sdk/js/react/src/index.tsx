@@ -1,0 +1,89 @@
+// React bindings: <AuraProvider client={aura}> and hooks for the signed-in
+// user, live lists of records and presence. Each hook subscribes while its
+// component is mounted and renders what the client knows now.
+import { createContext, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
+import type { AuraClient, AuthUser, ListOptions, LiveQuery, LiveState, Member, Presence, RecordBase, Schema } from "@aura/client";
+
+const AuraContext = createContext<{ client: AuraClient<any>; initialUser: AuthUser | null } | null>(null);
+
+/**
+ * Makes `client` available to the hooks below. `initialUser` (from the
+ * server, when rendering there) shows the signed-in state on the first
+ * render instead of a flash of signed-out.
+ */
+export function AuraProvider(props: { client: AuraClient<any>; initialUser?: AuthUser | null; children?: ReactNode }) {
+  const value = useMemo(() => ({ client: props.client, initialUser: props.initialUser ?? null }), [props.client, props.initialUser]);
+  return <AuraContext.Provider value={value}>{props.children}</AuraContext.Provider>;
+}
+
+/** The client of the nearest AuraProvider. */
+export function useAura<S extends Schema = Schema>(): AuraClient<S> {
+  const context = useContext(AuraContext);
+  if (!context) throw new Error("useAura needs an <AuraProvider client={…}> above it");
+  return context.client as AuraClient<S>;
+}
+
+/** The signed-in user (null when signed out), kept current. */
+export function useUser(): { user: AuthUser | null; loading: boolean } {
+  const context = useContext(AuraContext);
+  if (!context) throw new Error("useUser needs an <AuraProvider client={…}> above it");
+  const { client, initialUser } = context;
+  const [state, setState] = useState({ user: initialUser, loading: initialUser === null });
+  useEffect(() => {
+    let current = true;
+    client.auth.user().then((user) => current && setState({ user, loading: false }));
+    const stop = client.auth.onAuthChange((user) => setState({ user, loading: false }));
+    return () => {
+      current = false;
+      stop();
+    };
+  }, [client]);
+  return state;
+}
+
+const LOADING: LiveState<any> = { items: [], loading: true, error: null };
+
+/**
+ * The records of `collection` that `options` select, live: the list
+ * changes when anyone creates, updates or deletes a matching record.
+ */
+export function useRecords<T extends RecordBase = RecordBase & Record<string, unknown>>(
+  collection: string,
+  options: Omit<ListOptions, "page" | "fields"> = {},
+): LiveState<T> & { refetch: () => Promise<void> } {
+  const client = useAura();
+  const key = JSON.stringify([collection, options]);
+  const query = useRef<LiveQuery<T> | null>(null);
+  const [live, setLive] = useState<LiveQuery<T> | null>(null);
+  useEffect(() => {
+    const made = client.records(collection).live(options) as unknown as LiveQuery<T>;
+    query.current = made;
+    setLive(made);
+    return () => made.close();
+    // `key` stands for collection and options.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [client, key]);
+  const state = useSyncExternalStore(
+    (notify) => (live ? live.onChange(notify) : () => {}),
+    () => (live ? live.current : LOADING),
+    () => LOADING,
+  );
+  return { ...state, refetch: () => query.current?.refetch() ?? Promise.resolve() };
+}
+
+/**
+ * Joins `channel`'s presence with `state` while mounted: everyone present,
+ * and `update` to change this client's state.
+ */
+export function usePresence(channel: string, state: Record<string, unknown> = {}): { members: Member[]; update: (state: Record<string, unknown>) => Promise<void> } {
+  const client = useAura();
+  const [members, setMembers] = useState<Member[]>([]);
+  const presence = useRef<Presence | null>(null);
+  const initial = JSON.stringify(state);
+  useEffect(() => {
+    const joined = client.realtime.join(channel, JSON.parse(initial), setMembers);
+    presence.current = joined;
+    return () => joined.close();
+  }, [client, channel, initial]);
+  return { members, update: (next) => presence.current?.update(next) ?? Promise.reject(new Error("not joined")) };
+}
