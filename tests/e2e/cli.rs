@@ -168,3 +168,51 @@ async fn aura_dashboard_prints_a_link_that_signs_in_once() {
         .unwrap();
     assert_error(response, 401, "unauthorized").await;
 }
+
+#[tokio::test]
+async fn aura_types_reads_the_server_or_a_pulled_project() {
+    let aura = Aura::start();
+    let (status, _) = aura
+        .admin_post(
+            "/api/collections",
+            json!({"name": "todos", "fields": [
+                {"name": "title", "type": "text", "required": true},
+                {"name": "state", "type": "select", "values": ["open", "done"]}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let live = stdout(&aura.cli(&["types"]));
+    assert!(
+        live.contains("export interface TodosRecord extends RecordBase {"),
+        "{live}"
+    );
+    assert!(
+        live.contains("  state: \"open\" | \"done\" | null;"),
+        "{live}"
+    );
+    assert!(live.contains("  todos: TodosRecord;"), "{live}");
+
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path().to_str().unwrap();
+    stdout(&aura.cli(&["pull", dir]));
+    let out = project.path().join("aura.d.ts");
+    // From the folder alone: no server, no token.
+    let offline = std::process::Command::new(env!("CARGO_BIN_EXE_aura"))
+        .args(["types", "--dir", dir, "--out", out.to_str().unwrap()])
+        .env_remove("AURA_TOKEN")
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    let written = std::fs::read_to_string(out).unwrap();
+    assert_eq!(
+        written.lines().skip(1).collect::<Vec<_>>(),
+        live.lines().skip(1).collect::<Vec<_>>(),
+        "the same types, whatever the source"
+    );
+}

@@ -11,6 +11,7 @@ mod project;
 
 mod secrets;
 mod storage;
+mod types;
 
 use crate::server::{self, ServeOptions};
 use clap::{Args, Parser, Subcommand};
@@ -178,6 +179,16 @@ enum Command {
     },
     /// Print a one-time link that signs the browser in to the dashboard
     Dashboard,
+    /// Write TypeScript types of the collections for @aura/client
+    Types {
+        /// Read the collections of this project folder (`aura pull`)
+        /// instead of the server's
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The file to write (default: print them)
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// List the snapshots of the environment's definition (one per push)
     Snapshots,
     /// Restore the definition (collections, functions, schedules; not
@@ -354,6 +365,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Command::Types {
+        dir: Some(dir),
+        out,
+    } = &cli.command
+    {
+        return types::from_project(dir, out.as_deref());
+    }
     let client = Client::new(
         connection.url.as_deref(),
         connection.token,
@@ -525,6 +543,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Env { command } => env::run(&client, json, command).await?,
         Command::Push { dir } => project::push(&client, json, &dir).await?,
         Command::Pull { dir } => project::pull(&client, json, &dir).await?,
+        Command::Types { out, .. } => types::from_server(&client, out.as_deref()).await?,
         Command::Dashboard => {
             let link = client
                 .post_json("/api/admin/dashboard/links", &json!({}))

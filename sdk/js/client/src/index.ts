@@ -14,14 +14,15 @@ export { AuraError } from "./errors.js";
 export { f, literal, type FilterValue } from "./filter.js";
 export { memoryStore, localStorageStore, type Session, type SessionStore, type AuthUser } from "./store.js";
 export type { Auth, Lock, SignInResult, AuthChange } from "./auth.js";
-export type { Records, RecordBase, ListOptions, Page, RecordEvent } from "./records.js";
+export type { Records, RecordBase, ListOptions, Page, RecordEvent, Creatable, Changes } from "./records.js";
 export type { Realtime, StreamEvent, Subscription, SubscribeOptions, Member, Presence } from "./realtime.js";
 export type { LiveQuery, LiveState } from "./live.js";
 export type { Storage, Bucket, StoredObject, UploadOptions } from "./storage.js";
 export type { Functions, InvokeOptions, AsyncInvocation } from "./functions.js";
 
-/** Collections by name: what `aura types` writes. */
+/** Collections by name: what `aura types` writes (any name, any field when not given). */
 export type Schema = Record<string, RecordBase>;
+type AnySchema = Record<string, RecordBase & Record<string, unknown>>;
 
 export type ClientOptions = {
   /** The environment (default `default`). */
@@ -34,7 +35,7 @@ export type ClientOptions = {
   fetch?: typeof globalThis.fetch;
 };
 
-export type AuraClient<S extends Schema = Schema> = {
+export type AuraClient<S extends Schema = AnySchema> = {
   readonly url: string;
   readonly env: string;
   readonly auth: Auth;
@@ -42,10 +43,9 @@ export type AuraClient<S extends Schema = Schema> = {
   readonly storage: Storage;
   readonly functions: Functions;
   records<K extends keyof S & string>(collection: K): Records<S[K]>;
-  records(collection: string): Records;
 };
 
-export function createClient<S extends Schema = Schema>(url: string, options: ClientOptions = {}): AuraClient<S> {
+export function createClient<S extends Schema = AnySchema>(url: string, options: ClientOptions = {}): AuraClient<S> {
   const base = url.replace(/\/+$/, "");
   const env = options.env ?? "default";
   const http = new Transport(base, env, options.fetch ?? globalThis.fetch.bind(globalThis));
@@ -61,7 +61,7 @@ export function createClient<S extends Schema = Schema>(url: string, options: Cl
     realtime,
     storage: new Storage(http),
     functions: new Functions(http),
-    records(collection: string) {
+    records<K extends keyof S & string>(collection: K): Records<S[K]> {
       let found = records.get(collection);
       if (!found) records.set(collection, (found = new Records(http, realtime, collection)));
       return found;

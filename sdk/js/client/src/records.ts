@@ -24,6 +24,14 @@ export type ListOptions = {
 
 export type Page<T> = { items: T[]; page: number; perPage: number; totalItems: number; totalPages: number };
 
+/** What a create may set: the record's fields (the server fills the rest). */
+export type Creatable<T> = { [K in keyof T as K extends "created" | "updated" | "expand" ? never : K]?: T[K] };
+
+/** What an update may say: fields, and `field+` / `field-` to add to or take from numbers and lists. */
+export type Changes<T> = Creatable<T> & {
+  [K in keyof T & string as K extends "id" | "created" | "updated" | "expand" ? never : `${K}+` | `${K}-`]?: NonNullable<T[K]> extends readonly (infer U)[] ? U | U[] : number;
+};
+
 /** One change of a record, as realtime delivers it. */
 export type RecordEvent<T> = { action: "create" | "update" | "delete"; collection: string; record: T; id: string | null };
 
@@ -59,12 +67,12 @@ export class Records<T extends RecordBase = RecordBase & Record<string, unknown>
     return this.http.json("GET", `${this.base}/${encodeURIComponent(id)}`, { query: query(options) });
   }
 
-  create(data: Partial<Omit<T, "created" | "updated">> & Record<string, unknown>, options: Pick<ListOptions, "expand"> = {}): Promise<T> {
+  create(data: Creatable<T>, options: Pick<ListOptions, "expand"> = {}): Promise<T> {
     return this.http.json("POST", this.base, { body: data, query: query(options) });
   }
 
   /** Changes some fields; `{"count+": 1}` adds to a number, `{"tags-": ["x"]}` removes from a list. */
-  update(id: string, changes: Record<string, unknown>, options: Pick<ListOptions, "expand"> = {}): Promise<T> {
+  update(id: string, changes: Changes<T>, options: Pick<ListOptions, "expand"> = {}): Promise<T> {
     return this.http.json("PATCH", `${this.base}/${encodeURIComponent(id)}`, { body: changes, query: query(options) });
   }
 

@@ -9,7 +9,7 @@ import { createInterface } from "node:readline";
 
 const root = resolve(import.meta.dirname, "../../../..");
 const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
-const AURA = process.env.AURA_BIN ?? join(target, "debug/aura");
+export const AURA = process.env.AURA_BIN ?? join(target, "debug/aura");
 export const wasm = (name) => join(process.env.AURA_WASM_DIR ?? join(target, "wasm32-wasip2/release"), name + ".wasm");
 
 export async function startAura(extra = []) {

@@ -1,0 +1,100 @@
+// `aura types` writes types that make the client check collection names,
+// field names and field types at compile time (tsc --noEmit on fixtures,
+// with @ts-expect-error where a mistake must fail).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { startAura, AURA } from "./aura.mjs";
+
+const sdk = resolve(import.meta.dirname, "../..");
+let aura;
+before(async () => {
+  aura = await startAura();
+  await aura.admin("POST", "/api/collections", {
+    name: "projects",
+    fields: [{ name: "name", type: "text", required: true }],
+  });
+  await aura.admin("POST", "/api/collections", {
+    name: "todo_items",
+    fields: [
+      { name: "title", type: "text", required: true },
+      { name: "level", type: "select", values: ["low", "high"], required: true },
+      { name: "views", type: "number" },
+      { name: "tags", type: "array", items: "text" },
+      { name: "meta", type: "json" },
+      { name: "project", type: "relation", collection: "projects" },
+    ],
+  });
+});
+after(() => aura.stop());
+
+const FIXTURE = `
+import { createClient } from "@aura/client";
+import type { Schema, TodoItemsRecord } from "./aura";
+
+const aura = createClient<Schema>("http://127.0.0.1:8090");
+
+export async function fine(): Promise<string> {
+  const page = await aura.records("todo_items").list({ expand: ["project"] });
+  const todo: TodoItemsRecord = page.items[0];
+  const level: "low" | "high" = todo.level;
+  const views: number | null = todo.views;
+  const project: string | undefined = todo.expand?.project?.name;
+  await aura.records("todo_items").create({ title: "x", level: "low", tags: ["a"] });
+  await aura.records("todo_items").update(todo.id, { "views+": 1, "tags-": "a" });
+  return level + views + project + todo.created;
+}
+
+export async function mistakes() {
+  const todo = await aura.records("todo_items").get("id");
+  // @ts-expect-error: no such collection
+  aura.records("todo_itemz");
+  // @ts-expect-error: no such field
+  todo.titel;
+  // @ts-expect-error: not one of the select's values
+  await aura.records("todo_items").create({ title: "x", level: "medium" });
+  // @ts-expect-error: a number field takes numbers
+  await aura.records("todo_items").update(todo.id, { views: "many" });
+  // @ts-expect-error: no such field to create
+  await aura.records("todo_items").create({ title: "x", level: "low", colour: "red" });
+  // @ts-expect-error: relations expand to their records
+  const wrong: number = todo.expand!.project!.name;
+  return wrong;
+}
+`;
+
+test("aura types output compiles, and wrong names and types fail to", () => {
+  const dir = mkdtempSync(join(tmpdir(), "aura-types-"));
+  execFileSync(AURA, ["types", "--url", aura.url, "--token", aura.token, "--out", join(dir, "aura.d.ts")]);
+  const generated = readFileSync(join(dir, "aura.d.ts"), "utf8");
+  assert.match(generated, /level: "low" \| "high";/);
+  writeFileSync(join(dir, "fixture.ts"), FIXTURE);
+  writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({
+    compilerOptions: {
+      strict: true, noEmit: true, target: "es2022", module: "es2022", moduleResolution: "bundler",
+      lib: ["es2022", "dom"], skipLibCheck: false,
+      paths: { "@aura/client": [join(sdk, "client/dist/index.d.ts")] },
+    },
+    files: ["fixture.ts"],
+  }));
+  const tsc = join(sdk, "node_modules/.bin/tsc");
+  try {
+    execFileSync(tsc, ["-p", join(dir, "tsconfig.json")], { encoding: "utf8" });
+  } catch (err) {
+    assert.fail(`tsc failed:\n${err.stdout}${err.stderr}`);
+  }
+  // The same fixture without its @ts-expect-error lines fails: the checks are real.
+  writeFileSync(join(dir, "fixture.ts"), FIXTURE.replace(/\/\/ @ts-expect-error.*\n/g, ""));
+  const failed = (() => {
+    try {
+      execFileSync(tsc, ["-p", join(dir, "tsconfig.json")], { encoding: "utf8" });
+      return "";
+    } catch (err) {
+      return err.stdout;
+    }
+  })();
+  assert.equal((failed.match(/error TS/g) ?? []).length, 6, failed);
+});
