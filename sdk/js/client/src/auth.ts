@@ -22,7 +22,8 @@ export function defaultLock(): Lock {
   };
 }
 
-type Tokens = { accessToken: string; expiresIn: number; refreshToken: string; user: AuthUser };
+/** A sign-in's answer: tokens, or (cookie sessions) the user and a CSRF token, the tokens being in cookies. */
+type Tokens = { accessToken?: string; expiresIn: number; refreshToken?: string; user: AuthUser };
 /** A sign-in either signs in, or asks for the second factor first. */
 export type SignInResult = { user: AuthUser; mfaRequired?: false } | { mfaRequired: true; mfaToken: string };
 export type AuthChange = (user: AuthUser | null) => void;
@@ -39,6 +40,8 @@ export class Auth implements TokenSource {
     private readonly http: Transport,
     private readonly store: SessionStore,
     private readonly lock: Lock,
+    /** `cookie`: the server keeps the tokens in cookies (`?session=cookie`). */
+    private readonly sessionMode: "token" | "cookie" = "token",
   ) {
     // Other tabs of this origin hear of sign-ins and sign-outs (where there
     // are tabs; the channel never keeps a Node process alive).
@@ -61,16 +64,16 @@ export class Auth implements TokenSource {
   }
 
   async signUp(input: { email: string; password: string; name?: string }): Promise<AuthUser> {
-    return this.keep(await this.http.json<Tokens>("POST", "/api/auth/register", { body: input, auth: false }));
+    return this.keep(await this.http.json<Tokens>("POST", "/api/auth/register", { body: input, auth: false, query: this.mode() }));
   }
 
   async signIn(input: { email: string; password: string }): Promise<SignInResult> {
-    return this.answer(await this.http.json("POST", "/api/auth/login", { body: input, auth: false }));
+    return this.answer(await this.http.json("POST", "/api/auth/login", { body: input, auth: false, query: this.mode() }));
   }
 
   /** The second step of a sign-in that asked for it: an authenticator code or a recovery code. */
   async verifyTotp(input: { mfaToken: string; code?: string; recoveryCode?: string }): Promise<AuthUser> {
-    return this.keep(await this.http.json<Tokens>("POST", "/api/auth/2fa/totp/verify", { body: input, auth: false }));
+    return this.keep(await this.http.json<Tokens>("POST", "/api/auth/2fa/totp/verify", { body: input, auth: false, query: this.mode() }));
   }
 
   requestMagicLink(email: string): Promise<void> {
@@ -79,7 +82,7 @@ export class Auth implements TokenSource {
 
   /** Signs in with the token of a magic link (`?token=` of the link). */
   async signInWithMagicLink(token: string): Promise<SignInResult> {
-    return this.answer(await this.http.json("GET", "/api/auth/magic-link/verify", { query: { token }, auth: false }));
+    return this.answer(await this.http.json("GET", "/api/auth/magic-link/verify", { query: { token, ...this.mode() }, auth: false }));
   }
 
   requestEmailCode(email: string): Promise<void> {
@@ -87,7 +90,7 @@ export class Auth implements TokenSource {
   }
 
   async signInWithEmailCode(input: { email: string; code: string }): Promise<SignInResult> {
-    return this.answer(await this.http.json("POST", "/api/auth/otp/verify", { body: input, auth: false }));
+    return this.answer(await this.http.json("POST", "/api/auth/otp/verify", { body: input, auth: false, query: this.mode() }));
   }
 
   /**
@@ -113,7 +116,7 @@ export class Auth implements TokenSource {
   async signOut(): Promise<void> {
     const session = await this.store.get();
     try {
-      if (session) await this.http.json("POST", "/api/auth/logout", {});
+      if (session || this.sessionMode === "cookie") await this.http.json("POST", "/api/auth/logout", {});
     } catch (err) {
       // Already over on the server: forgetting it here is all that is left.
       if (!(err instanceof AuraError && err.status === 401)) throw err;
@@ -176,9 +179,15 @@ export class Auth implements TokenSource {
     return this.http.json("POST", "/api/auth/2fa/totp/disable", { body: input });
   }
 
+  /** The query a sign-in needs in this client's session mode. */
+  private mode(): { session?: string } {
+    return this.sessionMode === "cookie" ? { session: "cookie" } : {};
+  }
+
   // TokenSource, for the transport.
 
   async accessToken(): Promise<string | null> {
+    if (this.sessionMode === "cookie") return null;
     const session = await this.store.get();
     if (!session) return null;
     if (session.expiresAt - Date.now() > EARLY_MS) return session.accessToken;
@@ -186,9 +195,30 @@ export class Auth implements TokenSource {
     return fresh?.accessToken ?? null;
   }
 
-  async refreshAfterRefusal(refused: string): Promise<boolean> {
+  async refreshAfterRefusal(refused: string | null): Promise<boolean> {
+    if (refused === null) return !!(await this.refreshCookies());
     const fresh = await this.refresh((current) => current.accessToken === refused);
     return !!fresh && fresh.accessToken !== refused;
+  }
+
+  /** Cookie sessions: the refresh cookie buys new cookies (one refresh at a time). */
+  private refreshCookies(): Promise<Session | null> {
+    this.refreshing ??= this.lock(`aura.refresh:${this.http.url}`, async () => {
+      try {
+        const answer = await this.http.json<Tokens>("POST", "/api/auth/refresh", { auth: false, query: this.mode() });
+        await this.keep(answer);
+        return this.store.get();
+      } catch (err) {
+        if (err instanceof AuraError && err.status === 401) {
+          await this.forget();
+          return null;
+        }
+        throw err;
+      }
+    }).finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
   }
 
   /**
@@ -255,8 +285,8 @@ export class Auth implements TokenSource {
 
 function sessionOf(tokens: Tokens): Session {
   return {
-    accessToken: tokens.accessToken,
-    refreshToken: tokens.refreshToken,
+    accessToken: tokens.accessToken ?? "",
+    refreshToken: tokens.refreshToken ?? "",
     expiresAt: Date.now() + tokens.expiresIn * 1000,
     user: tokens.user,
   };

@@ -18,12 +18,28 @@ export type RequestOptions = {
 export interface TokenSource {
   /** The access token to send, refreshed first if it is about to expire. */
   accessToken(): Promise<string | null>;
-  /** Refreshes after the server refused `token`; true if a new one is there. */
-  refreshAfterRefusal(token: string): Promise<boolean>;
+  /** Refreshes after the server refused `token` (null: the session cookie); true if a new one is there. */
+  refreshAfterRefusal(token: string | null): Promise<boolean>;
+}
+
+/**
+ * Where a server-side client keeps Aura's cookies (the app's own cookies):
+ * what goes into each request, and what each answer sets.
+ */
+export interface CookieJar {
+  /** The `Cookie` header for a request to `path`. */
+  header(path: string): string | undefined;
+  /** The CSRF token the state-changing requests repeat. */
+  csrf(): string | undefined;
+  /** No access cookie, but a refresh cookie: refresh before asking. */
+  needsRefresh(): boolean;
+  /** Takes the `Set-Cookie` headers of an answer. */
+  receive(response: Response): void;
 }
 
 export class Transport {
   tokens: TokenSource | null = null;
+  cookies: CookieJar | null = null;
 
   constructor(
     readonly url: string,
@@ -44,9 +60,12 @@ export class Transport {
 
   /** Sends a request; answers the Response when it is a success. */
   async send(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
-    const token = options.auth === false ? null : await this.tokens?.accessToken() ?? null;
+    const authenticated = options.auth !== false;
+    if (authenticated && this.cookies?.needsRefresh()) await this.tokens?.refreshAfterRefusal(null);
+    const token = authenticated ? await this.tokens?.accessToken() ?? null : null;
     let response = await this.once(method, path, options, token);
-    if (response.status === 401 && token && this.tokens) {
+    const refusable = token !== null || (authenticated && this.cookies !== null);
+    if (response.status === 401 && refusable && this.tokens) {
       const peek = await response.clone().json().catch(() => null);
       if (peek?.error?.code === "invalid_token" && (await this.tokens.refreshAfterRefusal(token))) {
         response = await this.once(method, path, options, await this.tokens.accessToken());
@@ -66,6 +85,13 @@ export class Transport {
   private async once(method: string, path: string, options: RequestOptions, token: string | null): Promise<Response> {
     const headers: Record<string, string> = { ...options.headers };
     if (token) headers.authorization = `Bearer ${token}`;
+    if (this.cookies) {
+      const url = new URL(this.href(path));
+      const cookie = this.cookies.header(url.pathname);
+      if (cookie) headers.cookie = cookie;
+      const csrf = this.cookies.csrf();
+      if (csrf && !["GET", "HEAD", "OPTIONS"].includes(method)) headers["x-csrf-token"] = csrf;
+    }
     let body: BodyInit | undefined;
     if (options.body !== undefined) {
       if (isRawBody(options.body)) body = options.body;
@@ -78,7 +104,9 @@ export class Transport {
       const init: RequestInit & { duplex?: "half" } = { method, headers, body, signal: options.signal };
       // A streamed request body is sent as it is read.
       if (typeof ReadableStream !== "undefined" && body instanceof ReadableStream) init.duplex = "half";
-      return await this.fetch(this.href(path, options.query), init);
+      const response = await this.fetch(this.href(path, options.query), init);
+      this.cookies?.receive(response);
+      return response;
     } catch (err) {
       if ((err as Error)?.name === "AbortError") throw err;
       throw new AuraError(0, "network_error", `cannot reach ${this.url}: ${(err as Error)?.message ?? err}`);

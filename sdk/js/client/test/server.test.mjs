@@ -1,0 +1,63 @@
+// createServerClient: a session in the app's cookies across requests, the
+// CSRF token repeated, and a refresh with the refresh cookie once the
+// access cookie is gone.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServerClient } from "../dist/server.js";
+import { startAura, countingFetch } from "./aura.mjs";
+
+let aura;
+before(async () => {
+  aura = await startAura();
+  await aura.admin("POST", "/api/collections", {
+    name: "posts", fields: [{ name: "text", type: "text" }], createRule: "@request.auth.id != ''", listRule: "",
+  });
+});
+after(() => aura.stop());
+
+/** The app's cookie store, as a framework would hand it over. */
+function appCookies() {
+  const jar = new Map();
+  return {
+    jar,
+    adapter: {
+      getAll: () => [...jar].map(([name, value]) => ({ name, value })),
+      set: (name, value, options) => (options.maxAge > 0 ? jar.set(name, value) : jar.delete(name)),
+    },
+  };
+}
+
+test("a session lives in the app's cookies across requests and refreshes from them", async () => {
+  const { jar, adapter } = appCookies();
+  // Request 1: the sign-up form posts to the app, which signs up on Aura.
+  const first = createServerClient(aura.url, { cookies: adapter });
+  const user = await first.auth.signUp({ email: "ssr@example.com", password: "correct horse battery" });
+  assert.equal(user.email, "ssr@example.com");
+  assert.deepEqual([...jar.keys()].sort(), ["aura_access", "aura_csrf", "aura_refresh"]);
+
+  // Request 2: a page render knows the user, and a write passes the CSRF check.
+  const second = createServerClient(aura.url, { cookies: adapter });
+  assert.equal((await second.getUser()).email, "ssr@example.com");
+  const post = await second.records("posts").create({ text: "rendered on the server" });
+  assert.equal(post.text, "rendered on the server");
+
+  // Request 3: the access cookie expired; the refresh cookie buys new ones, once.
+  jar.delete("aura_access");
+  const counting = countingFetch();
+  const third = createServerClient(aura.url, { cookies: adapter, fetch: counting.fetch });
+  const [a, b] = await Promise.all([third.getUser(), third.records("posts").list()]);
+  assert.equal(a.email, "ssr@example.com");
+  assert.equal(b.totalItems, 1);
+  assert.equal(counting.count("/api/auth/refresh"), 1);
+  assert.ok(jar.has("aura_access"));
+
+  // Signing out clears them.
+  await createServerClient(aura.url, { cookies: adapter }).auth.signOut();
+  assert.equal(jar.has("aura_access"), false);
+  assert.equal(await createServerClient(aura.url, { cookies: adapter }).getUser(), null);
+});
+
+test("without session cookies a server client is signed out", async () => {
+  const { adapter } = appCookies();
+  assert.equal(await createServerClient(aura.url, { cookies: adapter }).getUser(), null);
+});
