@@ -30,6 +30,8 @@ export type AuthChange = (user: AuthUser | null) => void;
 
 /** Refresh this long before the access token expires. */
 const EARLY_MS = 30_000;
+/** Give up on a refresh after this long. */
+const REFRESH_TIMEOUT_MS = 30_000;
 
 export class Auth implements TokenSource {
   private refreshing: Promise<Session | null> | null = null;
@@ -229,11 +231,16 @@ export class Auth implements TokenSource {
     this.refreshing ??= this.lock(`aura.refresh:${this.http.url}`, async () => {
       const current = await this.store.get();
       if (!current || !stale(current)) return current;
+      // Still ours when the answer comes: a sign-in meanwhile wins.
+      const unchanged = async () => (await this.store.get())?.refreshToken === current.refreshToken;
       try {
         const tokens = await this.http.json<Tokens>("POST", "/api/auth/refresh", {
           body: { refreshToken: current.refreshToken },
           auth: false,
+          // A hung refresh must not hold the lock (and every tab) forever.
+          signal: AbortSignal.timeout(REFRESH_TIMEOUT_MS),
         });
+        if (!(await unchanged())) return this.store.get();
         const session = sessionOf(tokens);
         await this.store.set(session);
         this.notify(session.user);
@@ -241,8 +248,8 @@ export class Auth implements TokenSource {
       } catch (err) {
         // The session is over (revoked, expired, reused): signed out.
         if (err instanceof AuraError && err.status === 401) {
-          await this.forget();
-          return null;
+          if (await unchanged()) await this.forget();
+          return this.store.get();
         }
         throw err;
       }
@@ -264,10 +271,12 @@ export class Auth implements TokenSource {
     return session.user;
   }
 
+  /** Changes the kept session, if it is still the signed-in user's whose answer this is. */
   private async update(change: (session: Session) => Session) {
     const session = await this.store.get();
     if (!session) return;
     const changed = change(session);
+    if (changed.user.id !== session.user.id) return;
     await this.store.set(changed);
     this.notify(changed.user);
   }

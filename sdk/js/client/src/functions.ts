@@ -1,7 +1,7 @@
 // Calling functions: an answer as JSON or text, a streamed answer chunk by
 // chunk as the function writes it, or an asynchronous run to poll.
 import { AuraError } from "./errors.js";
-import type { Transport } from "./http.js";
+import { segment, segments, type Transport } from "./http.js";
 
 export type InvokeOptions = {
   method?: string;
@@ -50,13 +50,19 @@ export class Functions {
     if (!response.body) return;
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
+    let finished = false;
     try {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
         yield options.text ? decoder.decode(value, { stream: true }) : value;
       }
+      finished = true;
+      const rest = options.text ? decoder.decode() : "";
+      if (rest) yield rest;
     } finally {
+      // Leaving the loop early stops the download too.
+      if (!finished) await reader.cancel().catch(() => undefined);
       reader.releaseLock();
     }
   }
@@ -72,22 +78,36 @@ export class Functions {
       throw new AuraError(response.status, "not_async", "the server ran the invocation at once instead of queueing it");
     }
     const http = this.http;
+    const status = (signal?: AbortSignal) =>
+      http.json<AsyncInvocation>("GET", `/api/invocations/${segment(id)}`, { auth: false, signal });
     return {
       id,
-      status: () => http.json<AsyncInvocation>("GET", `/api/invocations/${encodeURIComponent(id)}`, { auth: false }),
+      status,
+      /** Polls every `pollMs` until the run is over; `signal` stops waiting. */
       async result(pollMs = 250, signal?: AbortSignal): Promise<AsyncInvocation> {
         for (;;) {
-          const state = await this.status();
+          signal?.throwIfAborted();
+          const state = await status(signal);
           if (state.status === "succeeded" || state.status === "failed") return state;
-          await new Promise((resolve) => setTimeout(resolve, pollMs));
-          if (signal?.aborted) throw signal.reason;
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, pollMs);
+            function done() {
+              clearTimeout(timer);
+              signal?.removeEventListener("abort", done);
+              resolve();
+            }
+            signal?.addEventListener("abort", done, { once: true });
+          });
         }
       },
     };
   }
 }
 
+/** `/fn/NAME` and `path` after it (`/a/b?x=1`), no segment of which may be `.` or `..`. */
 function target(name: string, path = ""): string {
-  const rest = path && !path.startsWith("/") && !path.startsWith("?") ? `/${path}` : path;
-  return `/fn/${encodeURIComponent(name)}${rest === "/" ? "" : rest.startsWith("/?") ? rest.slice(1) : rest}`;
+  const at = path.search(/[?#]/);
+  const [route, query] = at < 0 ? [path, ""] : [path.slice(0, at), path.slice(at)];
+  const parts = route.split("/").filter(Boolean);
+  return `/fn/${segment(name)}${parts.length ? "/" + segments(parts.map(decodeURIComponent).join("/")) : ""}${query}`;
 }

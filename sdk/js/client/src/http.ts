@@ -5,6 +5,22 @@ import { AuraError, errorOf } from "./errors.js";
 
 export type Query = Record<string, string | number | boolean | undefined | null>;
 
+/**
+ * One path segment, encoded. `.` and `..` (also as `%2e`) are refused: URL
+ * parsing would fold them and send the request to another endpoint.
+ */
+export function segment(text: string): string {
+  if (/^(\.|%2e){1,2}$/i.test(text) || text === "") {
+    throw new AuraError(400, "invalid_name", `\`${text}\` cannot be a name or a path segment`);
+  }
+  return encodeURIComponent(text);
+}
+
+/** A multi-segment path (`a/b/c.txt`), each segment checked as by `segment`. */
+export function segments(path: string): string {
+  return path.split("/").map(segment).join("/");
+}
+
 export type RequestOptions = {
   query?: Query;
   /** A JSON body (anything but a BodyInit), or a raw body. */
@@ -49,7 +65,7 @@ export class Transport {
 
   /** The absolute URL of `path` in this client's environment. */
   href(path: string, query: Query = {}): string {
-    const prefix = this.env && this.env !== "default" ? `/env/${encodeURIComponent(this.env)}` : "";
+    const prefix = this.env && this.env !== "default" ? `/env/${segment(this.env)}` : "";
     const params = new URLSearchParams();
     for (const [name, value] of Object.entries(query)) {
       if (value !== undefined && value !== null) params.set(name, String(value));
@@ -64,7 +80,10 @@ export class Transport {
     if (authenticated && this.cookies?.needsRefresh()) await this.tokens?.refreshAfterRefusal(null);
     const token = authenticated ? await this.tokens?.accessToken() ?? null : null;
     let response = await this.once(method, path, options, token);
-    const refusable = token !== null || (authenticated && this.cookies !== null);
+    // A function's own 401 is its answer (a retry would run it again), and a
+    // streamed body cannot be sent twice.
+    const retriable = !path.startsWith("/fn/") && !(typeof ReadableStream !== "undefined" && options.body instanceof ReadableStream);
+    const refusable = retriable && (token !== null || (authenticated && this.cookies !== null));
     if (response.status === 401 && refusable && this.tokens) {
       const peek = await response.clone().json().catch(() => null);
       if (peek?.error?.code === "invalid_token" && (await this.tokens.refreshAfterRefusal(token))) {

@@ -20,9 +20,10 @@ export type { LiveQuery, LiveState } from "./live.js";
 export type { Storage, Bucket, StoredObject, UploadOptions } from "./storage.js";
 export type { Functions, InvokeOptions, AsyncInvocation } from "./functions.js";
 
-/** Collections by name: what `aura types` writes (any name, any field when not given). */
-export type Schema = Record<string, RecordBase>;
-type AnySchema = Record<string, RecordBase & Record<string, unknown>>;
+/** Collections by name: what `aura types` writes. */
+export type Schema = { [name: string]: RecordBase };
+/** Any collection, any field: the schema when none is given. */
+export type AnySchema = Record<string, RecordBase & Record<string, unknown>>;
 
 export type ClientOptions = {
   /** The environment (default `default`). */
@@ -35,7 +36,7 @@ export type ClientOptions = {
   fetch?: typeof globalThis.fetch;
 };
 
-export type AuraClient<S extends Schema = AnySchema> = {
+export type AuraClient<S extends { [K in keyof S]: RecordBase } = AnySchema> = {
   readonly url: string;
   readonly env: string;
   readonly auth: Auth;
@@ -45,7 +46,7 @@ export type AuraClient<S extends Schema = AnySchema> = {
   records<K extends keyof S & string>(collection: K): Records<S[K]>;
 };
 
-export function createClient<S extends Schema = AnySchema>(url: string, options: ClientOptions = {}): AuraClient<S> {
+export function createClient<S extends { [K in keyof S]: RecordBase } = AnySchema>(url: string, options: ClientOptions = {}): AuraClient<S> {
   const base = url.replace(/\/+$/, "");
   const env = options.env ?? "default";
   const http = new Transport(base, env, options.fetch ?? globalThis.fetch.bind(globalThis));

@@ -3,6 +3,7 @@
 // change to a record the list could hold is checked against the filter by
 // the server (one small request), so the list never guesses the rule
 // language; after missed events (`resync`) the list is fetched again.
+import { literal } from "./filter.js";
 import type { ListOptions, RecordBase, Records } from "./records.js";
 import type { Subscription } from "./realtime.js";
 
@@ -15,6 +16,8 @@ export class LiveQuery<T extends RecordBase> {
   private closed = false;
   /** Serializes fetches and changes, so they apply in the order they came. */
   private queue: Promise<void> = Promise.resolve();
+  /** The server may hold more matching records than the window shows. */
+  private hasMore = false;
 
   constructor(
     private readonly records: Records<T>,
@@ -24,7 +27,10 @@ export class LiveQuery<T extends RecordBase> {
       { onResync: () => this.enqueue(() => this.fetch()) },
       (event) => this.enqueue(() => this.apply(event.action, event.record)),
     );
-    this.subscription.ready.then(() => this.enqueue(() => this.fetch()));
+    this.subscription.ready.then(
+      () => this.enqueue(() => this.fetch()),
+      (error) => this.set({ ...this.state, loading: false, error }),
+    );
   }
 
   /** The current state. */
@@ -60,28 +66,47 @@ export class LiveQuery<T extends RecordBase> {
     for (const listener of this.listeners) listener(state);
   }
 
+  private get limit(): number {
+    return this.options.perPage ?? 30;
+  }
+
   private async fetch() {
     const page = await this.records.list({ ...this.options, page: 1, skipTotal: true });
+    this.hasMore = page.items.length >= this.limit;
     this.set({ items: page.items, loading: false, error: null });
   }
 
-  private async apply(action: "create" | "update" | "delete", record: T) {
-    let items = this.state.items.filter((item) => item.id !== record.id);
-    if (action !== "delete" && (await this.matches(record))) {
-      items = insertSorted(items, record, this.options.sort);
-      const limit = this.options.perPage ?? 30;
-      if (items.length > limit) items = items.slice(0, limit);
+  /**
+   * Applies one change to the window of the first `perPage` records. Where
+   * records behind a full window could move in, or the changed one could
+   * belong behind them, the window is fetched again.
+   */
+  private async apply(action: "create" | "update" | "delete", changed: T) {
+    const before = this.state.items;
+    const rest = before.filter((item) => item.id !== changed.id);
+    const left = rest.length < before.length;
+    const record = action === "delete" ? null : await this.fresh(changed);
+    if (!record) {
+      if (left && this.hasMore) return this.fetch();
+      if (left) this.set({ ...this.state, items: rest });
+      return;
+    }
+    let items = insertSorted(rest, record, this.options.sort);
+    if (this.hasMore && items[items.length - 1] === record) return this.fetch();
+    if (items.length > this.limit) {
+      items = items.slice(0, this.limit);
+      this.hasMore = true;
     }
     this.set({ ...this.state, items });
   }
 
-  private async matches(record: T): Promise<boolean> {
+  /** The record as the list shows it (expanded), or null if the filter no longer matches it. */
+  private async fresh(record: T): Promise<T | null> {
     const { filter, expand } = this.options;
-    if (!filter && !expand?.length) return true;
-    const id = JSON.stringify(record.id);
+    if (!filter && !expand?.length) return record;
+    const id = literal(record.id);
     const found = await this.records.list({ filter: filter ? `(${filter}) && id = ${id}` : `id = ${id}`, expand, perPage: 1, skipTotal: true });
-    if (found.items[0]) Object.assign(record, found.items[0]);
-    return found.items.length > 0;
+    return found.items[0] ?? null;
   }
 }
 

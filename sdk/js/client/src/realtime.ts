@@ -25,7 +25,7 @@ export type SubscribeOptions = {
 
 export interface Subscription {
   close(): void;
-  /** Resolves once the first connection is ready. */
+  /** Resolves once the first connection is ready; rejects if the server refuses the stream or it is closed first. */
   readonly ready: Promise<void>;
 }
 
@@ -61,10 +61,12 @@ export class Realtime {
   join(channel: string, state: Record<string, unknown>, onMembers: (members: Member[]) => void): Presence {
     let members: Member[] = [];
     let connection: string | null = null;
+    // A reconnection joins with the latest state, not the first.
+    const current = { ...state };
     const publish = () => onMembers([...members]);
     const subscription = this.subscribe([`presence.${channel}`], {
       join: [channel],
-      state,
+      state: current,
       onOpen: (ready) => {
         connection = ready?.presence?.connection ?? null;
       },
@@ -88,6 +90,8 @@ export class Realtime {
         await subscription.ready;
         if (!connection) throw new Error("not joined");
         await this.http.json("PUT", `/api/realtime/members/${encodeURIComponent(connection)}`, { body: next });
+        for (const key of Object.keys(current)) delete current[key];
+        Object.assign(current, next);
       },
     };
   }
@@ -96,7 +100,19 @@ export class Realtime {
     const stop = new AbortController();
     let lastId: string | null = null;
     let ready!: () => void;
-    const readyPromise = new Promise<void>((resolve) => (ready = resolve));
+    let refused!: (err: unknown) => void;
+    const readyPromise = new Promise<void>((resolve, reject) => ((ready = resolve), (refused = reject)));
+    // Nobody has to wait for `ready`: an unobserved refusal is not an error.
+    readyPromise.catch(() => undefined);
+    const deliver = (work: () => void) => {
+      if (stop.signal.aborted) return;
+      try {
+        work();
+      } catch (err) {
+        // A failing handler is the app's problem, not the stream's.
+        options.onError?.(err);
+      }
+    };
     const run = async () => {
       let delay = FIRST_RETRY_MS;
       while (!stop.signal.aborted) {
@@ -115,19 +131,23 @@ export class Realtime {
           });
           for await (const event of events(response, stop.signal)) {
             if (event.id !== null) lastId = event.id;
+            if (event.data === undefined) continue;
             if (event.event === "ready") {
               delay = FIRST_RETRY_MS;
               ready();
-              options.onOpen?.(event.data);
-            } else if (event.event === "resync") options.onResync?.();
+              deliver(() => options.onOpen?.(event.data));
+            } else if (event.event === "resync") deliver(() => options.onResync?.());
             else if (event.event === "error") throw Object.assign(new Error("the stream was ended by the server"), { data: event.data });
-            else options.onMessage(event);
+            else deliver(() => options.onMessage(event));
           }
         } catch (err) {
           if (stop.signal.aborted) return;
           options.onError?.(err);
           const status = (err as { status?: number }).status ?? 0;
-          if (status >= 400 && status < 500 && status !== 408 && status !== 429) return;
+          if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+            refused(err);
+            return;
+          }
         }
         if (stop.signal.aborted) return;
         await sleep(delay * (0.5 + Math.random() / 2), stop.signal);
@@ -135,7 +155,13 @@ export class Realtime {
       }
     };
     void run();
-    return { close: () => stop.abort(), ready: readyPromise };
+    return {
+      close: () => {
+        stop.abort();
+        refused(new Error("the subscription was closed"));
+      },
+      ready: readyPromise,
+    };
   }
 }
 
@@ -150,7 +176,10 @@ async function* events(response: Response, signal: AbortSignal): AsyncGenerator<
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
-      buffer += value.replace(/\r\n?/g, "\n");
+      buffer += value;
+      // A "\r\n" may be split between chunks: keep a final "\r" for the next.
+      const held = buffer.endsWith("\r") ? "\r" : "";
+      buffer = buffer.slice(0, buffer.length - held.length).replace(/\r\n?/g, "\n");
       let end;
       while ((end = buffer.indexOf("\n\n")) >= 0) {
         const block = buffer.slice(0, end);
@@ -166,7 +195,11 @@ async function* events(response: Response, signal: AbortSignal): AsyncGenerator<
           else if (field === "event") event.event = text;
           else if (field === "id") event.id = text;
         }
-        if (!data.length) continue;
+        if (!data.length) {
+          // An id with no data still moves the resume point.
+          if (event.id !== null) yield { ...event, data: undefined };
+          continue;
+        }
         const text = data.join("\n");
         try {
           event.data = JSON.parse(text);
@@ -175,6 +208,7 @@ async function* events(response: Response, signal: AbortSignal): AsyncGenerator<
         }
         yield event;
       }
+      buffer += held;
     }
   } finally {
     signal.removeEventListener("abort", stop);
@@ -183,10 +217,12 @@ async function* events(response: Response, signal: AbortSignal): AsyncGenerator<
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
+    const done = () => {
       clearTimeout(timer);
+      signal.removeEventListener("abort", done);
       resolve();
-    }, { once: true });
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
   });
 }

@@ -1,6 +1,6 @@
 // A collection's records: list by page or iterate by cursor, read, create,
 // update, delete, and subscribe to their changes.
-import type { Transport } from "./http.js";
+import { segment, type Transport } from "./http.js";
 import type { Realtime, Subscription, StreamEvent } from "./realtime.js";
 import { LiveQuery } from "./live.js";
 
@@ -24,12 +24,19 @@ export type ListOptions = {
 
 export type Page<T> = { items: T[]; page: number; perPage: number; totalItems: number; totalPages: number };
 
-/** What a create may set: the record's fields (the server fills the rest). */
-export type Creatable<T> = { [K in keyof T as K extends "created" | "updated" | "expand" ? never : K]?: T[K] };
+type ServerKeys = "id" | "created" | "updated" | "expand";
 
-/** What an update may say: fields, and `field+` / `field-` to add to or take from numbers and lists. */
-export type Changes<T> = Creatable<T> & {
-  [K in keyof T & string as K extends "id" | "created" | "updated" | "expand" ? never : `${K}+` | `${K}-`]?: NonNullable<T[K]> extends readonly (infer U)[] ? U | U[] : number;
+/**
+ * What a create sets: the required fields (those that cannot be null), and
+ * any others, and optionally `id`.
+ */
+export type Creatable<T> = { [K in keyof T as K extends ServerKeys ? never : null extends T[K] ? never : K]: T[K] } & {
+  [K in keyof T as K extends ServerKeys ? never : null extends T[K] ? K : never]?: T[K];
+} & { id?: string };
+
+/** What an update says: fields, and `field+` / `field-` to add to or take from numbers and lists. */
+export type Changes<T> = { [K in keyof T as K extends ServerKeys ? never : K]?: T[K] } & {
+  [K in keyof T & string as K extends ServerKeys ? never : NonNullable<T[K]> extends number | readonly unknown[] ? `${K}+` | `${K}-` : never]?: NonNullable<T[K]> extends readonly (infer U)[] ? U | U[] : number;
 };
 
 /** One change of a record, as realtime delivers it. */
@@ -43,7 +50,7 @@ export class Records<T extends RecordBase = RecordBase & Record<string, unknown>
     private readonly realtime: Realtime,
     readonly collection: string,
   ) {
-    this.base = `/api/collections/${encodeURIComponent(collection)}/records`;
+    this.base = `/api/collections/${segment(collection)}/records`;
   }
 
   list(options: ListOptions = {}): Promise<Page<T>> {
@@ -64,7 +71,7 @@ export class Records<T extends RecordBase = RecordBase & Record<string, unknown>
   }
 
   get(id: string, options: Pick<ListOptions, "expand" | "fields"> = {}): Promise<T> {
-    return this.http.json("GET", `${this.base}/${encodeURIComponent(id)}`, { query: query(options) });
+    return this.http.json("GET", `${this.base}/${segment(id)}`, { query: query(options) });
   }
 
   create(data: Creatable<T>, options: Pick<ListOptions, "expand"> = {}): Promise<T> {
@@ -73,11 +80,11 @@ export class Records<T extends RecordBase = RecordBase & Record<string, unknown>
 
   /** Changes some fields; `{"count+": 1}` adds to a number, `{"tags-": ["x"]}` removes from a list. */
   update(id: string, changes: Changes<T>, options: Pick<ListOptions, "expand"> = {}): Promise<T> {
-    return this.http.json("PATCH", `${this.base}/${encodeURIComponent(id)}`, { body: changes, query: query(options) });
+    return this.http.json("PATCH", `${this.base}/${segment(id)}`, { body: changes, query: query(options) });
   }
 
   delete(id: string): Promise<void> {
-    return this.http.json("DELETE", `${this.base}/${encodeURIComponent(id)}`);
+    return this.http.json("DELETE", `${this.base}/${segment(id)}`);
   }
 
   /** A list of the matching records that stays current (`close()` it). */

@@ -11,7 +11,8 @@ import { Records } from "./records.js";
 import { Storage } from "./storage.js";
 import { Functions } from "./functions.js";
 import { memoryStore, type AuthUser } from "./store.js";
-import type { AuraClient, Schema } from "./index.js";
+import type { AuraClient, AnySchema } from "./index.js";
+import type { RecordBase } from "./records.js";
 
 export type CookieOptions = { maxAge: number; path: string; httpOnly: boolean; sameSite: "lax"; secure: boolean };
 
@@ -69,7 +70,7 @@ export function cookieJar(adapter: CookieAdapter): CookieJar {
   };
 }
 
-export type ServerClient<S extends Schema> = AuraClient<S> & {
+export type ServerClient<S extends { [K in keyof S]: RecordBase }> = AuraClient<S> & {
   /** The signed-in user of this request (from the session cookies), or null. */
   getUser(): Promise<AuthUser | null>;
 };
@@ -78,7 +79,7 @@ export type ServerClient<S extends Schema> = AuraClient<S> & {
  * A client for one incoming request: signs in, calls and refreshes with
  * the app's cookies. Make one per request; never share it between users.
  */
-export function createServerClient<S extends Schema = Schema>(
+export function createServerClient<S extends { [K in keyof S]: RecordBase } = AnySchema>(
   url: string,
   options: { cookies: CookieAdapter; env?: string; fetch?: typeof globalThis.fetch },
 ): ServerClient<S> {

@@ -1,7 +1,7 @@
 // Buckets over REST: upload (with progress), download, list, delete, and
 // signed URLs that need no token.
 import { AuraError, errorOf } from "./errors.js";
-import type { Transport } from "./http.js";
+import { segment, segments, type Transport } from "./http.js";
 
 export type StoredObject = { key: string; size: number; etag: string; contentType: string | null; modified: string; owner: string | null };
 
@@ -27,11 +27,11 @@ export class Bucket {
     private readonly http: Transport,
     readonly name: string,
   ) {
-    this.base = `/api/storage/${encodeURIComponent(name)}`;
+    this.base = `/api/storage/${segment(name)}`;
   }
 
   private path(key: string): string {
-    return `${this.base}/${key.split("/").map(encodeURIComponent).join("/")}`;
+    return `${this.base}/${segments(key)}`;
   }
 
   /** Stores `data` under `key` (creating or replacing it). */
@@ -63,7 +63,8 @@ export class Bucket {
       : bytes;
     const response = await this.http.send("PUT", this.path(key), {
       body: stream,
-      headers: { "content-type": contentType },
+      // The length up front, so bucket rules on `size` see it.
+      headers: { "content-type": contentType, "content-length": String(total) },
       signal: options.signal,
     });
     return response.json();
@@ -78,12 +79,16 @@ export class Bucket {
       if (token) xhr.setRequestHeader("authorization", `Bearer ${token}`);
       xhr.upload.onprogress = (event) => options.onProgress!(event.loaded, event.lengthComputable ? event.total : total);
       xhr.onerror = () => reject(new AuraError(0, "network_error", "the upload failed"));
+      xhr.onabort = () => reject(options.signal?.reason ?? new DOMException("the upload was aborted", "AbortError"));
+      const abort = () => xhr.abort();
+      xhr.onloadend = () => options.signal?.removeEventListener("abort", abort);
       xhr.onload = async () => {
         const response = new Response(xhr.responseText, { status: xhr.status, headers: { "content-type": "application/json" } });
         if (xhr.status >= 200 && xhr.status < 300) resolve(await response.json());
         else reject(await errorOf(response));
       };
-      options.signal?.addEventListener("abort", () => xhr.abort());
+      if (options.signal?.aborted) return reject(options.signal.reason);
+      options.signal?.addEventListener("abort", abort, { once: true });
       xhr.send(body as XMLHttpRequestBodyInit);
     });
   }

@@ -40,7 +40,14 @@ test("events published while the connection is down arrive after it resumes, in 
   // A proxy in front of the server whose connections the test can cut.
   const target = new URL(aura.url);
   const sockets = new Set();
+  let accepting = true;
+  const resumedFrom = [];
   const proxy = createServer((client) => {
+    if (!accepting) return client.destroy();
+    client.once("data", (head) => {
+      const id = head.toString("latin1").match(/^last-event-id: *(\S+)/im);
+      if (id) resumedFrom.push(id[1]);
+    });
     const upstream = connect(Number(target.port), target.hostname);
     sockets.add(client).add(upstream);
     client.pipe(upstream).pipe(client);
@@ -63,10 +70,14 @@ test("events published while the connection is down arrive after it resumes, in 
   await aura.admin("POST", "/api/realtime/channels/room.a", { n: 1 });
   await until(() => got.length === 1, "the first event");
 
+  // Cut, and keep the way closed while five events go out.
+  accepting = false;
   for (const socket of sockets) socket.destroy();
   sockets.clear();
   for (let n = 2; n <= 6; n++) await aura.admin("POST", "/api/realtime/channels/room.a", { n });
+  accepting = true;
   await until(() => opens === 2, "the reconnection");
+  assert.equal(resumedFrom.length, 1, "the reconnection said where it stopped");
   await aura.admin("POST", "/api/realtime/channels/room.a", { n: 7 });
   await until(() => got.length === 7, "every event");
   assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7]);

@@ -87,3 +87,25 @@ test("pages, cursors, sorting, and errors with their details", async () => {
     (err) => err.code === "validation_failed" && err.details.fields.title.code === "required",
   );
 });
+
+test("names and keys cannot climb out of their endpoint", async () => {
+  for (const attempt of [
+    async () => ada.storage.bucket("files").remove("../../collections/notes/records/x"),
+    async () => ada.storage.bucket("..").list(),
+    async () => ada.records("..").list(),
+    async () => ada.records("notes").get("%2e%2e"),
+    async () => ada.functions.invoke("..", { path: "/api/auth/sessions" }),
+    async () => ada.functions.invoke("hello", { path: "/a/../../api/auth/sessions" }),
+  ]) {
+    await assert.rejects(attempt(), (err) => err instanceof AuraError && err.code === "invalid_name");
+  }
+});
+
+test("f writes numbers as the filter language reads them, and refuses quoted placeholders", () => {
+  assert.equal(f`n = ${1e21}`, "n = 1000000000000000000000");
+  assert.equal(f`n = ${1e-7}`, "n = 0.0000001");
+  assert.equal(f`n = ${-0}`, "n = 0");
+  assert.throws(() => f`n = ${1e-30}`, TypeError);
+  assert.throws(() => f`title = '${"x"}'`, TypeError);
+  assert.throws(() => f`title = "${"x"}"`, TypeError);
+});

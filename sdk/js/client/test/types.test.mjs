@@ -36,6 +36,12 @@ import { createClient } from "@aura/client";
 import type { Schema, TodoItemsRecord } from "./aura";
 
 const aura = createClient<Schema>("http://127.0.0.1:8090");
+// Without types, any collection and field goes.
+const loose = createClient("http://127.0.0.1:8090");
+export const anything = () => loose.records("whatever").create({ any: "field", "n+": 1 });
+// A schema written as an interface works too.
+interface Mine { notes: TodoItemsRecord }
+export const mine = () => createClient<Mine>("http://x").records("notes").list();
 
 export async function fine(): Promise<string> {
   const page = await aura.records("todo_items").list({ expand: ["project"] });
@@ -60,6 +66,10 @@ export async function mistakes() {
   await aura.records("todo_items").update(todo.id, { views: "many" });
   // @ts-expect-error: no such field to create
   await aura.records("todo_items").create({ title: "x", level: "low", colour: "red" });
+  // @ts-expect-error: a required field is missing
+  await aura.records("todo_items").create({ level: "low" });
+  // @ts-expect-error: text cannot be added to
+  await aura.records("todo_items").update(todo.id, { "title+": 3 });
   // @ts-expect-error: relations expand to their records
   const wrong: number = todo.expand!.project!.name;
   return wrong;
@@ -96,5 +106,5 @@ test("aura types output compiles, and wrong names and types fail to", () => {
       return err.stdout;
     }
   })();
-  assert.equal((failed.match(/error TS/g) ?? []).length, 6, failed);
+  assert.equal((failed.match(/error TS/g) ?? []).length, 8, failed);
 });

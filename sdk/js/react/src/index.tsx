@@ -1,8 +1,8 @@
 // React bindings: <AuraProvider client={aura}> and hooks for the signed-in
 // user, live lists of records and presence. Each hook subscribes while its
 // component is mounted and renders what the client knows now.
-import { createContext, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
-import type { AuraClient, AuthUser, ListOptions, LiveQuery, LiveState, Member, Presence, RecordBase, Schema } from "@aura/client";
+import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
+import type { AnySchema, AuraClient, AuthUser, ListOptions, LiveQuery, LiveState, Member, Presence, RecordBase } from "@aura/client";
 
 const AuraContext = createContext<{ client: AuraClient<any>; initialUser: AuthUser | null } | null>(null);
 
@@ -17,7 +17,7 @@ export function AuraProvider(props: { client: AuraClient<any>; initialUser?: Aut
 }
 
 /** The client of the nearest AuraProvider. */
-export function useAura<S extends Schema = Schema>(): AuraClient<S> {
+export function useAura<S extends { [K in keyof S]: RecordBase } = AnySchema>(): AuraClient<S> {
   const context = useContext(AuraContext);
   if (!context) throw new Error("useAura needs an <AuraProvider client={…}> above it");
   return context.client as AuraClient<S>;
@@ -31,13 +31,20 @@ export function useUser(): { user: AuthUser | null; loading: boolean } {
   const [state, setState] = useState({ user: initialUser, loading: initialUser === null });
   useEffect(() => {
     let current = true;
-    client.auth.user().then((user) => current && setState({ user, loading: false }));
-    const stop = client.auth.onAuthChange((user) => setState({ user, loading: false }));
+    // A change that arrives first is newer than what the store held.
+    let changed = false;
+    client.auth.user().then((user) => {
+      if (current && !changed && (user || !initialUser)) setState({ user, loading: false });
+    });
+    const stop = client.auth.onAuthChange((user) => {
+      changed = true;
+      setState({ user, loading: false });
+    });
     return () => {
       current = false;
       stop();
     };
-  }, [client]);
+  }, [client, initialUser]);
   return state;
 }
 
@@ -54,18 +61,22 @@ export function useRecords<T extends RecordBase = RecordBase & Record<string, un
   const client = useAura();
   const key = JSON.stringify([collection, options]);
   const query = useRef<LiveQuery<T> | null>(null);
-  const [live, setLive] = useState<LiveQuery<T> | null>(null);
+  // The query and the options it was made for: after they change, the old
+  // query's items are not shown for the new options.
+  const [live, setLive] = useState<{ key: string; query: LiveQuery<T> } | null>(null);
   useEffect(() => {
     const made = client.records(collection).live(options) as unknown as LiveQuery<T>;
     query.current = made;
-    setLive(made);
+    setLive({ key, query: made });
     return () => made.close();
     // `key` stands for collection and options.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [client, key]);
+  const current = live?.key === key ? live.query : null;
+  const subscribe = useCallback((notify: () => void) => (current ? current.onChange(notify) : () => {}), [current]);
   const state = useSyncExternalStore(
-    (notify) => (live ? live.onChange(notify) : () => {}),
-    () => (live ? live.current : LOADING),
+    subscribe,
+    () => (current ? current.current : LOADING),
     () => LOADING,
   );
   return { ...state, refetch: () => query.current?.refetch() ?? Promise.resolve() };
@@ -79,11 +90,18 @@ export function usePresence(channel: string, state: Record<string, unknown> = {}
   const client = useAura();
   const [members, setMembers] = useState<Member[]>([]);
   const presence = useRef<Presence | null>(null);
-  const initial = JSON.stringify(state);
+  const wanted = JSON.stringify(state);
+  const joinedWith = useRef(wanted);
   useEffect(() => {
-    const joined = client.realtime.join(channel, JSON.parse(initial), setMembers);
+    const joined = client.realtime.join(channel, JSON.parse(joinedWith.current), setMembers);
     presence.current = joined;
     return () => joined.close();
-  }, [client, channel, initial]);
+  }, [client, channel]);
+  // A new state is an update of this member, not a leave and a join.
+  useEffect(() => {
+    if (wanted === joinedWith.current) return;
+    joinedWith.current = wanted;
+    presence.current?.update(JSON.parse(wanted)).catch(() => undefined);
+  }, [wanted]);
   return { members, update: (next) => presence.current?.update(next) ?? Promise.reject(new Error("not joined")) };
 }
