@@ -75,6 +75,37 @@ async fn until_marker(events: &mut Events) -> Vec<(u64, String, Value)> {
 }
 
 #[tokio::test]
+async fn a_stream_that_saw_no_event_resumes_from_the_id_its_ready_event_gives() {
+    let aura = Aura::start();
+    let response = aura
+        .http
+        .get(aura.at("/api/realtime?channels=room.*"))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    let mut events: Events = Box::pin(
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|e| e.expect("SSE event")),
+    );
+    let ready = next(&mut events).await;
+    let data: Value = serde_json::from_str(&ready.data).unwrap();
+    let position: u64 = data["lastEventId"].as_str().unwrap().parse().unwrap();
+    drop(events);
+    // Published while nobody listened: a resume from the ready id gets them.
+    let first = publish(&aura, "room.a", json!(1)).await;
+    publish(&aura, "room.b", json!(2)).await;
+    publish(&aura, "marker", json!(null)).await;
+    assert_eq!(first, position + 1);
+    let mut resumed = subscribe(&aura, "room.*,marker", Some(position)).await;
+    let seen = until_marker(&mut resumed).await;
+    let data: Vec<_> = seen.iter().map(|(_, _, d)| d.clone()).collect();
+    assert_eq!(data, [json!(1), json!(2), Value::Null]);
+}
+
+#[tokio::test]
 async fn subscribers_receive_the_channels_they_match() {
     let aura = Aura::start();
     let mut chat = subscribe(&aura, "chat.*,marker", None).await;

@@ -177,8 +177,9 @@ pub(super) async fn subscribe(
         ),
         None => query.last_event_id,
     };
-    let (receiver, resume) = state.realtime.subscribe(last);
-    let mut ready = json!({ "channels": list });
+    let (receiver, resume, position) = state.realtime.subscribe(last);
+    // Where to resume from if the stream drops before its first event.
+    let mut ready = json!({ "channels": list, "lastEventId": position.to_string() });
     if let Some(membership) = &membership {
         ready["presence"] = json!({ "connection": membership.connection, "key": membership.key });
     }

@@ -126,19 +126,20 @@ impl Broker {
         let _ = self.relay.set(relay);
     }
 
-    /// A live feed, plus what a client resuming after `last` missed. Subscribe
-    /// first, then read the buffer, so nothing falls between the two.
+    /// A live feed, what a client resuming after `last` missed, and the id
+    /// to resume after from here on (the newest event's, or the one just
+    /// before the first, so a stream that has seen no event can resume too).
+    /// Subscribe first, then read the buffer, so nothing falls between.
     pub fn subscribe(
         &self,
         last: Option<u64>,
-    ) -> (broadcast::Receiver<std::sync::Arc<Event>>, Resume) {
+    ) -> (broadcast::Receiver<std::sync::Arc<Event>>, Resume, u64) {
         let receiver = self.sender.subscribe();
         let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let position = self.next_id.load(Ordering::Relaxed) - 1;
         let resume = match last {
             None => Resume::Replay(Vec::new()),
-            Some(last) if last < self.base || last >= self.next_id.load(Ordering::Relaxed) => {
-                Resume::TooOld
-            }
+            Some(last) if last + 1 < self.base || last > position => Resume::TooOld,
             Some(last) => {
                 let oldest = history
                     .front()
@@ -150,7 +151,7 @@ impl Broker {
                 }
             }
         };
-        (receiver, resume)
+        (receiver, resume, position)
     }
 }
 
@@ -260,14 +261,14 @@ mod tests {
             .map(|i| broker.publish("a", json!(i)).unwrap())
             .collect();
         // The buffer holds the last three.
-        let (_, resume) = broker.subscribe(Some(ids[2]));
+        let (_, resume, _) = broker.subscribe(Some(ids[2]));
         let Resume::Replay(events) = resume else {
             panic!("expected a replay")
         };
         assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), ids[3..]);
-        let (_, resume) = broker.subscribe(Some(ids[0]));
+        let (_, resume, _) = broker.subscribe(Some(ids[0]));
         assert!(matches!(resume, Resume::TooOld));
-        let (_, resume) = broker.subscribe(Some(ids[1]));
+        let (_, resume, _) = broker.subscribe(Some(ids[1]));
         assert!(matches!(resume, Resume::Replay(ref e) if e.len() == 3));
         // Ids this broker never gave: another process's.
         let other = Broker::new(3);
@@ -278,6 +279,19 @@ mod tests {
             Resume::TooOld
         ));
         assert!(matches!(broker.subscribe(Some(0)).1, Resume::TooOld));
+    }
+
+    #[test]
+    fn a_stream_that_saw_no_event_resumes_from_its_position() {
+        let broker = Broker::new(8);
+        let (_, _, position) = broker.subscribe(None);
+        let (_, resume, _) = broker.subscribe(Some(position));
+        assert!(matches!(resume, Resume::Replay(ref e) if e.is_empty()));
+        let id = broker.publish("a", json!(1)).unwrap();
+        assert_eq!(id, position + 1);
+        let (_, resume, now) = broker.subscribe(Some(position));
+        assert!(matches!(resume, Resume::Replay(ref e) if e.len() == 1 && e[0].id == id));
+        assert_eq!(now, id);
     }
 
     #[test]

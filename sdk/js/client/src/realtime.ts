@@ -133,6 +133,8 @@ export class Realtime {
             if (event.id !== null) lastId = event.id;
             if (event.data === undefined) continue;
             if (event.event === "ready") {
+              // Resume from here even if no event comes before a drop.
+              if (lastId === null && typeof event.data?.lastEventId === "string") lastId = event.data.lastEventId;
               delay = FIRST_RETRY_MS;
               ready();
               deliver(() => options.onOpen?.(event.data));
