@@ -9,6 +9,9 @@ import type { Subscription } from "./realtime.js";
 
 export type LiveState<T> = { items: T[]; loading: boolean; error: unknown };
 
+/** Membership checks in flight or just answered, shared by the lists that ask the same. */
+const checks = new Map<string, Promise<unknown>>();
+
 export class LiveQuery<T extends RecordBase> {
   private state: LiveState<T> = { items: [], loading: true, error: null };
   private listeners = new Set<(state: LiveState<T>) => void>();
@@ -100,13 +103,24 @@ export class LiveQuery<T extends RecordBase> {
     this.set({ ...this.state, items });
   }
 
-  /** The record as the list shows it (expanded), or null if the filter no longer matches it. */
-  private async fresh(record: T): Promise<T | null> {
+  /**
+   * The record as the list shows it (expanded), or null if the filter no
+   * longer matches it. Lists with the same filter ask once per change.
+   */
+  private fresh(record: T): Promise<T | null> {
     const { filter, expand } = this.options;
-    if (!filter && !expand?.length) return record;
-    const id = literal(record.id);
-    const found = await this.records.list({ filter: filter ? `(${filter}) && id = ${id}` : `id = ${id}`, expand, perPage: 1, skipTotal: true });
-    return found.items[0] ?? null;
+    if (!filter && !expand?.length) return Promise.resolve(record);
+    const key = JSON.stringify([this.records.collection, filter, expand, record.id, record.updated]);
+    let asked = checks.get(key) as Promise<T | null> | undefined;
+    if (!asked) {
+      const id = literal(record.id);
+      asked = this.records
+        .list({ filter: filter ? `(${filter}) && id = ${id}` : `id = ${id}`, expand, perPage: 1, skipTotal: true })
+        .then((found) => found.items[0] ?? null)
+        .finally(() => setTimeout(() => checks.delete(key), 1000));
+      checks.set(key, asked);
+    }
+    return asked;
   }
 }
 

@@ -96,9 +96,34 @@ export class Realtime {
     };
   }
 
+  /** One stream per filter, shared by every subscription with that filter. */
+  private shared = new Map<string, SharedStream>();
+
+  /**
+   * Calls `options.onMessage` for the events of `channels`. Subscriptions
+   * share one connection (one per distinct `filter`): adding or closing one
+   * reconnects it with the new set of channels, resuming where it was, so
+   * no event is lost for the others. Presence (`join`) has its own.
+   */
   subscribe(channels: string[], options: SubscribeOptions): Subscription {
+    if (options.join?.length) return this.stream(channels, options);
+    const key = options.filter ?? "";
+    let shared = this.shared.get(key);
+    if (!shared) {
+      shared = new SharedStream(this, options.filter, () => this.shared.delete(key));
+      this.shared.set(key, shared);
+    }
+    return shared.add(channels, options);
+  }
+
+  /** One connection for `channels`, reconnecting until closed. */
+  stream(channels: string[], options: SubscribeOptions & { resumeFrom?: string | null; onId?: (id: string) => void }): Subscription {
     const stop = new AbortController();
-    let lastId: string | null = null;
+    let lastId: string | null = options.resumeFrom ?? null;
+    const moved = (id: string) => {
+      lastId = id;
+      options.onId?.(id);
+    };
     let ready!: () => void;
     let refused!: (err: unknown) => void;
     const readyPromise = new Promise<void>((resolve, reject) => ((ready = resolve), (refused = reject)));
@@ -130,11 +155,11 @@ export class Realtime {
             signal: stop.signal,
           });
           for await (const event of events(response, stop.signal)) {
-            if (event.id !== null) lastId = event.id;
+            if (event.id !== null) moved(event.id);
             if (event.data === undefined) continue;
             if (event.event === "ready") {
               // Resume from here even if no event comes before a drop.
-              if (lastId === null && typeof event.data?.lastEventId === "string") lastId = event.data.lastEventId;
+              if (lastId === null && typeof event.data?.lastEventId === "string") moved(event.data.lastEventId);
               delay = FIRST_RETRY_MS;
               ready();
               deliver(() => options.onOpen?.(event.data));
@@ -165,6 +190,102 @@ export class Realtime {
       ready: readyPromise,
     };
   }
+}
+
+type Entry = {
+  channels: string[];
+  options: SubscribeOptions;
+  ready: () => void;
+  refuse: (err: unknown) => void;
+};
+
+/** The subscriptions sharing one connection, and that connection. */
+class SharedStream {
+  private entries = new Set<Entry>();
+  private connection: Subscription | null = null;
+  private channels = "";
+  private lastId: string | null = null;
+  private scheduled = false;
+
+  constructor(
+    private readonly realtime: Realtime,
+    private readonly filter: string | undefined,
+    private readonly onEmpty: () => void,
+  ) {}
+
+  add(channels: string[], options: SubscribeOptions): Subscription {
+    let entry!: Entry;
+    const ready = new Promise<void>((resolve, reject) => (entry = { channels, options, ready: resolve, refuse: reject }));
+    ready.catch(() => undefined);
+    this.entries.add(entry);
+    this.schedule();
+    return {
+      ready,
+      close: () => {
+        if (!this.entries.delete(entry)) return;
+        entry.refuse(new Error("the subscription was closed"));
+        this.schedule();
+      },
+    };
+  }
+
+  /** Subscriptions made together (a page of live queries) share one reconnection. */
+  private schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.reconnect();
+    });
+  }
+
+  private each(work: (entry: Entry) => void) {
+    for (const entry of this.entries) {
+      try {
+        work(entry);
+      } catch (err) {
+        entry.options.onError?.(err);
+      }
+    }
+  }
+
+  private reconnect() {
+    const wanted = [...new Set([...this.entries].flatMap((e) => e.channels))].sort();
+    const key = wanted.join(",");
+    if (key === this.channels && this.connection) return;
+    // Closed before the next one opens: it resumes from the last id seen.
+    this.connection?.close();
+    this.connection = null;
+    this.channels = key;
+    if (!wanted.length) return this.onEmpty();
+    const connection = this.realtime.stream(wanted, {
+      filter: this.filter,
+      resumeFrom: this.lastId,
+      onId: (id) => (this.lastId = id),
+      onOpen: (data) => this.each((e) => (e.ready(), e.options.onOpen?.(data))),
+      onResync: () => this.each((e) => e.options.onResync?.()),
+      onError: (err) => this.each((e) => e.options.onError?.(err)),
+      onMessage: (event) => {
+        const channel = String(event.data?.channel ?? "");
+        this.each((e) => e.channels.some((p) => matches(p, channel)) && e.options.onMessage(event));
+      },
+    });
+    connection.ready.catch((err) => {
+      if (this.connection === connection) this.each((e) => e.refuse(err));
+    });
+    this.connection = connection;
+  }
+}
+
+/** Whether `channel` matches `pattern` (`*` one segment, a final `>` the rest). */
+export function matches(pattern: string, channel: string): boolean {
+  const want = pattern.split(".");
+  const have = channel.split(".");
+  for (let i = 0; i < want.length; i++) {
+    if (want[i] === ">") return i === want.length - 1 && have.length > i;
+    if (i >= have.length || (want[i] !== "*" && want[i] !== have[i])) return false;
+  }
+  return want.length === have.length;
 }
 
 /** The events of an SSE response, until it ends. */

@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, connect } from "node:net";
 import { createClient, memoryStore } from "../dist/index.js";
-import { startAura } from "./aura.mjs";
+import { startAura, countingFetch } from "./aura.mjs";
 
 let aura;
 before(async () => {
@@ -122,4 +122,29 @@ test("presence lists who joined, follows their state, and drops who left", async
   await until(() => seen.length === 1, "bob leaving");
   assert.equal(seen[0].state.status, "here");
   mine.close();
+});
+
+test("a hundred live queries share one connection and all follow a change", async () => {
+  const counting = countingFetch();
+  const client = createClient(aura.url, { store: memoryStore(), fetch: counting.fetch });
+  const queries = Array.from({ length: 100 }, (_, i) => client.records("msgs").live({ sort: i % 2 ? "text" : "-created", perPage: 200 }));
+  await until(() => queries.every((q) => !q.current.loading), "every first page");
+  assert.equal(counting.count("/api/realtime"), 1, "one stream for all of them");
+  const made = (await aura.admin("POST", "/api/collections/msgs/records", { text: "for everyone" })).body;
+  await until(() => queries.every((q) => q.current.items.some((r) => r.id === made.id)), "the change in every list");
+  // Closing some keeps the others live, without losing what happens meanwhile.
+  for (const q of queries.slice(50)) q.close();
+  const next = (await aura.admin("POST", "/api/collections/msgs/records", { text: "for half" })).body;
+  await until(() => queries.slice(0, 50).every((q) => q.current.items.some((r) => r.id === next.id)), "the next change");
+  for (const q of queries.slice(0, 50)) q.close();
+});
+
+test("channel patterns match as the server's do", async () => {
+  const { matches } = await import("../dist/realtime.js");
+  assert.ok(matches("chat.*", "chat.room1"));
+  assert.ok(!matches("chat.*", "chat.room1.typing"));
+  assert.ok(matches("chat.>", "chat.room1.typing"));
+  assert.ok(!matches("chat.>", "chat"));
+  assert.ok(matches("collections.msgs.*", "collections.msgs.abc"));
+  assert.ok(!matches("a.b", "a.c"));
 });
