@@ -21,6 +21,10 @@ export class LiveQuery<T extends RecordBase> {
   private queue: Promise<void> = Promise.resolve();
   /** The server may hold more matching records than the window shows. */
   private hasMore = false;
+  private loaded!: () => void;
+  private failed!: (err: unknown) => void;
+  /** Settles once the first page is in (and changes from then on are followed). */
+  readonly ready: Promise<void> = new Promise((resolve, reject) => ((this.loaded = resolve), (this.failed = reject)));
 
   constructor(
     private readonly records: Records<T>,
@@ -30,9 +34,13 @@ export class LiveQuery<T extends RecordBase> {
       { onResync: () => this.enqueue(() => this.fetch()) },
       (event) => this.enqueue(() => this.apply(event.action, event.record)),
     );
+    this.ready.catch(() => undefined);
     this.subscription.ready.then(
-      () => this.enqueue(() => this.fetch()),
-      (error) => this.set({ ...this.state, loading: false, error }),
+      () => this.enqueue(() => this.fetch()).then(() => (this.state.error ? this.failed(this.state.error) : this.loaded())),
+      (error) => {
+        this.set({ ...this.state, loading: false, error });
+        this.failed(error);
+      },
     );
   }
 
