@@ -8,11 +8,6 @@ let aura;
 before(async () => (aura = await startAura()));
 after(() => aura.stop());
 
-async function open(page, hash) {
-  await signIn(page, aura);
-  await page.goto(aura.url + "/_/#/" + hash);
-}
-
 async function addField(page, name, type) {
   await page.getByRole("button", { name: "Add field" }).click();
   const field = page.locator("fieldset.field").last();
@@ -22,7 +17,7 @@ async function addField(page, name, type) {
 }
 
 uiTest("a collection made in the editor is previewed, then applied", [], async (page) => {
-  await open(page, "collections");
+  await signIn(page, aura, "collections");
   await page.locator('[data-collection="users"]').waitFor();
   await page.getByRole("link", { name: "New collection" }).click();
   await page.getByLabel("Collection name").fill("todos");
@@ -54,7 +49,7 @@ uiTest("a collection made in the editor is previewed, then applied", [], async (
 });
 
 uiTest("an invalid rule is shown beside it and changes nothing", ["400"], async (page) => {
-  await open(page, "collections/todos");
+  await signIn(page, aura, "collections/todos");
   await page.getByLabel("List expression").fill("done = = false");
   await page.getByRole("button", { name: "Preview changes" }).click();
   await page.locator('[data-rule="listRule"] [role="alert"]').waitFor();
@@ -65,7 +60,7 @@ uiTest("an invalid rule is shown beside it and changes nothing", ["400"], async 
 uiTest("a change that loses data says so and needs its own confirmation", ["409"], async (page) => {
   const made = await aura.api("POST", "/api/collections/todos/records", { title: "keep", priority: "high" });
   assert.equal(made.status, 201);
-  await open(page, "collections/todos");
+  await signIn(page, aura, "collections/todos");
   await page.locator("fieldset.field").nth(2).getByRole("button", { name: "Remove" }).click();
   await page.getByRole("button", { name: "Preview changes" }).click();
   const plan = page.getByRole("region", { name: "Plan" });
@@ -81,7 +76,7 @@ uiTest("a change that loses data says so and needs its own confirmation", ["409"
 });
 
 uiTest("records are created in the side panel, with the server's field errors", ["400"], async (page) => {
-  await open(page, "records/todos");
+  await signIn(page, aura, "records/todos");
   await page.getByRole("button", { name: "New record" }).click();
   const panel = page.getByRole("complementary", { name: "New record" });
   await panel.getByLabel(/^title/).fill("a title much longer than twenty characters");
@@ -113,7 +108,7 @@ uiTest("the grid filters in the rule language, sorts, pages and deletes in bulk"
   for (let i = 0; i < 12; i++) {
     await aura.api("POST", "/api/collections/todos/records", { title: `item ${String(i).padStart(2, "0")}`, done: i % 2 === 0 });
   }
-  await open(page, "records/todos");
+  await signIn(page, aura, "records/todos");
   await page.getByRole("status", { name: "Page" }).getByText("14 records").waitFor();
 
   await page.getByLabel("Filter").fill("done = = true");
@@ -156,7 +151,7 @@ uiTest("the grid filters in the rule language, sorts, pages and deletes in bulk"
 });
 
 uiTest("records export as CSV and JSON and import back, reporting rows that fail", ["400"], async (page) => {
-  await open(page, "records/todos");
+  await signIn(page, aura, "records/todos");
   await page.getByLabel("Filter").fill("done = true");
   await page.getByRole("button", { name: "Apply" }).click();
   const [csv] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export CSV" }).click()]);
@@ -191,7 +186,7 @@ uiTest("relations expand in the grid", ["400"], async (page) => {
   });
   const grace = (await aura.api("POST", "/api/collections/people/records", { name: "Grace" })).body;
   await aura.api("POST", "/api/collections/tasks/records", { what: "compile", owner: grace.id });
-  await open(page, "records/tasks");
+  await signIn(page, aura, "records/tasks");
   const owner = page.locator('tbody [data-column="owner"]').first();
   assert.equal(await owner.textContent(), grace.id);
   await page.getByLabel("Expand").fill("nobody");
@@ -224,7 +219,7 @@ uiTest("a CSV export imports back to the same records, JSON strings and lists in
   for (const record of originals) assert.equal((await aura.api("POST", "/api/collections/mixed/records", record)).status, 201);
   const before = (await aura.api("GET", "/api/collections/mixed/records?sort=t")).body.items;
 
-  await open(page, "records/mixed");
+  await signIn(page, aura, "records/mixed");
   await page.getByRole("status", { name: "Page" }).getByText("3 records").waitFor();
   const [csv] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export CSV" }).click()]);
   const file = readFileSync(await csv.path());

@@ -96,9 +96,11 @@ async function screenshot(page, name) {
   console.error(`screenshot: ${path}`);
 }
 
-export async function signIn(page, aura) {
+/** Signs in with the admin token, then opens the page at `hash` (`records/todos`), if given. */
+export async function signIn(page, aura, hash) {
   await page.goto(aura.url + "/_/");
   await page.getByLabel("Admin token").fill(aura.token);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("navigation", { name: "Pages" }).waitFor();
+  if (hash) await page.goto(aura.url + "/_/#/" + hash);
 }

@@ -9,13 +9,8 @@ let aura;
 before(async () => (aura = await startAura()));
 after(() => aura.stop());
 
-async function open(page, hash) {
-  await signIn(page, aura);
-  await page.goto(aura.url + "/_/#/" + hash);
-}
-
 uiTest("secrets are set and removed by name; their values are never shown", [], async (page) => {
-  await open(page, "secrets");
+  await signIn(page, aura, "secrets");
   await page.getByText("No secrets yet.").waitFor();
   for (const value of ["first-value-123", "second-value-456"]) {
     await page.getByLabel("Secret name").fill("STRIPE_KEY");
@@ -33,7 +28,7 @@ uiTest("secrets are set and removed by name; their values are never shown", [], 
 });
 
 uiTest("a backup is taken from the dashboard", [], async (page) => {
-  await open(page, "backups");
+  await signIn(page, aura, "backups");
   await page.getByText("No backups yet.").waitFor();
   await page.getByRole("button", { name: "Back up now" }).click();
   await page.getByRole("status").getByText(/Backed up to/).waitFor();
@@ -57,7 +52,7 @@ uiTest("rolling back to a snapshot previews its plan, then applies it", [], asyn
   const snapshots = (await aura.api("GET", "/api/admin/snapshots")).body.snapshots;
   const before = snapshots[snapshots.length - 1];
 
-  await open(page, "backups");
+  await signIn(page, aura, "backups");
   await page.locator(`[data-snapshot="${before.id}"]`).getByRole("button", { name: "Roll back…" }).click();
   const plan = page.getByRole("region", { name: "Rollback plan" });
   await plan.getByText(/delete collection extra/).waitFor();
@@ -76,7 +71,7 @@ uiTest("the audit log lists events and filters them", [], async (page) => {
     body: JSON.stringify({ email: "ada@example.com", password: "wrong password" }),
   });
   assert.equal(failed.status, 401);
-  await open(page, "audit");
+  await signIn(page, aura, "audit");
   await page.getByRole("cell", { name: "login_failed" }).waitFor();
   await page.getByLabel("Event").fill("register");
   await page.getByRole("button", { name: "Filter" }).click();
@@ -86,7 +81,7 @@ uiTest("the audit log lists events and filters them", [], async (page) => {
 });
 
 uiTest("an environment created on its page appears in the switcher", [], async (page) => {
-  await open(page, "environments");
+  await signIn(page, aura, "environments");
   await page.getByLabel("Environment name").fill("preview");
   await page.getByRole("button", { name: "Create environment" }).click();
   await page.locator('[data-environment="preview"]').waitFor();

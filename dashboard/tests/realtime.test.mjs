@@ -8,13 +8,8 @@ let aura;
 before(async () => (aura = await startAura()));
 after(() => aura.stop());
 
-async function open(page) {
-  await signIn(page, aura);
-  await page.goto(aura.url + "/_/#/realtime");
-}
-
 uiTest("the inspector shows events published from the page and from elsewhere", ["ERR_ABORTED"], async (page) => {
-  await open(page);
+  await signIn(page, aura, "realtime");
   const inspector = page.getByRole("region", { name: "Inspector" });
   await inspector.getByLabel("Patterns").fill("chat.*");
   await inspector.getByRole("button", { name: "Subscribe" }).click();
@@ -42,7 +37,7 @@ uiTest("the inspector shows events published from the page and from elsewhere", 
 });
 
 uiTest("channel rules are set and removed; a bad pattern is refused", ["400"], async (page) => {
-  await open(page);
+  await signIn(page, aura, "realtime");
   const rules = page.getByRole("region", { name: "Channel rules" });
   await rules.getByLabel("Channel pattern").fill("chat.{id}");
   await rules.getByRole("button", { name: "Save rule" }).click();
@@ -70,7 +65,7 @@ uiTest("presence lists who has joined a channel", [], async (page) => {
   });
   assert.equal(stream.status, 200);
   try {
-    await open(page);
+    await signIn(page, aura, "realtime");
     const presence = page.getByRole("region", { name: "Presence" });
     await presence.getByLabel("Presence channel").fill("room.one");
     for (let i = 0; i < 50; i++) {

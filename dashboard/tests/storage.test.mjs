@@ -9,13 +9,8 @@ let aura;
 before(async () => (aura = await startAura()));
 after(() => aura.stop());
 
-async function open(page, hash) {
-  await signIn(page, aura);
-  await page.goto(aura.url + "/_/#/" + hash);
-}
-
 uiTest("a bucket is created with its rules; a bad rule is shown beside it", ["400"], async (page) => {
-  await open(page, "storage");
+  await signIn(page, aura, "storage");
   await page.getByText("No buckets yet.").waitFor();
   const form = page.getByRole("form", { name: "New bucket" });
   await form.getByLabel("Bucket name").fill("docs");
@@ -38,7 +33,7 @@ uiTest("files are uploaded, browsed by folder, downloaded, shared and deleted", 
     method: "PUT", headers: { authorization: `Bearer ${aura.token}` }, body: "an introduction",
   });
   assert.equal(put.status, 201);
-  await open(page, "storage/docs");
+  await signIn(page, aura, "storage/docs");
   await page.locator('[data-prefix="guides/"]').getByRole("button").click();
   await page.locator('[data-object="guides/intro.txt"]').waitFor();
 
@@ -66,7 +61,7 @@ uiTest("files are uploaded, browsed by folder, downloaded, shared and deleted", 
 });
 
 uiTest("an access key's secret is shown once, when it is created", [], async (page) => {
-  await open(page, "storage");
+  await signIn(page, aura, "storage");
   const keys = page.getByRole("region", { name: "Access keys" });
   await keys.getByLabel("Key description").fill("backups");
   await keys.getByLabel("Access to docs").selectOption("read");

@@ -16,13 +16,8 @@ after(() => aura.stop());
 const post = (path, body) =>
   fetch(aura.url + path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
-async function open(page) {
-  await signIn(page, aura);
-  await page.goto(aura.url + "/_/#/users");
-}
-
 uiTest("a user's roles and verified state are edited, and their sessions ended", [], async (page) => {
-  await open(page);
+  await signIn(page, aura, "users");
   await page.locator('[data-user="ada@example.com"]').getByRole("button").click();
   const panel = page.getByRole("region", { name: "User ada@example.com" });
   await panel.getByLabel("Roles").fill("editor, admin");
@@ -41,7 +36,7 @@ uiTest("a user's roles and verified state are edited, and their sessions ended",
 uiTest("a locked account is unlocked, and the signing key rotated", [], async (page) => {
   for (let i = 0; i < 5; i++) await post("/api/auth/login", { email: "ada@example.com", password: "wrong password" });
   const keysBefore = (await aura.api("GET", "/api/admin/auth/keys")).body.keys.length;
-  await open(page);
+  await signIn(page, aura, "users");
   const locked = page.getByRole("region", { name: "Locked accounts" });
   await locked.locator('[data-lockout="ada@example.com"]').getByRole("button", { name: "Unlock" }).click();
   await locked.getByText("No account is locked.").waitFor();
@@ -57,7 +52,7 @@ uiTest("a locked account is unlocked, and the signing key rotated", [], async (p
 
 uiTest("without SMTP, auth mail waits in the outbox", [], async (page) => {
   assert.equal((await post("/api/auth/magic-link", { email: "ada@example.com" })).status, 202);
-  await open(page);
+  await signIn(page, aura, "users");
   const mail = page.getByRole("region", { name: "Outbox" }).locator('[data-mail="ada@example.com"]').first();
   await mail.getByText("ada@example.com").click();
   await mail.getByText(/magic-link\/verify/).waitFor();

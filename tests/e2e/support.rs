@@ -130,9 +130,12 @@ impl Aura {
 
     /// `GET` an admin path with the token; returns status and JSON.
     pub async fn admin_get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(self.at(path))
+        self.admin_send(self.http.get(self.at(path))).await
+    }
+
+    /// Sends `request` with the admin token; returns status and JSON.
+    async fn admin_send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let response = request
             .bearer_auth(&self.token)
             .send()
             .await
@@ -143,29 +146,13 @@ impl Aura {
 
     /// `POST` an admin path with a JSON body and the token.
     pub async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(self.at(path))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
+        self.admin_send(self.http.post(self.at(path)).json(&body))
             .await
-            .expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// `DELETE` an admin path with the token; returns status and JSON.
     pub async fn admin_delete(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .delete(self.at(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        self.admin_send(self.http.delete(self.at(path))).await
     }
 
     /// Deploys raw bytes as `name` with a deploy `config`; returns status and JSON.

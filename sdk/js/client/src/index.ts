@@ -47,17 +47,20 @@ export type AuraClient<S extends { [K in keyof S]: RecordBase } = AnySchema> = {
 };
 
 export function createClient<S extends { [K in keyof S]: RecordBase } = AnySchema>(url: string, options: ClientOptions = {}): AuraClient<S> {
-  const base = url.replace(/\/+$/, "");
-  const env = options.env ?? "default";
-  const http = new Transport(base, env, options.fetch ?? globalThis.fetch.bind(globalThis));
-  const store = options.store ?? (typeof localStorage !== "undefined" ? localStorageStore(`aura.session:${base}:${env}`) : memoryStore());
-  const auth = new Auth(http, store, options.lock ?? defaultLock());
+  const http = new Transport(url.replace(/\/+$/, ""), options.env ?? "default", options.fetch ?? globalThis.fetch.bind(globalThis));
+  const key = `aura.session:${http.url}:${http.env}`;
+  const store = options.store ?? (typeof localStorage !== "undefined" ? localStorageStore(key) : memoryStore());
+  return assemble<S>(http, new Auth(http, store, options.lock ?? defaultLock()));
+}
+
+/** The client's parts around one transport and auth service (also for `createServerClient`). */
+export function assemble<S extends { [K in keyof S]: RecordBase }>(http: Transport, auth: Auth): AuraClient<S> {
   http.tokens = auth;
   const realtime = new Realtime(http);
   const records = new Map<string, Records<any>>();
   return {
-    url: base,
-    env,
+    url: http.url,
+    env: http.env ?? "default",
     auth,
     realtime,
     storage: new Storage(http),

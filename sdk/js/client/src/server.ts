@@ -6,12 +6,8 @@
 // render already knows the user.
 import { Auth, defaultLock } from "./auth.js";
 import { Transport, type CookieJar } from "./http.js";
-import { Realtime } from "./realtime.js";
-import { Records } from "./records.js";
-import { Storage } from "./storage.js";
-import { Functions } from "./functions.js";
 import { memoryStore, type AuthUser } from "./store.js";
-import type { AuraClient, AnySchema } from "./index.js";
+import { assemble, type AuraClient, type AnySchema } from "./index.js";
 import type { RecordBase } from "./records.js";
 
 export type CookieOptions = { maxAge: number; path: string; httpOnly: boolean; sameSite: "lax"; secure: boolean };
@@ -83,26 +79,11 @@ export function createServerClient<S extends { [K in keyof S]: RecordBase } = An
   url: string,
   options: { cookies: CookieAdapter; env?: string; fetch?: typeof globalThis.fetch },
 ): ServerClient<S> {
-  const base = url.replace(/\/+$/, "");
-  const env = options.env ?? "default";
-  const http = new Transport(base, env, options.fetch ?? globalThis.fetch.bind(globalThis));
+  const http = new Transport(url.replace(/\/+$/, ""), options.env ?? "default", options.fetch ?? globalThis.fetch.bind(globalThis));
   http.cookies = cookieJar(options.cookies);
   const auth = new Auth(http, memoryStore(), defaultLock(), "cookie");
-  http.tokens = auth;
-  const realtime = new Realtime(http);
-  const records = new Map<string, Records<any>>();
   return {
-    url: base,
-    env,
-    auth,
-    realtime,
-    storage: new Storage(http),
-    functions: new Functions(http),
-    records<K extends keyof S & string>(collection: K): Records<S[K]> {
-      let found = records.get(collection);
-      if (!found) records.set(collection, (found = new Records(http, realtime, collection)));
-      return found;
-    },
+    ...assemble<S>(http, auth),
     async getUser() {
       if (!http.cookies?.header("/api/auth/me")) return null;
       try {
