@@ -189,7 +189,12 @@ export class Auth implements TokenSource {
   // TokenSource, for the transport.
 
   async accessToken(): Promise<string | null> {
-    if (this.sessionMode === "cookie") return null;
+    if (this.sessionMode === "cookie") {
+      // The access cookie lapses with the token: renew it before it does.
+      const session = await this.store.get();
+      if (session && session.expiresAt - Date.now() <= EARLY_MS) await this.refreshCookies();
+      return null;
+    }
     const session = await this.store.get();
     if (!session) return null;
     if (session.expiresAt - Date.now() > EARLY_MS) return session.accessToken;

@@ -51,6 +51,19 @@ export interface CookieJar {
   needsRefresh(): boolean;
   /** Takes the `Set-Cookie` headers of an answer. */
   receive(response: Response): void;
+  /** The browser keeps the cookies itself (`credentials: "include"`). */
+  readonly browser?: boolean;
+}
+
+/** A browser's own cookies for Aura's cookie sessions: only the CSRF cookie is readable. */
+export function browserCookies(): CookieJar {
+  return {
+    browser: true,
+    header: () => undefined,
+    csrf: () => globalThis.document?.cookie.split(/;\s*/).find((c) => c.startsWith("aura_csrf"))?.split("=")[1],
+    needsRefresh: () => false,
+    receive: () => undefined,
+  };
 }
 
 export class Transport {
@@ -121,6 +134,7 @@ export class Transport {
     }
     try {
       const init: RequestInit & { duplex?: "half" } = { method, headers, body, signal: options.signal };
+      if (this.cookies?.browser) init.credentials = "include";
       // A streamed request body is sent as it is read.
       if (typeof ReadableStream !== "undefined" && body instanceof ReadableStream) init.duplex = "half";
       const response = await this.fetch(this.href(path, options.query), init);

@@ -3,7 +3,7 @@
 // `functions`. No dependencies: fetch, streams and Web Crypto are the
 // platform's (browsers, Node 20+, Deno, Bun, workers).
 import { Auth, defaultLock, type Lock } from "./auth.js";
-import { Transport } from "./http.js";
+import { Transport, browserCookies } from "./http.js";
 import { Realtime } from "./realtime.js";
 import { Records, type RecordBase } from "./records.js";
 import { Storage } from "./storage.js";
@@ -34,6 +34,11 @@ export type ClientOptions = {
   lock?: Lock;
   /** The fetch to use (default the global one). */
   fetch?: typeof globalThis.fetch;
+  /**
+   * `cookie`: Aura keeps the tokens in HttpOnly cookies (browsers, same
+   * site or an allowed CORS origin); the store then holds only the user.
+   */
+  session?: "token" | "cookie";
 };
 
 export type AuraClient<S extends { [K in keyof S]: RecordBase } = AnySchema> = {
@@ -50,7 +55,8 @@ export function createClient<S extends { [K in keyof S]: RecordBase } = AnySchem
   const http = new Transport(url.replace(/\/+$/, ""), options.env ?? "default", options.fetch ?? globalThis.fetch.bind(globalThis));
   const key = `aura.session:${http.url}:${http.env}`;
   const store = options.store ?? (typeof localStorage !== "undefined" ? localStorageStore(key) : memoryStore());
-  return assemble<S>(http, new Auth(http, store, options.lock ?? defaultLock()));
+  if (options.session === "cookie") http.cookies = browserCookies();
+  return assemble<S>(http, new Auth(http, store, options.lock ?? defaultLock(), options.session ?? "token"));
 }
 
 /** The client's parts around one transport and auth service (also for `createServerClient`). */
