@@ -197,6 +197,8 @@ type Entry = {
   options: SubscribeOptions;
   ready: () => void;
   refuse: (err: unknown) => void;
+  /** Its own stream, once the shared one was refused. */
+  own?: Subscription;
 };
 
 /** The subscriptions sharing one connection, and that connection. */
@@ -206,6 +208,8 @@ class SharedStream {
   private channels = "";
   private lastId: string | null = null;
   private scheduled = false;
+  /** The server refused the shared stream: each subscription has its own. */
+  private isolated = false;
 
   constructor(
     private readonly realtime: Realtime,
@@ -218,13 +222,15 @@ class SharedStream {
     const ready = new Promise<void>((resolve, reject) => (entry = { channels, options, ready: resolve, refuse: reject }));
     ready.catch(() => undefined);
     this.entries.add(entry);
-    this.schedule();
+    if (this.isolated) this.alone(entry);
+    else this.schedule();
     return {
       ready,
       close: () => {
         if (!this.entries.delete(entry)) return;
         entry.refuse(new Error("the subscription was closed"));
-        this.schedule();
+        if (entry.own) entry.own.close();
+        else this.schedule();
       },
     };
   }
@@ -271,9 +277,20 @@ class SharedStream {
       },
     });
     connection.ready.catch((err) => {
-      if (this.connection === connection) this.each((e) => e.refuse(err));
+      if (this.connection !== connection) return;
+      if (this.entries.size <= 1) return this.each((e) => e.refuse(err));
+      // One subscription's channels may be what was refused: each tries alone.
+      connection.close();
+      this.connection = null;
+      this.isolated = true;
+      for (const entry of this.entries) this.alone(entry);
     });
     this.connection = connection;
+  }
+
+  private alone(entry: Entry) {
+    entry.own = this.realtime.stream(entry.channels, { ...entry.options, filter: this.filter });
+    entry.own.ready.then(entry.ready, entry.refuse);
   }
 }
 

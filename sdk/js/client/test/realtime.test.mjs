@@ -148,3 +148,18 @@ test("channel patterns match as the server's do", async () => {
   assert.ok(matches("collections.msgs.*", "collections.msgs.abc"));
   assert.ok(!matches("a.b", "a.c"));
 });
+
+test("a refused pattern fails its own subscription, not the ones sharing its connection", async () => {
+  await aura.admin("PUT", "/api/admin/realtime/rules/" + encodeURIComponent("open.>"), { subscribeRule: "", publishRule: "" });
+  const client = createClient(aura.url, { store: memoryStore() });
+  await client.auth.signUp({ email: "shared@example.com", password: "correct horse battery" });
+  const got = [];
+  const allowed = client.realtime.subscribe(["open.>"], { onMessage: (e) => got.push(e.data.data.n) });
+  const refused = client.realtime.subscribe(["secret.*"], { onMessage: () => {} });
+  await assert.rejects(refused.ready, (err) => err.status === 403);
+  await allowed.ready;
+  await aura.admin("POST", "/api/realtime/channels/open.a", { n: 1 });
+  await until(() => got.length === 1, "the allowed subscription's event");
+  allowed.close();
+  refused.close();
+});
