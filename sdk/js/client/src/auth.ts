@@ -23,7 +23,7 @@ export function defaultLock(): Lock {
 }
 
 /** A sign-in's answer: tokens, or (cookie sessions) the user and a CSRF token, the tokens being in cookies. */
-type Tokens = { accessToken?: string; expiresIn: number; refreshToken?: string; user: AuthUser };
+type Tokens = { accessToken?: string; expiresIn: number; refreshToken?: string; user: AuthUser; csrfToken?: string };
 /** A sign-in either signs in, or asks for the second factor first. */
 export type SignInResult = { user: AuthUser; mfaRequired?: false } | { mfaRequired: true; mfaToken: string };
 export type AuthChange = (user: AuthUser | null) => void;
@@ -192,6 +192,7 @@ export class Auth implements TokenSource {
     if (this.sessionMode === "cookie") {
       // The access cookie lapses with the token: renew it before it does.
       const session = await this.store.get();
+      if (session?.csrf) this.http.csrfToken = session.csrf;
       if (session && session.expiresAt - Date.now() <= EARLY_MS) await this.refreshCookies();
       return null;
     }
@@ -210,13 +211,22 @@ export class Auth implements TokenSource {
 
   /** Cookie sessions: the refresh cookie buys new cookies (one refresh at a time). */
   private refreshCookies(): Promise<Session | null> {
+    const before = Date.now();
     this.refreshing ??= this.lock(`aura.refresh:${this.http.url}`, async () => {
+      // Another tab may have renewed it while this one waited for the lock.
+      const kept = await this.store.get();
+      if (kept?.renewedAt && kept.renewedAt >= before) return kept;
       try {
-        const answer = await this.http.json<Tokens>("POST", "/api/auth/refresh", { auth: false, query: this.mode() });
+        const answer = await this.http.json<Tokens>("POST", "/api/auth/refresh", {
+          auth: false,
+          query: this.mode(),
+          signal: AbortSignal.timeout(REFRESH_TIMEOUT_MS),
+        });
         await this.keep(answer);
         return this.store.get();
       } catch (err) {
-        if (err instanceof AuraError && err.status === 401) {
+        // No refresh cookie (400), no CSRF proof (403), an ended session (401): signed out.
+        if (err instanceof AuraError && [400, 401, 403].includes(err.status)) {
           await this.forget();
           return null;
         }
@@ -271,6 +281,7 @@ export class Auth implements TokenSource {
 
   private async keep(tokens: Tokens): Promise<AuthUser> {
     const session = sessionOf(tokens);
+    if (session.csrf) this.http.csrfToken = session.csrf;
     await this.store.set(session);
     this.notify(session.user);
     return session.user;
@@ -287,6 +298,7 @@ export class Auth implements TokenSource {
   }
 
   private async forget() {
+    this.http.csrfToken = null;
     await this.store.remove();
     this.notify(null);
   }
@@ -299,6 +311,8 @@ export class Auth implements TokenSource {
 
 function sessionOf(tokens: Tokens): Session {
   return {
+    ...(tokens.csrfToken ? { csrf: tokens.csrfToken } : {}),
+    renewedAt: Date.now(),
     accessToken: tokens.accessToken ?? "",
     refreshToken: tokens.refreshToken ?? "",
     expiresAt: Date.now() + tokens.expiresIn * 1000,

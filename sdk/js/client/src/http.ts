@@ -55,12 +55,17 @@ export interface CookieJar {
   readonly browser?: boolean;
 }
 
-/** A browser's own cookies for Aura's cookie sessions: only the CSRF cookie is readable. */
-export function browserCookies(): CookieJar {
+/**
+ * A browser's own cookies for Aura's cookie sessions: only the CSRF cookie
+ * is readable, and only where the page shares the API's host and path (the
+ * sign-in answer's `csrfToken`, kept by the client, covers the rest).
+ */
+export function browserCookies(env = "default"): CookieJar {
+  const csrf = env === "default" ? "aura_csrf" : `aura_csrf.${env}`;
   return {
     browser: true,
     header: () => undefined,
-    csrf: () => globalThis.document?.cookie.split(/;\s*/).find((c) => c.startsWith("aura_csrf"))?.split("=")[1],
+    csrf: () => globalThis.document?.cookie.split(/;\s*/).find((c) => c.startsWith(`${csrf}=`))?.slice(csrf.length + 1),
     needsRefresh: () => false,
     receive: () => undefined,
   };
@@ -69,6 +74,8 @@ export function browserCookies(): CookieJar {
 export class Transport {
   tokens: TokenSource | null = null;
   cookies: CookieJar | null = null;
+  /** The CSRF token a cookie-session sign-in answered with. */
+  csrfToken: string | null = null;
 
   constructor(
     readonly url: string,
@@ -121,7 +128,7 @@ export class Transport {
       const url = new URL(this.href(path));
       const cookie = this.cookies.header(url.pathname);
       if (cookie) headers.cookie = cookie;
-      const csrf = this.cookies.csrf();
+      const csrf = this.csrfToken ?? this.cookies.csrf();
       if (csrf && !["GET", "HEAD", "OPTIONS"].includes(method)) headers["x-csrf-token"] = csrf;
     }
     let body: BodyInit | undefined;
@@ -132,18 +139,19 @@ export class Transport {
         headers["content-type"] ??= "application/json";
       }
     }
+    let response: Response;
     try {
       const init: RequestInit & { duplex?: "half" } = { method, headers, body, signal: options.signal };
       if (this.cookies?.browser) init.credentials = "include";
       // A streamed request body is sent as it is read.
       if (typeof ReadableStream !== "undefined" && body instanceof ReadableStream) init.duplex = "half";
-      const response = await this.fetch(this.href(path, options.query), init);
-      this.cookies?.receive(response);
-      return response;
+      response = await this.fetch(this.href(path, options.query), init);
     } catch (err) {
       if ((err as Error)?.name === "AbortError") throw err;
       throw new AuraError(0, "network_error", `cannot reach ${this.url}: ${(err as Error)?.message ?? err}`);
     }
+    this.cookies?.receive(response);
+    return response;
   }
 }
 

@@ -55,7 +55,7 @@ export function createClient<S extends { [K in keyof S]: RecordBase } = AnySchem
   const http = new Transport(url.replace(/\/+$/, ""), options.env ?? "default", options.fetch ?? globalThis.fetch.bind(globalThis));
   const key = `aura.session:${http.url}:${http.env}`;
   const store = options.store ?? (typeof localStorage !== "undefined" ? localStorageStore(key) : memoryStore());
-  if (options.session === "cookie") http.cookies = browserCookies();
+  if (options.session === "cookie") http.cookies = browserCookies(http.env);
   return assemble<S>(http, new Auth(http, store, options.lock ?? defaultLock(), options.session ?? "token"));
 }
 

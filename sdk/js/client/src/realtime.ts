@@ -117,7 +117,10 @@ export class Realtime {
   }
 
   /** One connection for `channels`, reconnecting until closed. */
-  stream(channels: string[], options: SubscribeOptions & { resumeFrom?: string | null; onId?: (id: string) => void }): Subscription {
+  stream(
+    channels: string[],
+    options: SubscribeOptions & { resumeFrom?: string | null; onId?: (id: string) => void; onEnd?: (err: unknown) => void },
+  ): Subscription {
     const stop = new AbortController();
     let lastId: string | null = options.resumeFrom ?? null;
     const moved = (id: string) => {
@@ -173,6 +176,7 @@ export class Realtime {
           const status = (err as { status?: number }).status ?? 0;
           if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
             refused(err);
+            options.onEnd?.(err);
             return;
           }
         }
@@ -199,6 +203,8 @@ type Entry = {
   refuse: (err: unknown) => void;
   /** Its own stream, once the shared one was refused. */
   own?: Subscription;
+  /** The connection it is on has told it so. */
+  open?: boolean;
 };
 
 /** The subscriptions sharing one connection, and that connection. */
@@ -210,6 +216,8 @@ class SharedStream {
   private scheduled = false;
   /** The server refused the shared stream: each subscription has its own. */
   private isolated = false;
+  /** The open connection's ready event, for subscriptions that join it as it is. */
+  private opened: unknown = undefined;
 
   constructor(
     private readonly realtime: Realtime,
@@ -222,15 +230,18 @@ class SharedStream {
     const ready = new Promise<void>((resolve, reject) => (entry = { channels, options, ready: resolve, refuse: reject }));
     ready.catch(() => undefined);
     this.entries.add(entry);
-    if (this.isolated) this.alone(entry);
+    if (this.isolated) this.alone(entry, null);
     else this.schedule();
     return {
       ready,
       close: () => {
         if (!this.entries.delete(entry)) return;
         entry.refuse(new Error("the subscription was closed"));
-        if (entry.own) entry.own.close();
-        else this.schedule();
+        entry.own?.close();
+        if (this.isolated && !this.entries.size) {
+          this.isolated = false;
+          this.onEmpty();
+        } else if (!this.isolated) this.schedule();
       },
     };
   }
@@ -256,19 +267,40 @@ class SharedStream {
   }
 
   private reconnect() {
+    if (this.isolated) return;
     const wanted = [...new Set([...this.entries].flatMap((e) => e.channels))].sort();
     const key = wanted.join(",");
-    if (key === this.channels && this.connection) return;
+    if (key === this.channels && this.connection) {
+      // Nothing to reconnect for: subscriptions on channels already open are ready now.
+      if (this.opened !== undefined) this.each((e) => !e.open && ((e.open = true), e.ready(), e.options.onOpen?.(this.opened)));
+      return;
+    }
     // Closed before the next one opens: it resumes from the last id seen.
     this.connection?.close();
     this.connection = null;
+    this.opened = undefined;
     this.channels = key;
     if (!wanted.length) return this.onEmpty();
     const connection = this.realtime.stream(wanted, {
       filter: this.filter,
       resumeFrom: this.lastId,
       onId: (id) => (this.lastId = id),
-      onOpen: (data) => this.each((e) => (e.ready(), e.options.onOpen?.(data))),
+      onOpen: (data) => {
+        this.opened = data;
+        this.each((e) => ((e.open = true), e.ready(), e.options.onOpen?.(data)));
+      },
+      // Refused for good. Alone, a subscription fails; together, one of
+      // them may be what was refused, so each tries on its own, resuming
+      // where the shared stream was.
+      onEnd: (err) => {
+        if (this.connection !== connection) return;
+        this.connection = null;
+        this.opened = undefined;
+        this.channels = "";
+        if (this.entries.size <= 1) return this.each((e) => e.refuse(err));
+        this.isolated = true;
+        for (const entry of this.entries) this.alone(entry, this.lastId);
+      },
       onResync: () => this.each((e) => e.options.onResync?.()),
       onError: (err) => this.each((e) => e.options.onError?.(err)),
       onMessage: (event) => {
@@ -276,20 +308,12 @@ class SharedStream {
         this.each((e) => e.channels.some((p) => matches(p, channel)) && e.options.onMessage(event));
       },
     });
-    connection.ready.catch((err) => {
-      if (this.connection !== connection) return;
-      if (this.entries.size <= 1) return this.each((e) => e.refuse(err));
-      // One subscription's channels may be what was refused: each tries alone.
-      connection.close();
-      this.connection = null;
-      this.isolated = true;
-      for (const entry of this.entries) this.alone(entry);
-    });
     this.connection = connection;
   }
 
-  private alone(entry: Entry) {
-    entry.own = this.realtime.stream(entry.channels, { ...entry.options, filter: this.filter });
+  private alone(entry: Entry, resumeFrom: string | null) {
+    entry.own?.close();
+    entry.own = this.realtime.stream(entry.channels, { ...entry.options, filter: this.filter, resumeFrom });
     entry.own.ready.then(entry.ready, entry.refuse);
   }
 }

@@ -21,43 +21,52 @@ export interface CookieAdapter {
 
 type Kept = { value: string; path: string; expires: number };
 
-/** Aura's cookies (`aura_…`) in the app's cookie store. */
-export function cookieJar(adapter: CookieAdapter): CookieJar {
+/** Aura's cookies of environment `env` (`aura_access`, or `aura_access.NAME` elsewhere) in the app's cookie store. */
+export function cookieJar(adapter: CookieAdapter, env = "default"): CookieJar {
+  const name = (base: string) => (env === "default" ? base : `${base}.${env}`);
+  const [ACCESS, REFRESH, CSRF] = [name("aura_access"), name("aura_refresh"), name("aura_csrf")];
+  const ours = new Set([ACCESS, REFRESH, CSRF]);
   const kept = new Map<string, Kept>();
-  for (const { name, value } of adapter.getAll()) {
+  for (const cookie of adapter.getAll()) {
     // Which Aura path a cookie belongs to is Aura's to say: the refresh
     // cookie only goes to the auth routes, the others everywhere.
-    if (name.startsWith("aura_")) kept.set(name, { value, path: name.startsWith("aura_refresh") ? "/api/auth" : "/", expires: Infinity });
+    if (ours.has(cookie.name)) kept.set(cookie.name, { value: cookie.value, path: cookie.name === REFRESH ? "/api/auth" : "/", expires: Infinity });
   }
   const live = (now = Date.now()) => [...kept].filter(([, c]) => c.expires > now && c.value !== "");
+  const has = (wanted: string) => live().some(([n]) => n === wanted);
+  const save = (cookie: string, value: string, options: CookieOptions) => {
+    try {
+      adapter.set?.(cookie, value, options);
+    } catch {
+      // Where the framework forbids setting cookies (a server component), the session lasts this request.
+    }
+  };
   return {
     header(path) {
       const local = path.replace(/^\/env\/[^/]+/, "") || "/";
       const sent = live().filter(([, c]) => c.path === "/" || local === c.path || local.startsWith(`${c.path}/`));
-      return sent.length ? sent.map(([name, c]) => `${name}=${c.value}`).join("; ") : undefined;
+      return sent.length ? sent.map(([n, c]) => `${n}=${c.value}`).join("; ") : undefined;
     },
     csrf() {
-      return live().find(([name]) => name.startsWith("aura_csrf"))?.[1].value;
+      return live().find(([n]) => n === CSRF)?.[1].value;
     },
-    needsRefresh() {
-      const names = live().map(([name]) => name);
-      return !names.some((n) => n.startsWith("aura_access")) && names.some((n) => n.startsWith("aura_refresh"));
-    },
+    // Without a way to save the new cookies, a refresh would burn the refresh token.
+    needsRefresh: () => !!adapter.set && !has(ACCESS) && has(REFRESH),
     receive(response) {
       for (const line of response.headers.getSetCookie?.() ?? []) {
         const [pair, ...attributes] = line.split(";").map((part) => part.trim());
         const at = pair.indexOf("=");
-        const name = pair.slice(0, at);
-        if (!name.startsWith("aura_")) continue;
+        const cookie = pair.slice(0, at);
+        if (!ours.has(cookie)) continue;
         const value = pair.slice(at + 1);
-        const attribute = (key: string) => attributes.find((a) => a.toLowerCase().startsWith(key))?.split("=")[1];
+        const attribute = (key: string) => attributes.find((a) => a.toLowerCase().startsWith(`${key}=`))?.slice(key.length + 1);
         const maxAge = Number(attribute("max-age") ?? 0);
         const path = attribute("path") ?? "/";
-        kept.set(name, { value, path: path.replace(/^\/env\/[^/]+/, "") || "/", expires: maxAge > 0 ? Date.now() + maxAge * 1000 : 0 });
-        adapter.set?.(name, maxAge > 0 ? value : "", {
+        kept.set(cookie, { value, path: path.replace(/^\/env\/[^/]+/, "") || "/", expires: maxAge > 0 ? Date.now() + maxAge * 1000 : 0 });
+        save(cookie, maxAge > 0 ? value : "", {
           maxAge: Math.max(maxAge, 0),
           path: "/",
-          httpOnly: !name.startsWith("aura_csrf"),
+          httpOnly: cookie !== CSRF,
           sameSite: "lax",
           secure: attributes.some((a) => a.toLowerCase() === "secure"),
         });
@@ -80,7 +89,7 @@ export function createServerClient<S extends { [K in keyof S]: RecordBase } = An
   options: { cookies: CookieAdapter; env?: string; fetch?: typeof globalThis.fetch },
 ): ServerClient<S> {
   const http = new Transport(url.replace(/\/+$/, ""), options.env ?? "default", options.fetch ?? globalThis.fetch.bind(globalThis));
-  http.cookies = cookieJar(options.cookies);
+  http.cookies = cookieJar(options.cookies, http.env ?? "default");
   const auth = new Auth(http, memoryStore(), defaultLock(), "cookie");
   return {
     ...assemble<S>(http, auth),

@@ -8,6 +8,10 @@ export type Session = {
   refreshToken: string;
   /** When the access token expires, in ms since the epoch. */
   expiresAt: number;
+  /** Cookie sessions: the CSRF token to repeat on writes. */
+  csrf?: string;
+  /** When this client last signed in or refreshed (ms since the epoch). */
+  renewedAt?: number;
   user: AuthUser;
 };
 

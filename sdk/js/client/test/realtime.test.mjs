@@ -163,3 +163,16 @@ test("a refused pattern fails its own subscription, not the ones sharing its con
   allowed.close();
   refused.close();
 });
+
+test("a subscription that joins an open connection on the same channels is ready at once", async () => {
+  const client = createClient(aura.url, { store: memoryStore() });
+  const first = client.records("msgs").live({ sort: "text" });
+  await first.ready;
+  // Mounted later, on the same collection: nothing to reconnect for.
+  const second = client.records("msgs").live({ sort: "-text" });
+  await second.ready;
+  const made = (await aura.admin("POST", "/api/collections/msgs/records", { text: "both see it" })).body;
+  await until(() => [first, second].every((q) => q.current.items.some((r) => r.id === made.id)), "the change in both");
+  first.close();
+  second.close();
+});

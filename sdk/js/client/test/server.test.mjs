@@ -61,3 +61,24 @@ test("without session cookies a server client is signed out", async () => {
   const { adapter } = appCookies();
   assert.equal(await createServerClient(aura.url, { cookies: adapter }).getUser(), null);
 });
+
+test("the cookie jar takes only its environment's cookies, by their exact names", async () => {
+  const { cookieJar } = await import("../dist/server.js");
+  const cookies = [
+    { name: "aura_access", value: "default-access" },
+    { name: "aura_csrf", value: "default-csrf" },
+    { name: "aura_refresh.staging", value: "staging-refresh" },
+    { name: "aura_csrf.staging", value: "staging-csrf" },
+    { name: "aura_access.stagingx", value: "other" },
+  ];
+  const staging = cookieJar({ getAll: () => cookies, set: () => {} }, "staging");
+  assert.equal(staging.csrf(), "staging-csrf");
+  assert.equal(staging.needsRefresh(), true, "its own access cookie is missing");
+  assert.equal(staging.header("/env/staging/api/auth/refresh"), "aura_refresh.staging=staging-refresh; aura_csrf.staging=staging-csrf");
+  assert.equal(staging.header("/env/staging/api/collections"), "aura_csrf.staging=staging-csrf");
+  const plain = cookieJar({ getAll: () => cookies, set: () => {} });
+  assert.equal(plain.csrf(), "default-csrf");
+  assert.equal(plain.needsRefresh(), false);
+  // Without a way to save new cookies, no refresh burns the refresh token.
+  assert.equal(cookieJar({ getAll: () => cookies }, "staging").needsRefresh(), false);
+});
