@@ -12,6 +12,11 @@ type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
 
 /// Opens an SSE stream and waits for its `ready` event.
 async fn subscribe(aura: &Aura, channels: &str, last_event_id: Option<u64>) -> Events {
+    open(aura, channels, last_event_id).await.0
+}
+
+/// Opens an SSE stream; answers it and the data of its `ready` event.
+async fn open(aura: &Aura, channels: &str, last_event_id: Option<u64>) -> (Events, Value) {
     let mut request = aura
         .http
         .get(aura.at(&format!("/api/realtime?channels={channels}")))
@@ -30,7 +35,7 @@ async fn subscribe(aura: &Aura, channels: &str, last_event_id: Option<u64>) -> E
     );
     let ready = next(&mut events).await;
     assert_eq!(ready.event, "ready");
-    events
+    (events, serde_json::from_str(&ready.data).unwrap())
 }
 
 async fn next(events: &mut Events) -> Event {
@@ -77,22 +82,8 @@ async fn until_marker(events: &mut Events) -> Vec<(u64, String, Value)> {
 #[tokio::test]
 async fn a_stream_that_saw_no_event_resumes_from_the_id_its_ready_event_gives() {
     let aura = Aura::start();
-    let response = aura
-        .http
-        .get(aura.at("/api/realtime?channels=room.*"))
-        .bearer_auth(&aura.token)
-        .send()
-        .await
-        .unwrap();
-    let mut events: Events = Box::pin(
-        response
-            .bytes_stream()
-            .eventsource()
-            .map(|e| e.expect("SSE event")),
-    );
-    let ready = next(&mut events).await;
-    let data: Value = serde_json::from_str(&ready.data).unwrap();
-    let position: u64 = data["lastEventId"].as_str().unwrap().parse().unwrap();
+    let (events, ready) = open(&aura, "room.*", None).await;
+    let position: u64 = ready["lastEventId"].as_str().unwrap().parse().unwrap();
     drop(events);
     // Published while nobody listened: a resume from the ready id gets them.
     let first = publish(&aura, "room.a", json!(1)).await;
