@@ -15,12 +15,14 @@ mod imports;
 mod invoke;
 mod lifecycle;
 mod limits;
+mod list_changes;
 mod oauth;
 mod project;
 
 mod presence;
 mod queue;
 mod realtime;
+mod record_forms;
 mod schedules;
 mod secrets;
 mod smtp;

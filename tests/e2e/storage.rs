@@ -1023,7 +1023,7 @@ async fn a_1_gib_upload_streams_in_bounded_memory() {
 }
 
 /// Registers a user; returns their access token and id.
-async fn user(aura: &Aura, email: &str) -> (String, String) {
+pub(crate) async fn user(aura: &Aura, email: &str) -> (String, String) {
     let response = aura
         .http
         .post(aura.at("/api/auth/register"))

@@ -421,6 +421,39 @@ async fn upload_form(
     Err(invalid("the form has no `file` part".into()))
 }
 
+/// Stores a form's file part as the new `key` of `bucket` for `caller`,
+/// who owns it. The create rule is checked against the stored object, so
+/// rules on `size` hold for parts of unknown length; a refused object is
+/// removed again.
+pub(super) async fn store_new_part(
+    state: &AppState,
+    caller: &Caller,
+    bucket: &Bucket,
+    key: &str,
+    part: axum::extract::multipart::Field<'_>,
+) -> Result<Object, ApiError> {
+    let rules = Storage::rules(&bucket.settings)?;
+    let options = PutOptions {
+        content_type: part.content_type().map(str::to_owned),
+        owner: caller_id(caller),
+        ..PutOptions::default()
+    };
+    let object = state
+        .storage
+        .put(&bucket.name, key, part.map_err(|e| e.body_text()), options)
+        .await?;
+    let allowed = state
+        .storage
+        .allowed(&rules, Action::Create, caller, &object.facts())
+        .await;
+    if !matches!(allowed, Ok(true)) {
+        state.storage.delete(&bucket.name, key).await?;
+        allowed?;
+        return Err(forbidden("create"));
+    }
+    Ok(object)
+}
+
 /// `DELETE /api/storage/{bucket}/{key}`.
 async fn remove(
     State(state): State<Arc<AppState>>,

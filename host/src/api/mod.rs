@@ -17,6 +17,7 @@ mod files;
 mod invoke;
 mod oauth;
 mod realtime;
+mod record_form;
 mod records;
 mod schedules;
 mod secrets;

@@ -2,20 +2,21 @@
 //! collection's access rules. The admin token bypasses rules; other
 //! requests are held to them.
 
+use super::record_form::{self, RecordForm};
 use super::{ApiError, AppState};
+use crate::db::BatchOp;
 use crate::db::{Caller, ListQuery, ReadQuery};
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use serde_json::Value;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// Largest record body.
+/// Largest JSON body (a form's files are held to their bucket's limits).
 const MAX_BODY: usize = 4 << 20;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -28,7 +29,8 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
             "/api/collections/{collection}/records/{id}",
             get(view).patch(update).delete(remove),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .route("/api/batch", post(batch))
+        .layer(axum::extract::DefaultBodyLimit::disable())
 }
 
 /// Who is calling, from `Authorization: Bearer` (see [`AppState::caller`]).
@@ -43,11 +45,11 @@ pub(super) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Call
     }
 }
 
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let body = body.map_err(|rejection| match rejection {
-        BytesRejection::FailedToBufferBody(_) => ApiError::payload_too_large(MAX_BODY as u64),
-        other => ApiError::bad_request(other.body_text()),
-    })?;
+/// A JSON body of at most [`MAX_BODY`] bytes.
+async fn json_body<T: serde::de::DeserializeOwned>(request: Request) -> Result<T, ApiError> {
+    let body = axum::body::to_bytes(request.into_body(), MAX_BODY)
+        .await
+        .map_err(|_| ApiError::payload_too_large(MAX_BODY as u64))?;
     serde_json::from_slice(&body).map_err(|err| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -55,6 +57,56 @@ fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
             format!("the body is not valid JSON: {err}"),
         )
     })
+}
+
+/// A record body: JSON, or a `multipart/form-data` form whose files are
+/// stored first (see [`record_form`]).
+async fn record_body(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    collection: &str,
+    request: Request,
+) -> Result<(Value, Option<RecordForm>), ApiError> {
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
+    if !multipart {
+        return Ok((json_body(request).await?, None));
+    }
+    let form = Multipart::from_request(request, &())
+        .await
+        .map_err(|rejection| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_form",
+                rejection.body_text(),
+            )
+        })?;
+    let form = record_form::read(state, caller, collection, form).await?;
+    Ok((form.data.clone(), Some(form)))
+}
+
+/// Removes the files of a form whose record was not written.
+async fn discard_on_error<T>(
+    state: &AppState,
+    form: Option<RecordForm>,
+    result: Result<T, crate::db::DbError>,
+) -> Result<T, ApiError> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(err) => {
+            if let Some(form) = form {
+                form.discard(state).await;
+            }
+            Err(err.into())
+        }
+    }
 }
 
 async fn list(
@@ -84,13 +136,12 @@ async fn create(
     Path(collection): Path<String>,
     headers: HeaderMap,
     Query(query): Query<ReadQuery>,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
     let caller = caller(&state, &headers).await?;
-    let record = state
-        .db
-        .create(&caller, &collection, json_body(body)?, &query)
-        .await?;
+    let (data, form) = record_body(&state, &caller, &headers, &collection, request).await?;
+    let result = state.db.create(&caller, &collection, data, &query).await;
+    let record = discard_on_error(&state, form, result).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -99,15 +150,15 @@ async fn update(
     Path((collection, id)): Path<(String, String)>,
     headers: HeaderMap,
     Query(query): Query<ReadQuery>,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
     let caller = caller(&state, &headers).await?;
-    Ok(Json(
-        state
-            .db
-            .update(&caller, &collection, &id, json_body(body)?, &query)
-            .await?,
-    ))
+    let (data, form) = record_body(&state, &caller, &headers, &collection, request).await?;
+    let result = state
+        .db
+        .update(&caller, &collection, &id, data, &query)
+        .await;
+    Ok(Json(discard_on_error(&state, form, result).await?))
 }
 
 async fn remove(
@@ -118,4 +169,34 @@ async fn remove(
     let caller = caller(&state, &headers).await?;
     state.db.delete(&caller, &collection, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    operations: Vec<BatchOp>,
+}
+
+/// `POST /api/batch`: record creates, updates and deletes in one
+/// transaction, each under its collection's rules for the caller: all take
+/// effect or none does. Answers each operation's record (`null` for a
+/// delete); a failure names the operation (`details.index`).
+async fn batch(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<impl IntoResponse, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    let Batch { operations } = json_body(request).await?;
+    let operations = operations
+        .into_iter()
+        .map(|op| (caller.clone(), op))
+        .collect();
+    let results = state.db.batch(operations).await.map_err(|(index, err)| {
+        let mut error = ApiError::from(err);
+        let mut details = error.details.take().unwrap_or_else(|| json!({}));
+        details["index"] = json!(index);
+        error.with_details(details)
+    })?;
+    Ok(Json(json!({ "results": results })))
 }

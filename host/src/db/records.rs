@@ -5,7 +5,7 @@
 use super::backend::{Arg, Query, Tx, ident, select_column, text_arg, to_arg, unique_violation};
 use super::filter::{self, Expr, FilterError};
 use super::resolve::{Caller, PathResolver, RequestData};
-use super::schema::{Action, Collection, FieldType, SYSTEM_FIELDS, Storage};
+use super::schema::{Action, Collection, Field, FieldType, SYSTEM_FIELDS, Storage};
 use super::values::{self, FieldError};
 use super::{Catalog, Database, DbError, Entry, Rule};
 use base64::Engine as _;
@@ -76,8 +76,11 @@ impl Change {
     }
 }
 
-/// One operation of a [`Database::batch`].
-#[derive(Debug, Clone)]
+/// One operation of a [`Database::batch`]; as JSON
+/// `{"action": "create", "collection", "data"}`, `{"action": "update",
+/// "collection", "id", "data"}` or `{"action": "delete", "collection", "id"}`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase", deny_unknown_fields)]
 pub enum BatchOp {
     /// Create a record from a JSON object.
     Create {
@@ -545,6 +548,8 @@ impl Database {
         let mut errors = BTreeMap::new();
         let mut sets: Vec<(String, Value)> = Vec::new();
         let mut increments: Vec<(String, f64)> = Vec::new();
+        // `list+` / `list-`: (key, field, add, items), applied to the stored list.
+        let mut list_changes: Vec<(String, &Field, bool, Vec<Value>)> = Vec::new();
         for (key, value) in &body {
             let (name, sign) = match key.strip_suffix('+') {
                 Some(name) => (name, Some(1.0)),
@@ -564,6 +569,16 @@ impl Database {
                 errors.insert(key.clone(), unknown_field(key));
                 continue;
             };
+            if let Some(sign) = sign
+                && field.many()
+            {
+                let items = match value {
+                    Value::Array(items) => items.clone(),
+                    item => vec![item.clone()],
+                };
+                list_changes.push((key.clone(), field, sign > 0.0, items));
+                continue;
+            }
             if let Some(sign) = sign {
                 match value.as_f64().filter(|n| n.is_finite()) {
                     Some(n) if field.kind == FieldType::Number => {
@@ -574,7 +589,7 @@ impl Database {
                             key.clone(),
                             FieldError::new(
                                 "invalid_type",
-                                "only number fields can be incremented",
+                                "only number and list fields can be added to",
                             ),
                         );
                     }
@@ -599,6 +614,10 @@ impl Database {
                     errors.insert(key.clone(), error);
                 }
             }
+        }
+        if !list_changes.is_empty() {
+            self.change_lists(tx, entry, id, list_changes, &mut sets, &mut errors)
+                .await?;
         }
         let set_map: Map<String, Value> = sets.iter().cloned().collect();
         self.check_relations(tx, catalog, definition, &set_map, &mut errors)
@@ -672,6 +691,76 @@ impl Database {
             return Err(DbError::Validation(errors));
         }
         Ok(record)
+    }
+
+    /// Applies `list+` / `list-` changes to the stored lists (or to a value
+    /// the same update sets), as new values of the fields: adding to a
+    /// multiple field skips what it holds, adding to an array appends, and
+    /// taking away removes every occurrence. The results are checked as any
+    /// value is (item counts, relations, files).
+    async fn change_lists(
+        &self,
+        tx: &mut Tx,
+        entry: &Entry,
+        id: &str,
+        changes: Vec<(String, &Field, bool, Vec<Value>)>,
+        sets: &mut Vec<(String, Value)>,
+        errors: &mut BTreeMap<String, FieldError>,
+    ) -> Result<(), DbError> {
+        let definition = &entry.definition;
+        let (select, storages) = select_list(definition, self.backend.dialect());
+        let mut read = self.backend.query();
+        read.sql(&format!(
+            "SELECT {select} FROM {} r0 WHERE r0.\"id\" = ",
+            ident(&definition.name)
+        ))
+        .arg(text_arg(id), Storage::Text);
+        // A missing record is reported by the rule check that follows.
+        let Some(row) = tx.fetch(&read, &storages).await?.pop() else {
+            return Ok(());
+        };
+        let stored = to_record(definition, row);
+        let same = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => a == b,
+        };
+        for (key, field, add, items) in changes {
+            let at = sets.iter().position(|(name, _)| *name == field.name);
+            let current = match at {
+                Some(at) => sets[at].1.clone(),
+                None => stored.get(&field.name).cloned().unwrap_or(Value::Null),
+            };
+            let mut list = match current {
+                Value::Array(list) => list,
+                _ => Vec::new(),
+            };
+            if add {
+                for item in items {
+                    if field.kind == FieldType::Array || !list.iter().any(|v| same(v, &item)) {
+                        list.push(item);
+                    }
+                }
+            } else {
+                list.retain(|v| !items.iter().any(|item| same(v, item)));
+            }
+            match values::validate(
+                field,
+                &Value::Array(list),
+                entry.compiled.patterns.get(&field.name),
+            ) {
+                Ok(normal) if field.required && !values::present(&normal) => {
+                    errors.insert(key, FieldError::new("required", "a value is required"));
+                }
+                Ok(normal) => match at {
+                    Some(at) => sets[at].1 = normal,
+                    None => sets.push((field.name.clone(), normal)),
+                },
+                Err(error) => {
+                    errors.insert(key, error);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Deletes a record.
