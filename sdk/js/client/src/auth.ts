@@ -35,6 +35,8 @@ const REFRESH_TIMEOUT_MS = 30_000;
 
 export class Auth implements TokenSource {
   private refreshing: Promise<Session | null> | null = null;
+  /** Cookie sessions: the one attempt to find a session the store forgot. */
+  private restored: Promise<AuthUser | null> | null = null;
   private listeners = new Set<AuthChange>();
   private channel: BroadcastChannel | null = null;
 
@@ -54,9 +56,19 @@ export class Auth implements TokenSource {
     }
   }
 
-  /** The signed-in user as last known, or null. */
+  /**
+   * The signed-in user as last known, or null. A cookie session whose kept
+   * user is gone (storage cleared) while its cookies live is found again
+   * once, through the refresh cookie.
+   */
   async user(): Promise<AuthUser | null> {
-    return (await this.store.get())?.user ?? null;
+    const user = (await this.store.get())?.user ?? null;
+    if (user || this.sessionMode !== "cookie") return user;
+    this.restored ??= this.refreshCookies().then(
+      (session) => session?.user ?? null,
+      () => null,
+    );
+    return this.restored;
   }
 
   /** Calls `listener` on every sign-in, refresh, profile change and sign-out; answers how to stop. */
@@ -117,8 +129,16 @@ export class Auth implements TokenSource {
   /** Ends the session on the server and forgets it here. */
   async signOut(): Promise<void> {
     const session = await this.store.get();
+    const logout = () => this.http.json("POST", "/api/auth/logout", {});
     try {
-      if (session || this.sessionMode === "cookie") await this.http.json("POST", "/api/auth/logout", {});
+      if (session || this.sessionMode === "cookie") {
+        await logout().catch(async (err) => {
+          // A lapsed access cookie is not sent, but the refresh cookie is:
+          // renew, then end the session, so no cookie outlives the sign-out.
+          if (this.sessionMode === "cookie" && err instanceof AuraError && err.status === 401 && (await this.refreshCookies())) return logout();
+          throw err;
+        });
+      }
     } catch (err) {
       // Already over on the server: forgetting it here is all that is left.
       if (!(err instanceof AuraError && err.status === 401)) throw err;
@@ -299,6 +319,8 @@ export class Auth implements TokenSource {
 
   private async forget() {
     this.http.csrfToken = null;
+    // Known to be signed out: nothing for `user()` to look for.
+    this.restored = Promise.resolve(null);
     await this.store.remove();
     this.notify(null);
   }

@@ -43,7 +43,7 @@ export interface TokenSource {
  * what goes into each request, and what each answer sets.
  */
 export interface CookieJar {
-  /** The `Cookie` header for a request to `path`. */
+  /** The `Cookie` header for a request to `path`, a path of Aura's API (`/api/auth/refresh`, no prefix). */
   header(path: string): string | undefined;
   /** The CSRF token the state-changing requests repeat. */
   csrf(): string | undefined;
@@ -125,8 +125,7 @@ export class Transport {
     const headers: Record<string, string> = { ...options.headers };
     if (token) headers.authorization = `Bearer ${token}`;
     if (this.cookies) {
-      const url = new URL(this.href(path));
-      const cookie = this.cookies.header(url.pathname);
+      const cookie = this.cookies.header(path);
       if (cookie) headers.cookie = cookie;
       const csrf = this.csrfToken ?? this.cookies.csrf();
       if (csrf && !["GET", "HEAD", "OPTIONS"].includes(method)) headers["x-csrf-token"] = csrf;

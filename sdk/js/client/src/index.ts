@@ -4,18 +4,20 @@
 // platform's (browsers, Node 20+, Deno, Bun, workers).
 import { Auth, defaultLock, type Lock } from "./auth.js";
 import { Transport, browserCookies } from "./http.js";
-import { Realtime } from "./realtime.js";
+import { Realtime, type StreamTransport } from "./realtime.js";
 import { Records, type RecordBase } from "./records.js";
 import { Storage } from "./storage.js";
 import { Functions } from "./functions.js";
+import { Batch } from "./batch.js";
 import { localStorageStore, memoryStore, type SessionStore } from "./store.js";
 
 export { AuraError } from "./errors.js";
 export { f, literal, type FilterValue } from "./filter.js";
 export { memoryStore, localStorageStore, type Session, type SessionStore, type AuthUser } from "./store.js";
 export type { Auth, Lock, SignInResult, AuthChange } from "./auth.js";
-export type { Records, RecordBase, ListOptions, Page, RecordEvent, Creatable, Changes } from "./records.js";
-export type { Realtime, StreamEvent, Subscription, SubscribeOptions, Member, Presence } from "./realtime.js";
+export type { Records, RecordBase, ListOptions, Page, RecordEvent, Creatable, Changes, FileKey, ExpandPath } from "./records.js";
+export type { Batch } from "./batch.js";
+export type { Realtime, StreamTransport, StreamEvent, Subscription, SubscribeOptions, Member, Presence } from "./realtime.js";
 export type { LiveQuery, LiveState } from "./live.js";
 export type { Storage, Bucket, StoredObject, UploadOptions } from "./storage.js";
 export type { Functions, InvokeOptions, AsyncInvocation } from "./functions.js";
@@ -39,6 +41,8 @@ export type ClientOptions = {
    * site or an allowed CORS origin); the store then holds only the user.
    */
   session?: "token" | "cookie";
+  /** How realtime streams are read: `fetch` where it can stream, else `eventsource` (the default picks). */
+  realtime?: StreamTransport;
 };
 
 export type AuraClient<S extends { [K in keyof S]: RecordBase } = AnySchema> = {
@@ -49,6 +53,8 @@ export type AuraClient<S extends { [K in keyof S]: RecordBase } = AnySchema> = {
   readonly storage: Storage;
   readonly functions: Functions;
   records<K extends keyof S & string>(collection: K): Records<S[K]>;
+  /** Record writes to send together, in one transaction. */
+  batch(): Batch<S>;
 };
 
 export function createClient<S extends { [K in keyof S]: RecordBase } = AnySchema>(url: string, options: ClientOptions = {}): AuraClient<S> {
@@ -56,13 +62,20 @@ export function createClient<S extends { [K in keyof S]: RecordBase } = AnySchem
   const key = `aura.session:${http.url}:${http.env}`;
   const store = options.store ?? (typeof localStorage !== "undefined" ? localStorageStore(key) : memoryStore());
   if (options.session === "cookie") http.cookies = browserCookies(http.env);
-  return assemble<S>(http, new Auth(http, store, options.lock ?? defaultLock(), options.session ?? "token"));
+  return assemble<S>(http, new Auth(http, store, options.lock ?? defaultLock(), options.session ?? "token"), options.realtime);
 }
 
 /** The client's parts around one transport and auth service (also for `createServerClient`). */
-export function assemble<S extends { [K in keyof S]: RecordBase }>(http: Transport, auth: Auth): AuraClient<S> {
+export function assemble<S extends { [K in keyof S]: RecordBase }>(http: Transport, auth: Auth, streams?: StreamTransport): AuraClient<S> {
   http.tokens = auth;
-  const realtime = new Realtime(http);
+  const realtime = new Realtime(http, streams);
+  // Streams act for whoever was signed in when they connected: when the
+  // user changes (here or in another tab), they reconnect as the new one.
+  let userId: string | null | undefined;
+  auth.onAuthChange((user) => {
+    if ((user?.id ?? null) !== userId) realtime.reconnect();
+    userId = user?.id ?? null;
+  });
   const records = new Map<string, Records<any>>();
   return {
     url: http.url,
@@ -76,5 +89,6 @@ export function assemble<S extends { [K in keyof S]: RecordBase }>(http: Transpo
       if (!found) records.set(collection, (found = new Records(http, realtime, collection)));
       return found;
     },
+    batch: () => new Batch<S>(http),
   };
 }

@@ -28,7 +28,7 @@ export class LiveQuery<T extends RecordBase> {
 
   constructor(
     private readonly records: Records<T>,
-    private readonly options: Omit<ListOptions, "page" | "fields"> = {},
+    private readonly options: Omit<ListOptions<T>, "page" | "fields"> = {},
   ) {
     this.subscription = records.subscribe(
       { onResync: () => this.enqueue(() => this.fetch()) },

@@ -1,9 +1,10 @@
 // Server-Sent Events read through fetch (so the token goes in a header,
-// never a URL), with reconnection: after a drop the stream resumes from the
-// last event id, so nothing published meanwhile is lost while the server's
-// buffer holds it; `resync` says when it did not.
-import { errorOf } from "./errors.js";
-import type { Transport } from "./http.js";
+// never a URL), or through EventSource where fetch cannot stream (the token
+// then goes in `?token=`); with reconnection: after a drop the stream
+// resumes from the last event id, so nothing published meanwhile is lost
+// while the server's buffer holds it; `resync` says when it did not.
+import { AuraError, errorOf } from "./errors.js";
+import type { Query, Transport } from "./http.js";
 
 /** One event: `message` events carry `{channel, data}`. */
 export type StreamEvent = { event: string; id: string | null; data: any };
@@ -40,8 +41,19 @@ export interface Presence extends Subscription {
 const FIRST_RETRY_MS = 250;
 const LAST_RETRY_MS = 10_000;
 
+/** How streams are read: `fetch` where it can stream a body, else `eventsource`. */
+export type StreamTransport = "fetch" | "eventsource";
+
+export function defaultStreamTransport(): StreamTransport {
+  const streams = typeof ReadableStream !== "undefined" && typeof Response !== "undefined" && "body" in Response.prototype;
+  return !streams && typeof EventSource !== "undefined" ? "eventsource" : "fetch";
+}
+
 export class Realtime {
-  constructor(private readonly http: Transport) {}
+  constructor(
+    private readonly http: Transport,
+    private readonly transport: StreamTransport = defaultStreamTransport(),
+  ) {}
 
   /** Publishes a JSON event on a channel (the channel's publish rule applies). */
   publish(channel: string, data: unknown): Promise<{ id: number; channel: string }> {
@@ -141,23 +153,23 @@ export class Realtime {
         options.onError?.(err);
       }
     };
+    // `reconnect()` ends the current connection (not the subscription).
+    let attempt = new AbortController();
+    const restart = () => attempt.abort();
+    this.streams.add(restart);
     const run = async () => {
       let delay = FIRST_RETRY_MS;
       while (!stop.signal.aborted) {
+        attempt = new AbortController();
+        const signal = AbortSignal.any([stop.signal, attempt.signal]);
         try {
-          const headers: Record<string, string> = { accept: "text/event-stream" };
-          if (lastId !== null) headers["last-event-id"] = lastId;
-          const response = await this.http.send("GET", "/api/realtime", {
-            query: {
-              channels: channels.join(","),
-              filter: options.filter,
-              join: options.join?.join(","),
-              state: options.state ? JSON.stringify(options.state) : undefined,
-            },
-            headers,
-            signal: stop.signal,
-          });
-          for await (const event of events(response, stop.signal)) {
+          const query: Query = {
+            channels: channels.join(","),
+            filter: options.filter,
+            join: options.join?.join(","),
+            state: options.state ? JSON.stringify(options.state) : undefined,
+          };
+          for await (const event of this.open(query, lastId, signal)) {
             if (event.id !== null) moved(event.id);
             if (event.data === undefined) continue;
             if (event.event === "ready") {
@@ -172,6 +184,7 @@ export class Realtime {
           }
         } catch (err) {
           if (stop.signal.aborted) return;
+          if (attempt.signal.aborted) continue;
           options.onError?.(err);
           const status = (err as { status?: number }).status ?? 0;
           if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
@@ -181,6 +194,7 @@ export class Realtime {
           }
         }
         if (stop.signal.aborted) return;
+        if (attempt.signal.aborted) continue;
         await sleep(delay * (0.5 + Math.random() / 2), stop.signal);
         delay = Math.min(delay * 2, LAST_RETRY_MS);
       }
@@ -188,11 +202,37 @@ export class Realtime {
     void run();
     return {
       close: () => {
+        this.streams.delete(restart);
         stop.abort();
         refused(new Error("the subscription was closed"));
       },
       ready: readyPromise,
     };
+  }
+
+  /** Each open stream, by how to reconnect it. */
+  private readonly streams = new Set<() => void>();
+
+  /**
+   * Reconnects every open stream now, resuming where each was, so that
+   * they carry the current session (after a sign-in or sign-out; the
+   * client does this itself when the user changes).
+   */
+  reconnect(): void {
+    // A subscription joining meanwhile waits for the new connection's answer.
+    for (const shared of this.shared.values()) shared.reopening();
+    for (const restart of this.streams) restart();
+  }
+
+  /** One connection's events, from `lastId` on. */
+  private async *open(query: Query, lastId: string | null, signal: AbortSignal): AsyncGenerator<StreamEvent> {
+    if (this.transport === "eventsource") {
+      yield* sourceEvents(this.http, { ...query, lastEventId: lastId ?? undefined }, signal);
+      return;
+    }
+    const headers: Record<string, string> = { accept: "text/event-stream" };
+    if (lastId !== null) headers["last-event-id"] = lastId;
+    yield* events(await this.http.send("GET", "/api/realtime", { query, headers, signal }), signal);
   }
 }
 
@@ -244,6 +284,11 @@ class SharedStream {
         } else if (!this.isolated) this.schedule();
       },
     };
+  }
+
+  /** The connection is being made again: what it answered before no longer holds. */
+  reopening() {
+    this.opened = undefined;
   }
 
   /** Subscriptions made together (a page of live queries) share one reconnection. */
@@ -376,6 +421,74 @@ async function* events(response: Response, signal: AbortSignal): AsyncGenerator<
     }
   } finally {
     signal.removeEventListener("abort", stop);
+  }
+}
+
+/**
+ * The events of one EventSource connection, until it drops. EventSource
+ * does not say why a connection failed, so a failure before the first
+ * event asks again with fetch to read the server's error (a refusal ends
+ * the subscription; an expired token is refreshed and retried).
+ */
+async function* sourceEvents(http: Transport, query: Query, signal: AbortSignal): AsyncGenerator<StreamEvent> {
+  const browser = http.cookies?.browser === true;
+  const token = browser ? null : ((await http.tokens?.accessToken()) ?? null);
+  const url = http.href("/api/realtime", { ...query, token: token ?? undefined });
+  const source = new EventSource(url, { withCredentials: browser });
+  const queue: (StreamEvent | Error | null)[] = [];
+  let wake: (() => void) | null = null;
+  const push = (item: StreamEvent | Error | null) => {
+    queue.push(item);
+    wake?.();
+    wake = null;
+  };
+  const parse = (name: string, event: MessageEvent): StreamEvent => {
+    let data: unknown = event.data;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      // Text stays text.
+    }
+    return { event: name, id: event.lastEventId || null, data };
+  };
+  for (const name of ["ready", "message", "resync"]) source.addEventListener(name, (e) => push(parse(name, e as MessageEvent)));
+  // The server's own `error` events carry data; the connection's do not.
+  source.addEventListener("error", (e) => push(typeof (e as MessageEvent).data === "string" ? parse("error", e as MessageEvent) : new Error("the stream dropped")));
+  const end = () => push(null);
+  signal.addEventListener("abort", end, { once: true });
+  let seen = false;
+  try {
+    for (;;) {
+      while (!queue.length) await new Promise<void>((resolve) => (wake = resolve));
+      const item = queue.shift()!;
+      if (item === null) return;
+      if (item instanceof Error) {
+        source.close();
+        throw seen ? item : await whyRefused(http, url, token, item);
+      }
+      seen = true;
+      yield item;
+    }
+  } finally {
+    source.close();
+    signal.removeEventListener("abort", end);
+  }
+}
+
+/** The server's error for a stream URL that failed to open, or `dropped` when it opens now. */
+async function whyRefused(http: Transport, url: string, token: string | null, dropped: Error): Promise<unknown> {
+  const probe = new AbortController();
+  try {
+    const response = await http.fetch(url, { signal: probe.signal, credentials: http.cookies?.browser ? "include" : "same-origin" });
+    if (response.ok) return dropped;
+    const err = await errorOf(response);
+    // An expired token: retry (the next connection takes a fresh one).
+    if (err instanceof AuraError && err.code === "invalid_token" && http.tokens && (await http.tokens.refreshAfterRefusal(token))) return dropped;
+    return err;
+  } catch {
+    return dropped;
+  } finally {
+    probe.abort();
   }
 }
 

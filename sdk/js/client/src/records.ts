@@ -7,7 +7,14 @@ import { LiveQuery } from "./live.js";
 /** Every record has these. */
 export type RecordBase = { id: string; created: string; updated: string };
 
-export type ListOptions = {
+type AnyRecord = RecordBase & Record<string, unknown>;
+
+/** The relations of `T` that `expand` can name: those of its `expand` type (any name for untyped records). */
+type Relations<T> = "expand" extends keyof T ? (unknown extends T["expand" & keyof T] ? string : keyof NonNullable<T["expand" & keyof T]> & string) : never;
+/** A path to expand: a relation, or a relation's relations (`owner.team`). */
+export type ExpandPath<T> = string extends Relations<T> ? string : Relations<T> | `${Relations<T>}.${string}`;
+
+export type ListOptions<T = AnyRecord> = {
   /** An expression in the filter language; build it with `f` when it holds values. */
   filter?: string;
   /** `-created,title`: `-` for descending. */
@@ -15,7 +22,7 @@ export type ListOptions = {
   page?: number;
   perPage?: number;
   /** Relations to expand, as paths (`["owner", "owner.team"]`). */
-  expand?: string[];
+  expand?: ExpandPath<T>[];
   /** Fields to return (`["id", "title"]`). */
   fields?: string[];
   /** Do not count (faster; `totalItems` and `totalPages` are -1). */
@@ -26,23 +33,31 @@ export type Page<T> = { items: T[]; page: number; perPage: number; totalItems: n
 
 type ServerKeys = "id" | "created" | "updated" | "expand";
 
+declare const fileKey: unique symbol;
+/** The key of an object in a file field's bucket: what `aura types` writes for file fields. */
+export type FileKey = string & { readonly [fileKey]?: "file" };
+
+/** A field's value as written: file fields also take files (`F`), which go up with the record. */
+type Input<V, F> = V extends readonly (infer U)[] ? (typeof fileKey extends keyof U ? readonly (U | F)[] : V) : typeof fileKey extends keyof V ? V | F : V;
+
 /**
  * What a create sets: the required fields (those that cannot be null), and
- * any others, and optionally `id`.
+ * any others, and optionally `id`. File fields take a `Blob` (a `File`):
+ * the record and its files go in one request.
  */
-export type Creatable<T> = { [K in keyof T as K extends ServerKeys ? never : null extends T[K] ? never : K]: T[K] } & {
-  [K in keyof T as K extends ServerKeys ? never : null extends T[K] ? K : never]?: T[K];
+export type Creatable<T, F = Blob> = { [K in keyof T as K extends ServerKeys ? never : null extends T[K] ? never : K]: Input<T[K], F> } & {
+  [K in keyof T as K extends ServerKeys ? never : null extends T[K] ? K : never]?: Input<T[K], F>;
 } & { id?: string };
 
 /** What an update says: fields, and `field+` / `field-` to add to or take from numbers and lists. */
-export type Changes<T> = { [K in keyof T as K extends ServerKeys ? never : K]?: T[K] } & {
-  [K in keyof T & string as K extends ServerKeys ? never : NonNullable<T[K]> extends number | readonly unknown[] ? `${K}+` | `${K}-` : never]?: NonNullable<T[K]> extends readonly (infer U)[] ? U | U[] : number;
+export type Changes<T, F = Blob> = { [K in keyof T as K extends ServerKeys ? never : K]?: Input<T[K], F> } & {
+  [K in keyof T & string as K extends ServerKeys ? never : NonNullable<T[K]> extends number | readonly unknown[] ? `${K}+` | `${K}-` : never]?: NonNullable<T[K]> extends readonly (infer U)[] ? Input<U, F> | readonly Input<U, F>[] : number;
 };
 
 /** One change of a record, as realtime delivers it. */
 export type RecordEvent<T> = { action: "create" | "update" | "delete"; collection: string; record: T; id: string | null };
 
-export class Records<T extends RecordBase = RecordBase & Record<string, unknown>> {
+export class Records<T extends RecordBase = AnyRecord> {
   private readonly base: string;
 
   constructor(
@@ -53,12 +68,12 @@ export class Records<T extends RecordBase = RecordBase & Record<string, unknown>
     this.base = `/api/collections/${segment(collection)}/records`;
   }
 
-  list(options: ListOptions = {}): Promise<Page<T>> {
+  list(options: ListOptions<T> = {}): Promise<Page<T>> {
     return this.http.json("GET", this.base, { query: query(options) });
   }
 
   /** Every matching record, fetched page by page with cursors. */
-  async *iterate(options: Omit<ListOptions, "page" | "skipTotal"> = {}): AsyncGenerator<T> {
+  async *iterate(options: Omit<ListOptions<T>, "page" | "skipTotal"> = {}): AsyncGenerator<T> {
     let cursor = "";
     for (;;) {
       const page = await this.http.json<{ items: T[]; nextCursor: string | null }>("GET", this.base, {
@@ -70,17 +85,18 @@ export class Records<T extends RecordBase = RecordBase & Record<string, unknown>
     }
   }
 
-  get(id: string, options: Pick<ListOptions, "expand" | "fields"> = {}): Promise<T> {
+  get(id: string, options: Pick<ListOptions<T>, "expand" | "fields"> = {}): Promise<T> {
     return this.http.json("GET", `${this.base}/${segment(id)}`, { query: query(options) });
   }
 
-  create(data: Creatable<T>, options: Pick<ListOptions, "expand"> = {}): Promise<T> {
-    return this.http.json("POST", this.base, { body: data, query: query(options) });
+  /** Creates a record; with files in file fields, it and they go up in one request. */
+  create(data: Creatable<T>, options: Pick<ListOptions<T>, "expand"> = {}): Promise<T> {
+    return this.http.json("POST", this.base, { body: formOf(data) ?? data, query: query(options) });
   }
 
-  /** Changes some fields; `{"count+": 1}` adds to a number, `{"tags-": ["x"]}` removes from a list. */
-  update(id: string, changes: Changes<T>, options: Pick<ListOptions, "expand"> = {}): Promise<T> {
-    return this.http.json("PATCH", `${this.base}/${segment(id)}`, { body: changes, query: query(options) });
+  /** Changes some fields; `{"count+": 1}` adds to a number, `{"tags-": ["x"]}` removes from a list, `{"photos+": file}` adds a file. */
+  update(id: string, changes: Changes<T>, options: Pick<ListOptions<T>, "expand"> = {}): Promise<T> {
+    return this.http.json("PATCH", `${this.base}/${segment(id)}`, { body: formOf(changes) ?? changes, query: query(options) });
   }
 
   delete(id: string): Promise<void> {
@@ -88,7 +104,7 @@ export class Records<T extends RecordBase = RecordBase & Record<string, unknown>
   }
 
   /** A list of the matching records that stays current (`close()` it). */
-  live(options: Omit<ListOptions, "page" | "fields"> = {}): LiveQuery<T> {
+  live(options: Omit<ListOptions<T>, "page" | "fields"> = {}): LiveQuery<T> {
     return new LiveQuery(this, options);
   }
 
@@ -115,7 +131,7 @@ export class Records<T extends RecordBase = RecordBase & Record<string, unknown>
   }
 }
 
-function query(options: ListOptions) {
+function query(options: ListOptions<any>) {
   return {
     filter: options.filter || undefined,
     sort: options.sort || undefined,
@@ -125,4 +141,26 @@ function query(options: ListOptions) {
     fields: options.fields?.length ? options.fields.join(",") : undefined,
     skipTotal: options.skipTotal ? 1 : undefined,
   };
+}
+
+const isFile = (value: unknown): value is Blob => typeof Blob !== "undefined" && value instanceof Blob;
+
+/**
+ * A body with files as `multipart/form-data` (null without files): a file
+ * per part, lists of files a part per item, other values as text (JSON for
+ * all but strings), which the server reads by each field's type.
+ */
+function formOf(data: object): FormData | null {
+  const entries = Object.entries(data).filter(([, value]) => value !== undefined);
+  if (!entries.some(([, value]) => isFile(value) || (Array.isArray(value) && value.some(isFile)))) return null;
+  const form = new FormData();
+  const append = (name: string, value: unknown) => {
+    if (isFile(value)) form.append(name, value, (value as File).name || "file");
+    else form.append(name, value === null ? "" : typeof value === "string" ? value : JSON.stringify(value));
+  };
+  for (const [name, value] of entries) {
+    if (Array.isArray(value) && value.some(isFile)) value.forEach((item) => append(name, item));
+    else append(name, value);
+  }
+  return form;
 }

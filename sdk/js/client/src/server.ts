@@ -10,7 +10,8 @@ import { memoryStore, type AuthUser } from "./store.js";
 import { assemble, type AuraClient, type AnySchema } from "./index.js";
 import type { RecordBase } from "./records.js";
 
-export type CookieOptions = { maxAge: number; path: string; httpOnly: boolean; sameSite: "lax"; secure: boolean };
+/** How to set a cookie; no `maxAge` means a cookie of the browser session. */
+export type CookieOptions = { maxAge?: number; path: string; httpOnly: boolean; sameSite: "lax"; secure: boolean };
 
 /** The app's cookies, as frameworks offer them (`cookies()` in Next.js). */
 export interface CookieAdapter {
@@ -43,8 +44,7 @@ export function cookieJar(adapter: CookieAdapter, env = "default"): CookieJar {
   };
   return {
     header(path) {
-      const local = path.replace(/^\/env\/[^/]+/, "") || "/";
-      const sent = live().filter(([, c]) => c.path === "/" || local === c.path || local.startsWith(`${c.path}/`));
+      const sent = live().filter(([, c]) => c.path === "/" || path === c.path || path.startsWith(`${c.path}/`));
       return sent.length ? sent.map(([n, c]) => `${n}=${c.value}`).join("; ") : undefined;
     },
     csrf() {
@@ -60,11 +60,11 @@ export function cookieJar(adapter: CookieAdapter, env = "default"): CookieJar {
         if (!ours.has(cookie)) continue;
         const value = pair.slice(at + 1);
         const attribute = (key: string) => attributes.find((a) => a.toLowerCase().startsWith(`${key}=`))?.slice(key.length + 1);
-        const maxAge = Number(attribute("max-age") ?? 0);
-        const path = attribute("path") ?? "/";
-        kept.set(cookie, { value, path: path.replace(/^\/env\/[^/]+/, "") || "/", expires: maxAge > 0 ? Date.now() + maxAge * 1000 : 0 });
-        save(cookie, maxAge > 0 ? value : "", {
-          maxAge: Math.max(maxAge, 0),
+        const expires = expiry(attribute("max-age"), attribute("expires"));
+        const gone = expires <= Date.now();
+        kept.set(cookie, { value, path: apiPath(attribute("path") ?? "/"), expires });
+        save(cookie, gone ? "" : value, {
+          maxAge: gone ? 0 : expires === Infinity ? undefined : Math.round((expires - Date.now()) / 1000),
           path: "/",
           httpOnly: cookie !== CSRF,
           sameSite: "lax",
@@ -73,6 +73,23 @@ export function cookieJar(adapter: CookieAdapter, env = "default"): CookieJar {
       }
     },
   };
+}
+
+/** When a `Set-Cookie` lapses: `Max-Age` wins over `Expires`; neither is the browser session (never, here). */
+function expiry(maxAge: string | undefined, expires: string | undefined): number {
+  if (maxAge !== undefined && /^-?\d+$/.test(maxAge.trim())) return Number(maxAge) > 0 ? Date.now() + Number(maxAge) * 1000 : 0;
+  if (expires !== undefined) return Date.parse(expires) || 0;
+  return Infinity;
+}
+
+/**
+ * A cookie's path as a path of Aura's API: what comes before `/api/` (an
+ * environment's `/env/NAME`, a prefix Aura is served under) is not part of
+ * the paths the client asks for.
+ */
+function apiPath(path: string): string {
+  const at = path.indexOf("/api/");
+  return at >= 0 ? path.slice(at) : path.endsWith("/api") ? "/api" : "/";
 }
 
 export type ServerClient<S extends { [K in keyof S]: RecordBase }> = AuraClient<S> & {

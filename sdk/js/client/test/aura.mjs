@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { createServer, connect } from "node:net";
 
 const root = resolve(import.meta.dirname, "../../../..");
 const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
@@ -56,4 +57,52 @@ export function countingFetch() {
     return fetch(input, init);
   };
   return { fetch: counted, count: (path) => counts.get(path) ?? 0 };
+}
+
+/**
+ * A TCP proxy in front of `url` whose connections the test can cut:
+ * `cut()` drops them, `accepting` refuses new ones while false, and `sent`
+ * holds what clients sent, chunk by chunk (request heads come as chunks of
+ * their own).
+ */
+export async function cuttableProxy(url) {
+  const target = new URL(url);
+  const sockets = new Set();
+  const sent = [];
+  const proxy = {
+    accepting: true,
+    sent,
+    cut() {
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
+    },
+    close() {
+      proxy.cut();
+      return new Promise((ok) => server.close(ok));
+    },
+  };
+  const server = createServer((client) => {
+    if (!proxy.accepting) return client.destroy();
+    client.on("data", (chunk) => sent.push(chunk.toString("latin1")));
+    const upstream = connect(Number(target.port), target.hostname);
+    sockets.add(client).add(upstream);
+    client.pipe(upstream).pipe(client);
+    const drop = () => { client.destroy(); upstream.destroy(); };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  // A test that fails before closing it must not keep the process alive.
+  server.unref();
+  proxy.url = `http://127.0.0.1:${server.address().port}`;
+  return proxy;
+}
+
+/** Waits until `check()` holds (polling), or fails naming `what`. */
+export async function until(check, what, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

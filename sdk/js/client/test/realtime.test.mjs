@@ -2,9 +2,8 @@
 // lost when the connection drops (through a proxy the test cuts).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, connect } from "node:net";
 import { createClient, memoryStore } from "../dist/index.js";
-import { startAura, countingFetch } from "./aura.mjs";
+import { startAura, countingFetch, cuttableProxy, until } from "./aura.mjs";
 
 let aura;
 before(async () => {
@@ -14,14 +13,6 @@ before(async () => {
 after(() => aura.stop());
 
 /** Waits until `check()` holds. */
-async function until(check, what) {
-  for (let i = 0; i < 200; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 test("record changes arrive in order, with the filter applied", async () => {
   const client = createClient(aura.url);
   const seen = [];
@@ -38,25 +29,8 @@ test("record changes arrive in order, with the filter applied", async () => {
 
 test("events published while the connection is down arrive after it resumes, in order", async () => {
   // A proxy in front of the server whose connections the test can cut.
-  const target = new URL(aura.url);
-  const sockets = new Set();
-  let accepting = true;
-  const resumedFrom = [];
-  const proxy = createServer((client) => {
-    if (!accepting) return client.destroy();
-    client.once("data", (head) => {
-      const id = head.toString("latin1").match(/^last-event-id: *(\S+)/im);
-      if (id) resumedFrom.push(id[1]);
-    });
-    const upstream = connect(Number(target.port), target.hostname);
-    sockets.add(client).add(upstream);
-    client.pipe(upstream).pipe(client);
-    const drop = () => { client.destroy(); upstream.destroy(); };
-    client.on("error", drop).on("close", drop);
-    upstream.on("error", drop).on("close", drop);
-  });
-  await new Promise((ok) => proxy.listen(0, "127.0.0.1", ok));
-  const client = createClient(`http://127.0.0.1:${proxy.address().port}`, { store: memoryStore() });
+  const proxy = await cuttableProxy(aura.url);
+  const client = createClient(proxy.url, { store: memoryStore() });
   await client.auth.signUp({ email: "listener@example.com", password: "correct horse battery" });
   await aura.admin("PUT", "/api/admin/realtime/rules/" + encodeURIComponent("room.>"), { subscribeRule: "", publishRule: "" });
 
@@ -71,19 +45,18 @@ test("events published while the connection is down arrive after it resumes, in 
   await until(() => got.length === 1, "the first event");
 
   // Cut, and keep the way closed while five events go out.
-  accepting = false;
-  for (const socket of sockets) socket.destroy();
-  sockets.clear();
+  proxy.accepting = false;
+  proxy.cut();
   for (let n = 2; n <= 6; n++) await aura.admin("POST", "/api/realtime/channels/room.a", { n });
-  accepting = true;
+  proxy.accepting = true;
   await until(() => opens === 2, "the reconnection");
+  const resumedFrom = proxy.sent.filter((head) => /^last-event-id: *\S+/im.test(head));
   assert.equal(resumedFrom.length, 1, "the reconnection said where it stopped");
   await aura.admin("POST", "/api/realtime/channels/room.a", { n: 7 });
   await until(() => got.length === 7, "every event");
   assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7]);
   sub.close();
-  for (const socket of sockets) socket.destroy();
-  await new Promise((ok) => proxy.close(ok));
+  await proxy.close();
 });
 
 test("a live query stays current, in sort order, through the filter", async () => {
@@ -175,4 +148,22 @@ test("a subscription that joins an open connection on the same channels is ready
   await until(() => [first, second].every((q) => q.current.items.some((r) => r.id === made.id)), "the change in both");
   first.close();
   second.close();
+});
+
+test("streams reconnect as the new user when the user signs out", async () => {
+  await aura.admin("PUT", "/api/admin/realtime/rules/" + encodeURIComponent("members.>"), { subscribeRule: "@request.auth.id != ''", publishRule: "" });
+  const client = createClient(aura.url, { store: memoryStore() });
+  await client.auth.signUp({ email: "leaver@example.com", password: "correct horse battery" });
+  const got = [];
+  const errors = [];
+  const sub = client.realtime.subscribe(["members.>"], { onMessage: (e) => got.push(e.data.data.n), onError: (err) => errors.push(err) });
+  await sub.ready;
+  await aura.admin("POST", "/api/realtime/channels/members.a", { n: 1 });
+  await until(() => got.length === 1, "the member's event");
+  await client.auth.signOut();
+  await until(() => errors.some((err) => err.status === 403), "the refusal of the signed-out stream");
+  await aura.admin("POST", "/api/realtime/channels/members.a", { n: 2 });
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(got, [1], "nothing reaches a signed-out client");
+  sub.close();
 });

@@ -109,3 +109,68 @@ test("f writes numbers as the filter language reads them, and refuses quoted pla
   assert.throws(() => f`title = '${"x"}'`, TypeError);
   assert.throws(() => f`title = "${"x"}"`, TypeError);
 });
+
+test("a record and its files go up in one request, and a refused one leaves no file", async () => {
+  const made = await aura.admin("POST", "/api/admin/storage/buckets", { name: "attachments", viewRule: "", createRule: "@request.auth.id != ''" });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  const collection = await aura.admin("POST", "/api/collections", {
+    name: "reports",
+    fields: [
+      { name: "title", type: "text", required: true, max: 20 },
+      { name: "pages", type: "number" },
+      { name: "meta", type: "json" },
+      { name: "file", type: "file", bucket: "attachments" },
+      { name: "pictures", type: "file", bucket: "attachments", multiple: true },
+    ],
+    listRule: "", viewRule: "", createRule: "@request.auth.id != ''", updateRule: "@request.auth.id != ''",
+  });
+  assert.equal(collection.status, 201, JSON.stringify(collection.body));
+  const reports = ada.records("reports");
+  const file = new File(["the report"], "report.txt", { type: "text/plain" });
+  const report = await reports.create({ title: "Q3", pages: 12, meta: { tags: ["a"] }, file, pictures: [new Blob(["1"]), new Blob(["2"])] });
+  assert.equal(report.pages, 12);
+  assert.deepEqual(report.meta, { tags: ["a"] });
+  assert.match(report.file, /^reports\/[a-z0-9]+\/report\.txt$/);
+  assert.equal(report.pictures.length, 2);
+  assert.equal(await (await ada.storage.bucket("attachments").download(report.file)).text(), "the report");
+
+  const more = await reports.update(report.id, { "pictures+": new File(["3"], "three.png"), pages: null });
+  assert.equal(more.pictures.length, 3);
+  assert.equal(more.pages, null);
+  // Keeping some keys and adding a file in one list.
+  const kept = await reports.update(report.id, { pictures: [more.pictures[0], new Blob(["4"])] });
+  assert.equal(kept.pictures[0], more.pictures[0]);
+  assert.equal(kept.pictures.length, 2);
+
+  const before = (await aura.admin("GET", "/api/storage/attachments")).body.objects.length;
+  await assert.rejects(
+    reports.create({ title: "a title longer than twenty characters", file: new Blob(["x"]) }),
+    (err) => err instanceof AuraError && err.code === "validation_failed" && "title" in err.details.fields,
+  );
+  await assert.rejects(
+    createClient(aura.url).records("reports").create({ title: "anonymous", file: new Blob(["x"]) }),
+    (err) => err instanceof AuraError && err.status === 403,
+  );
+  assert.equal((await aura.admin("GET", "/api/storage/attachments")).body.objects.length, before, "no file is left behind");
+});
+
+test("a batch writes all its records or none", async () => {
+  const me = (await ada.auth.user()).id;
+  const [first, second, gone] = await ada
+    .batch()
+    .records("notes").create({ title: "batch one", owner: me })
+    .records("notes").create({ id: "batchtwobatchtw", title: "batch two", owner: me })
+    .records("notes").update("batchtwobatchtw", { "views+": 5 })
+    .send();
+  assert.equal(first.title, "batch one");
+  assert.equal(second.title, "batch two");
+  assert.equal(gone.views, 5);
+
+  const bobId = (await bob.auth.user()).id;
+  const batch = ada.batch().records("notes").create({ title: "never", owner: me }).records("notes").create({ title: "as bob", owner: bobId });
+  assert.equal(batch.size, 2);
+  await assert.rejects(batch.send(), (err) => err instanceof AuraError && err.code === "forbidden" && err.details.index === 1);
+  assert.equal((await ada.records("notes").list({ filter: f`title = ${"never"}` })).totalItems, 0);
+  const [deleted] = await ada.batch().records("notes").delete("batchtwobatchtw").send();
+  assert.equal(deleted, null);
+});

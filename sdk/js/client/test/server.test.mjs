@@ -4,6 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServerClient } from "../dist/server.js";
+import { createServer, request } from "node:http";
 import { startAura, countingFetch } from "./aura.mjs";
 
 let aura;
@@ -22,7 +23,7 @@ function appCookies() {
     jar,
     adapter: {
       getAll: () => [...jar].map(([name, value]) => ({ name, value })),
-      set: (name, value, options) => (options.maxAge > 0 ? jar.set(name, value) : jar.delete(name)),
+      set: (name, value, options) => (options.maxAge === 0 ? jar.delete(name) : jar.set(name, value)),
     },
   };
 }
@@ -74,11 +75,56 @@ test("the cookie jar takes only its environment's cookies, by their exact names"
   const staging = cookieJar({ getAll: () => cookies, set: () => {} }, "staging");
   assert.equal(staging.csrf(), "staging-csrf");
   assert.equal(staging.needsRefresh(), true, "its own access cookie is missing");
-  assert.equal(staging.header("/env/staging/api/auth/refresh"), "aura_refresh.staging=staging-refresh; aura_csrf.staging=staging-csrf");
-  assert.equal(staging.header("/env/staging/api/collections"), "aura_csrf.staging=staging-csrf");
+  assert.equal(staging.header("/api/auth/refresh"), "aura_refresh.staging=staging-refresh; aura_csrf.staging=staging-csrf");
+  assert.equal(staging.header("/api/collections"), "aura_csrf.staging=staging-csrf");
   const plain = cookieJar({ getAll: () => cookies, set: () => {} });
   assert.equal(plain.csrf(), "default-csrf");
   assert.equal(plain.needsRefresh(), false);
   // Without a way to save new cookies, no refresh burns the refresh token.
   assert.equal(cookieJar({ getAll: () => cookies }, "staging").needsRefresh(), false);
+});
+
+test("Set-Cookie lifetimes: Max-Age wins, Expires counts without it, and paths are read relative to the API", async () => {
+  const { cookieJar } = await import("../dist/server.js");
+  const saved = new Map();
+  const jar = cookieJar({ getAll: () => [], set: (name, value, options) => saved.set(name, { value, maxAge: options.maxAge }) });
+  const answer = (...cookies) => new Response(null, { headers: cookies.map((c) => ["set-cookie", c]) });
+  const later = new Date(Date.now() + 3600_000).toUTCString();
+  const earlier = new Date(Date.now() - 3600_000).toUTCString();
+  jar.receive(answer(`aura_access=a; Path=/; Expires=${later}; HttpOnly`, `aura_refresh=r; Path=/aura/api/auth; Max-Age=600; HttpOnly`, "aura_csrf=c; Path=/"));
+  assert.equal(jar.header("/api/auth/refresh"), "aura_access=a; aura_refresh=r; aura_csrf=c");
+  assert.equal(jar.header("/api/collections"), "aura_access=a; aura_csrf=c", "the refresh cookie stays on the auth routes");
+  assert.ok(saved.get("aura_access").maxAge > 3500, "an Expires cookie is kept until then");
+  assert.equal(saved.get("aura_csrf").maxAge, undefined, "a session cookie stays one");
+  jar.receive(answer(`aura_access=a; Path=/; Expires=${earlier}`, `aura_refresh=r; Path=/api/auth; Max-Age=0; Expires=${later}`));
+  assert.equal(jar.header("/api/auth/refresh"), "aura_csrf=c");
+  assert.equal(saved.get("aura_access").maxAge, 0);
+  assert.equal(saved.get("aura_refresh").maxAge, 0);
+});
+
+test("a server client of Aura served under a path prefix refreshes with its cookies", async () => {
+  // An app's reverse proxy: /aura/... goes to Aura without the prefix.
+  const target = new URL(aura.url);
+  const proxy = createServer((incoming, outgoing) => {
+    const forwarded = request(
+      { host: target.hostname, port: target.port, method: incoming.method, path: incoming.url.replace(/^\/aura/, ""), headers: incoming.headers },
+      (answer) => {
+        outgoing.writeHead(answer.statusCode, answer.headers);
+        answer.pipe(outgoing);
+      },
+    );
+    incoming.pipe(forwarded);
+  });
+  await new Promise((ok) => proxy.listen(0, "127.0.0.1", ok));
+  const base = `http://127.0.0.1:${proxy.address().port}/aura`;
+  const { jar, adapter } = appCookies();
+  await createServerClient(base, { cookies: adapter }).auth.signUp({ email: "prefix@example.com", password: "correct horse battery" });
+  jar.delete("aura_access");
+  const counting = countingFetch();
+  const later = createServerClient(base, { cookies: adapter, fetch: counting.fetch });
+  assert.equal((await later.getUser()).email, "prefix@example.com");
+  assert.equal(counting.count("/aura/api/auth/refresh"), 1);
+  await later.auth.signOut();
+  assert.equal(jar.has("aura_refresh"), false);
+  await new Promise((ok) => proxy.close(ok));
 });

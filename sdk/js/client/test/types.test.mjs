@@ -17,6 +17,7 @@ before(async () => {
     name: "projects",
     fields: [{ name: "name", type: "text", required: true }],
   });
+  await aura.admin("POST", "/api/admin/storage/buckets", { name: "files" });
   await aura.admin("POST", "/api/collections", {
     name: "todo_items",
     fields: [
@@ -26,6 +27,8 @@ before(async () => {
       { name: "tags", type: "array", items: "text" },
       { name: "meta", type: "json" },
       { name: "project", type: "relation", collection: "projects" },
+      { name: "attachment", type: "file", bucket: "files" },
+      { name: "photos", type: "file", bucket: "files", multiple: true },
     ],
   });
 });
@@ -44,14 +47,19 @@ interface Mine { notes: TodoItemsRecord }
 export const mine = () => createClient<Mine>("http://x").records("notes").list();
 
 export async function fine(): Promise<string> {
-  const page = await aura.records("todo_items").list({ expand: ["project"] });
+  const page = await aura.records("todo_items").list({ expand: ["project", "project.lead"] });
   const todo: TodoItemsRecord = page.items[0];
   const level: "low" | "high" = todo.level;
   const views: number | null = todo.views;
   const project: string | undefined = todo.expand?.project?.name;
   await aura.records("todo_items").create({ title: "x", level: "low", tags: ["a"] });
   await aura.records("todo_items").update(todo.id, { "views+": 1, "tags-": "a" });
-  return level + views + project + todo.created;
+  // File fields hold keys, and take files on the way in.
+  const key: string | null = todo.attachment;
+  await aura.records("todo_items").create({ title: "x", level: "low", attachment: new Blob(["a"]), photos: [new Blob(["p"]), "kept/key.png"] });
+  await aura.records("todo_items").update(todo.id, { attachment: null, "photos+": new Blob(["q"]) });
+  const results = await aura.batch().records("todo_items").create({ title: "y", level: "high" }).records("projects").create({ name: "p" }).send();
+  return level + views + project + todo.created + key + results.length;
 }
 
 export async function mistakes() {
@@ -70,6 +78,14 @@ export async function mistakes() {
   await aura.records("todo_items").create({ level: "low" });
   // @ts-expect-error: text cannot be added to
   await aura.records("todo_items").update(todo.id, { "title+": 3 });
+  // @ts-expect-error: a text field takes no file
+  await aura.records("todo_items").create({ title: new Blob(["x"]), level: "low" });
+  // @ts-expect-error: a batch is JSON: no files
+  aura.batch().records("todo_items").create({ title: "x", level: "low", attachment: new Blob(["a"]) });
+  // @ts-expect-error: no such relation to expand
+  await aura.records("todo_items").list({ expand: ["projekt"] });
+  // @ts-expect-error: a collection without relations expands nothing
+  await aura.records("projects").get("id", { expand: ["owner"] });
   // @ts-expect-error: relations expand to their records
   const wrong: number = todo.expand!.project!.name;
   return wrong;
@@ -106,5 +122,5 @@ test("aura types output compiles, and wrong names and types fail to", () => {
       return err.stdout;
     }
   })();
-  assert.equal((failed.match(/error TS/g) ?? []).length, 8, failed);
+  assert.equal((failed.match(/error TS/g) ?? []).length, 12, failed);
 });

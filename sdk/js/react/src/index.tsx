@@ -56,7 +56,7 @@ const LOADING: LiveState<any> = { items: [], loading: true, error: null };
  */
 export function useRecords<T extends RecordBase = RecordBase & Record<string, unknown>>(
   collection: string,
-  options: Omit<ListOptions, "page" | "fields"> = {},
+  options: Omit<ListOptions<T>, "page" | "fields"> = {},
 ): LiveState<T> & { refetch: () => Promise<void> } {
   const client = useAura();
   const key = JSON.stringify([collection, options]);
