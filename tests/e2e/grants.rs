@@ -19,8 +19,12 @@ async fn fetch(aura: &Aura, url: &str) -> (u16, String, String) {
     (status, response.text().await.unwrap(), id)
 }
 
+/// Runtimes import `wasi:http/outgoing-handler` and `wasi:sockets` whether
+/// or not the code uses them: such components deploy without grants, and
+/// each call is refused, with the grant that would allow it in the log.
 #[tokio::test]
-async fn an_ungranted_import_is_refused_with_the_grant_named() {
+async fn ungranted_network_and_sockets_deploy_and_are_refused_at_each_call() {
+    let upstream = Upstream::start().await;
     let aura = Aura::start();
     let (status, body) = aura
         .deploy_bytes(
@@ -29,37 +33,39 @@ async fn an_ungranted_import_is_refused_with_the_grant_named() {
             json!({}),
         )
         .await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["code"], "missing_grant");
-    let missing = &body["error"]["details"]["missing_grants"][0];
-    assert_eq!(missing["grant"], "network");
+    assert_eq!(status, 201, "{body}");
+    let (status, _, id) = fetch(&aura, &format!("http://127.0.0.1:{}/hello", upstream.port)).await;
+    assert_eq!(status, 502);
+    let record = aura.invocation_log("fetch-proxy", &id).await;
+    let stderr = record["stderr"].as_str().unwrap();
     assert!(
-        missing["interface"]
-            .as_str()
-            .unwrap()
-            .starts_with("wasi:http/outgoing-handler@0.2"),
-        "{body}"
+        stderr.contains("is not in the function's network grants"),
+        "{stderr}"
     );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("needs the `network` grant"),
-        "{body}"
-    );
+    assert_eq!(upstream.hits(), 0, "nothing went out");
 
     let (status, body) = aura
         .deploy_bytes("sockets", crate::support::wasm("sockets"), json!({}))
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (400, json!("missing_grant")),
-        "{body}"
+    assert_eq!(status, 201, "{body}");
+    let response = aura
+        .http
+        .get(aura.at(&format!("/fn/sockets?addr=127.0.0.1:{}", upstream.port)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let id = response.headers()["x-aura-invocation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let record = aura.invocation_log("sockets", &id).await;
+    let stderr = record["stderr"].as_str().unwrap();
+    assert!(
+        stderr.contains("raw sockets are not granted") && stderr.contains("sockets = true"),
+        "{stderr}"
     );
-    assert_eq!(
-        body["error"]["details"]["missing_grants"][0]["grant"],
-        "sockets"
-    );
+    assert_eq!(upstream.hits(), 0, "no connection was made");
 }
 
 #[tokio::test]

@@ -19,8 +19,10 @@ async fn hello_answers_and_every_response_has_an_invocation_id() {
     assert!(response.headers().contains_key("x-aura-invocation-id"));
     assert_eq!(response.text().await.unwrap(), "Hello from Aura!\n");
 
-    let response = aura.http.get(aura.at("/fn/hello")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
+    for path in ["/fn/hello", "/fn/hello/"] {
+        let response = aura.http.get(aura.at(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
 
     let response = aura.http.get(aura.at("/fn/nobody/x")).send().await.unwrap();
     assert!(response.headers().contains_key("x-aura-invocation-id"));

@@ -97,6 +97,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/fn/{name}", any(invoke::invoke))
+        .route("/fn/{name}/", any(invoke::invoke))
         .route("/fn/{name}/{*path}", any(invoke::invoke))
         .route("/api/invocations/{id}", get(invoke::status))
         .route("/api/realtime", get(realtime::subscribe))

@@ -5,6 +5,13 @@
 //! interfaces it provides and adds their host implementation. Deploy refuses a
 //! component that imports anything no capability provides, listing every such
 //! import by name, so an author sees the whole problem at once.
+//!
+//! The standard WASI imports that language runtimes pull in whether or not
+//! the code uses them (`wasi:sockets/*`, `wasi:http/outgoing-handler`) are
+//! always linked; without a `network` or `sockets` grant their calls are
+//! refused at run time, with a note in the function's log saying which
+//! grant would allow them. `aura:platform` interfaces need their grants at
+//! deploy.
 
 use super::InvalidComponent;
 use super::links::ForeignImport;
@@ -17,12 +24,8 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 /// The grant a capability's interfaces need before a component may import them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Requirement {
-    /// Always available.
+    /// Always available (network and sockets are checked per call).
     Nothing,
-    /// `[grants] network` must list at least one host.
-    Network,
-    /// `[grants] sockets = true`.
-    Sockets,
     /// `[grants] events` must list at least one channel pattern.
     Events,
     /// `[grants] collections` must name at least one collection.
@@ -48,8 +51,9 @@ struct Capability {
 
 type AddToLinker = fn(&mut Linker<InvocationState>) -> wasmtime::Result<()>;
 
-/// Everything a function can import. Deploy refuses imports whose grant is
-/// missing, so an ungranted interface is never linked into a function.
+/// Everything a function can import. Deploy refuses `aura:platform` imports
+/// whose grant is missing, so an ungranted platform interface is never
+/// linked into a function.
 const CAPABILITIES: &[Capability] = &[
     Capability {
         interfaces: &[
@@ -87,7 +91,7 @@ const CAPABILITIES: &[Capability] = &[
             "wasi:sockets/udp-create-socket",
             "wasi:sockets/ip-name-lookup",
         ],
-        requires: Requirement::Sockets,
+        requires: Requirement::Nothing,
         add_to_linker: None,
     },
     Capability {
@@ -99,7 +103,7 @@ const CAPABILITIES: &[Capability] = &[
     },
     Capability {
         interfaces: &["wasi:http/outgoing-handler"],
-        requires: Requirement::Network,
+        requires: Requirement::Nothing,
         add_to_linker: None,
     },
     Capability {
@@ -160,7 +164,7 @@ pub(super) fn check_format(wasm: &[u8]) -> Result<(), InvalidComponent> {
 /// An import the component's grants do not allow.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MissingGrant {
-    /// The grant that would allow it (`network`, `sockets`).
+    /// The grant that would allow it (`collections`, `secrets`…).
     pub grant: &'static str,
     /// The imported interface.
     pub interface: String,
@@ -194,7 +198,7 @@ pub(super) fn pre_link(
             code: "missing_grant",
             message: format!(
                 "the component imports interfaces its grants do not allow: {} (add them under [grants] in aura.toml, \
-                 e.g. network = [\"api.example.com:443\"], sockets = true, events = [\"chat.*\"] or collections = {{ todos = \"read-write\" }})",
+                 e.g. events = [\"chat.*\"], secrets = [\"API_KEY\"] or collections = {{ todos = \"read-write\" }})",
                 list.join("; ")
             ),
             unknown_imports: Vec::new(),
@@ -247,16 +251,12 @@ fn requirement(import: &str) -> Option<Requirement> {
 fn unmet(requirement: Requirement, grants: &Grants) -> Option<&'static str> {
     match requirement {
         Requirement::Nothing => None,
-        Requirement::Network if grants.network.is_empty() => Some("network"),
-        Requirement::Sockets if !grants.sockets => Some("sockets"),
         Requirement::Events if grants.events.is_empty() => Some("events"),
         Requirement::Collections if grants.collections.is_empty() => Some("collections"),
         Requirement::Auth if grants.auth.is_none() => Some("auth"),
         Requirement::Buckets if grants.buckets.is_empty() => Some("buckets"),
         Requirement::Secrets if grants.secrets.is_empty() => Some("secrets"),
-        Requirement::Network
-        | Requirement::Sockets
-        | Requirement::Events
+        Requirement::Events
         | Requirement::Collections
         | Requirement::Auth
         | Requirement::Buckets
@@ -283,19 +283,16 @@ mod tests {
     }
 
     #[test]
-    fn network_and_sockets_need_their_grants() {
+    fn network_and_sockets_are_linked_and_platform_interfaces_need_grants() {
         let none = Grants::default();
-        let granted = Grants {
-            network: vec!["api.example.com:443".into()],
-            sockets: true,
-            ..Grants::default()
-        };
-        let outgoing = requirement("wasi:http/outgoing-handler@0.2.12").unwrap();
-        let tcp = requirement("wasi:sockets/tcp@0.2.12").unwrap();
-        assert_eq!(unmet(outgoing, &none), Some("network"));
-        assert_eq!(unmet(tcp, &none), Some("sockets"));
-        assert_eq!(unmet(outgoing, &granted), None);
-        assert_eq!(unmet(tcp, &granted), None);
+        for import in [
+            "wasi:http/outgoing-handler@0.2.12",
+            "wasi:sockets/tcp@0.2.12",
+        ] {
+            assert_eq!(requirement(import), Some(Requirement::Nothing), "{import}");
+        }
+        let db = requirement("aura:platform/db@0.1.0").unwrap();
+        assert_eq!(unmet(db, &none), Some("collections"));
     }
 
     #[test]

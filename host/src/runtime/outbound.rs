@@ -126,6 +126,9 @@ impl NetworkAccess {
     /// addresses), since the guest resolves names itself and a name pattern
     /// cannot vouch for the result.
     pub(super) fn socket_allowed(&self, addr: SocketAddr, usage: SocketAddrUse) -> bool {
+        if !self.sockets {
+            return false;
+        }
         match usage {
             SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
                 addr.ip().is_unspecified() && addr.port() == 0
@@ -138,6 +141,17 @@ impl NetworkAccess {
                 })
             }
             _ => false,
+        }
+    }
+
+    /// The log note for a refused socket address.
+    pub(super) fn socket_refusal(&self, addr: SocketAddr) -> String {
+        if self.sockets {
+            format!(
+                "[aura: socket refused: `{addr}` is not in the function's network grants; to allow it, add \"{addr}\" to `network` under [grants] in aura.toml]\n"
+            )
+        } else {
+            "[aura: socket refused: raw sockets are not granted; to allow them, set `sockets = true` and list the addresses in `network` under [grants] in aura.toml]\n".to_owned()
         }
     }
 

@@ -195,19 +195,22 @@ impl InvocationState {
         // No environment, arguments or preopened directories: the function
         // sees no host filesystem and only what the platform sets.
         let mut builder = WasiCtx::builder();
+        // Every socket address is checked, granted or not, so that a refusal
+        // says in the log what would allow it.
+        let (check, log) = (access.clone(), monitor.stderr.clone());
         builder
             .stdout(monitor.stdout.clone())
             .stderr(monitor.stderr.clone())
-            .allow_tcp(access.sockets())
-            .allow_udp(access.sockets())
-            .allow_ip_name_lookup(access.sockets());
-        if access.sockets() {
-            let access = access.clone();
-            builder.socket_addr_check(move |addr, usage| {
-                let allowed = access.socket_allowed(addr, usage);
+            .allow_tcp(true)
+            .allow_udp(true)
+            .allow_ip_name_lookup(access.sockets())
+            .socket_addr_check(move |addr, usage| {
+                let allowed = check.socket_allowed(addr, usage);
+                if !allowed {
+                    log.append(check.socket_refusal(addr).as_bytes());
+                }
                 Box::pin(async move { allowed })
             });
-        }
         let wasi = builder.build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
