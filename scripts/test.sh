@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs Aura's whole test suite from a fresh checkout: installs the wasm
 # target, builds the guest components (examples and test components), checks
-# formatting and lints, then runs the host's unit and end-to-end tests.
+# formatting and lints, builds the TypeScript examples with `aura build`,
+# runs the host's unit and end-to-end tests, then the dashboard's and the
+# JavaScript SDK's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +19,16 @@ echo "== formatting and lints"
 cargo fmt --all --check
 cargo clippy --locked -p aura --all-targets -- -D warnings
 cargo clippy --locked --release --target wasm32-wasip2 --workspace --exclude aura -- -D warnings
+
+echo "== TypeScript functions: the examples' pinned tools, aura build, declarations"
+cargo build --locked -p aura
+target_dir="${CARGO_TARGET_DIR:-target}"
+aura_bin="$(realpath "$target_dir")/debug/aura"
+(cd examples && npm ci --no-audit --no-fund --loglevel=error)
+for example in ts-hello ts-todo; do
+    (cd "examples/$example" && "$aura_bin" build && ../node_modules/.bin/tsc --noEmit -p .)
+done
+node scripts/platform-types.mjs
 
 echo "== tests"
 cargo test --locked -p aura
@@ -34,8 +46,6 @@ if [ -n "$(git status --porcelain -- dashboard/dist)" ]; then
     exit 1
 fi
 # The binary the e2e tests used; the browser tests start it the same way.
-cargo build --locked -p aura
-target_dir="${CARGO_TARGET_DIR:-target}"
 (cd dashboard && AURA_BIN="$(cd .. && realpath "$target_dir")/debug/aura" \
     AURA_WASM_DIR="$(cd .. && realpath "$target_dir")/wasm32-wasip2/release" npm test)
 

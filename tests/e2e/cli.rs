@@ -87,7 +87,14 @@ async fn init_makes_a_project_that_builds_and_deploys() {
     let aura = Aura::start();
     let work = tempfile::tempdir().unwrap();
     let project = work.path().join("greeter");
-    let out = stdout(&aura.cli(&["init", "greeter", "--dir", project.to_str().unwrap()]));
+    let out = stdout(&aura.cli(&[
+        "init",
+        "greeter",
+        "--lang",
+        "rust",
+        "--dir",
+        project.to_str().unwrap(),
+    ]));
     assert!(
         out.contains("cargo build --release --target wasm32-wasip2"),
         "{out}"
@@ -98,9 +105,19 @@ async fn init_makes_a_project_that_builds_and_deploys() {
         "aura.toml",
         ".gitignore",
         "README.md",
+        "aura-sdk/Cargo.toml",
+        "aura-sdk/src/lib.rs",
+        "wit/world.wit",
+        "wit/deps/http/http.wit",
     ] {
         assert!(project.join(file).exists(), "{file}");
     }
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("aura-sdk = { path = \"aura-sdk\" }")
+            && !manifest.contains(env!("CARGO_MANIFEST_DIR")),
+        "the SDK is the project's own copy: {manifest}"
+    );
     let again = aura.cli(&["init", "greeter", "--dir", project.to_str().unwrap()]);
     assert!(!again.status.success(), "an existing project is left alone");
     let bad = aura.cli(&["init", "Not_A_Name"]);

@@ -13,6 +13,7 @@ mod environments;
 mod grants;
 mod imports;
 mod invoke;
+mod js_functions;
 mod lifecycle;
 mod limits;
 mod list_changes;

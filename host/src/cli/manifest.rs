@@ -6,6 +6,11 @@
 //! name = "checkout"
 //! schema = "schema.toml"   # collections applied before the deploy
 //!
+//! [build]                  # what `aura build` makes, and `aura deploy` sends
+//! lang = "ts"              # ts, js or rust
+//! entry = "src/index.ts"
+//! out = "dist/checkout.wasm"
+//!
 //! [limits]
 //! cpu_ms = 500
 //!
@@ -32,6 +37,7 @@ use std::path::{Path, PathBuf};
 #[serde(default, deny_unknown_fields)]
 struct Manifest {
     function: FunctionSection,
+    build: BuildSection,
     limits: Limits,
     grants: Grants,
     schedules: Vec<toml::Table>,
@@ -44,6 +50,46 @@ struct FunctionSection {
     /// A collections schema file (relative to the manifest) applied before
     /// the component is uploaded.
     schema: Option<PathBuf>,
+}
+
+/// `[build]`: how `aura build` makes the component.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuildSection {
+    /// `ts`, `js` or `rust` [default: from the project's files].
+    pub lang: Option<String>,
+    /// The source to bundle (ts/js) [default: src/index.ts or src/index.js].
+    pub entry: Option<PathBuf>,
+    /// The component written [default: dist/NAME.wasm].
+    pub out: Option<PathBuf>,
+}
+
+/// A project directory's `aura.toml`, as `aura build` reads it.
+pub struct Project {
+    /// `[function] name`.
+    pub name: Option<String>,
+    /// `[build]`.
+    pub build: BuildSection,
+    /// `[grants]`, to check the component's imports against.
+    pub grants: Grants,
+}
+
+/// Reads `DIR/aura.toml` (all defaults without one).
+pub fn project(dir: &Path) -> anyhow::Result<Project> {
+    let path = dir.join("aura.toml");
+    let manifest = if path.is_file() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str::<Manifest>(&text)
+            .with_context(|| format!("{} is not a valid manifest", path.display()))?
+    } else {
+        Manifest::default()
+    };
+    Ok(Project {
+        name: manifest.function.name,
+        build: manifest.build,
+        grants: manifest.grants,
+    })
 }
 
 /// `aura deploy` options beyond the component path.

@@ -2,6 +2,7 @@
 //! running server over its admin API (`deploy`, `functions …`, `logs`).
 
 mod backup;
+mod build;
 mod client;
 mod collections;
 mod env;
@@ -17,7 +18,7 @@ use crate::server::{self, ServeOptions};
 use clap::{Args, Parser, Subcommand};
 use client::Client;
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Aura: deploy WebAssembly components and invoke them over HTTP.
@@ -123,10 +124,16 @@ enum Command {
         #[arg(long, env = "AURA_SIGN_IN_LINK", value_enum, default_value = "auto")]
         sign_in_link: SignInLink,
     },
+    /// Build the TypeScript or JavaScript function project in DIR into a
+    /// component (bundle, componentize, check the grants)
+    Build {
+        /// The project [default: .]
+        dir: Option<PathBuf>,
+    },
     /// Deploy a component as a new version of a function and activate it
     Deploy {
-        /// The component file (`.wasm`, built for wasm32-wasip2)
-        file: PathBuf,
+        /// The component file [default: the project's build output, `[build] out` or dist/NAME.wasm]
+        file: Option<PathBuf>,
         #[command(flatten)]
         deploy: manifest::DeployArgs,
     },
@@ -145,18 +152,15 @@ enum Command {
         #[command(subcommand)]
         command: collections::CollectionsCommand,
     },
-    /// Create a function project (Rust, on the guest SDK) with an aura.toml
+    /// Create a self-contained function project with an aura.toml
     Init {
         /// The function's name (a-z, 0-9, -)
         name: String,
         /// Where [default: ./NAME]
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The guest SDK folder [default: this build's checkout]
-        #[arg(long, env = "AURA_SDK_PATH")]
-        sdk: Option<PathBuf>,
-        /// The project's language (only rust for now)
-        #[arg(long, default_value = "rust", value_parser = ["rust"])]
+        /// The project's language
+        #[arg(long, default_value = "ts", value_parser = ["ts", "js", "rust"])]
         lang: String,
     },
     /// List, create and choose environments, and promote one into another
@@ -355,14 +359,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             connection.json,
         );
     }
-    if let Command::Init { name, dir, sdk, .. } = &cli.command {
-        let (name, dir, sdk) = (name.clone(), dir.clone(), sdk.clone());
-        let dir = init::run(&name, dir, sdk)?;
+    if let Command::Init { name, dir, lang } = &cli.command {
+        let lang = build::Lang::parse(lang)?;
+        let dir = init::run(name, dir.clone(), lang)?;
         println!(
-            "created {dir}\nbuild:  cd {dir} && cargo build --release --target wasm32-wasip2\ndeploy: aura deploy target/wasm32-wasip2/release/{crate_name}.wasm",
-            dir = dir.display(),
-            crate_name = name.replace('-', "_")
+            "created {}\n{}",
+            dir.display(),
+            init::next_steps(name, &dir, lang)
         );
+        return Ok(());
+    }
+    if let Command::Build { dir } = &cli.command {
+        build::run(dir.as_deref().unwrap_or(Path::new(".")))?;
         return Ok(());
     }
     if let Command::Types {
@@ -381,8 +389,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     )?;
     let json = connection.json;
     match cli.command {
-        Command::Serve { .. } | Command::Init { .. } => unreachable!("handled above"),
+        Command::Serve { .. } | Command::Init { .. } | Command::Build { .. } => {
+            unreachable!("handled above")
+        }
         Command::Deploy { file, deploy } => {
+            let file = match file {
+                Some(file) => file,
+                None => {
+                    let out = build::output(Path::new("."), &manifest::project(Path::new("."))?);
+                    anyhow::ensure!(
+                        out.is_file(),
+                        "no component to deploy: {} does not exist (run `aura build`, or pass the .wasm file)",
+                        out.display()
+                    );
+                    out
+                }
+            };
             let plan = deploy.plan(&file)?;
             if let (Some(path), false) = (&plan.manifest, json) {
                 eprintln!("using manifest {}", path.display());

@@ -1,0 +1,283 @@
+//! Functions in TypeScript and JavaScript: the examples (built by
+//! `scripts/test.sh` with `aura build`) deployed and called, and projects
+//! made by `aura init` in a folder outside the repository, built with the
+//! examples' pinned tools.
+
+use crate::support::{Aura, Upstream, encode};
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// A built TypeScript example's component.
+fn example(name: &str) -> Vec<u8> {
+    let path = examples().join(name).join(format!("dist/{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|err| {
+        panic!(
+            "{}: {err}. Build the TypeScript examples first: `scripts/test.sh` does, or \
+             `cd examples && npm ci`, then `aura build` in each",
+            path.display()
+        )
+    })
+}
+
+fn invocation_id(response: &reqwest::Response) -> String {
+    response.headers()["x-aura-invocation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_typescript_function_answers_logs_streams_and_fetches_only_when_granted() {
+    let aura = Aura::start();
+    let (status, body) = aura
+        .deploy_bytes("ts-hello", example("ts-hello"), json!({}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let response = aura
+        .http
+        .get(aura.at("/fn/ts-hello/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = invocation_id(&response);
+    assert_eq!(response.text().await.unwrap(), "Hello from TypeScript!\n");
+    let record = aura.invocation_log("ts-hello", &id).await;
+    assert!(
+        record["stdout"].as_str().unwrap().contains("GET /"),
+        "console.log reaches the log: {record}"
+    );
+
+    // Streamed: the first line arrives well before the last is written.
+    let started = Instant::now();
+    let response = aura
+        .http
+        .get(aura.at("/fn/ts-hello/stream?n=5"))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let mut first = None;
+    while let Some(chunk) = body.next().await {
+        first.get_or_insert_with(|| started.elapsed());
+        text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    }
+    let (first, all) = (first.unwrap(), started.elapsed());
+    assert_eq!(text, "line 1\nline 2\nline 3\nline 4\nline 5\n");
+    assert!(
+        all.saturating_sub(first).as_millis() >= 150,
+        "the lines came as they were made (first after {first:?}, all after {all:?})"
+    );
+
+    // fetch: refused without a network grant, with the grant in the log.
+    let upstream = Upstream::start().await;
+    let target = format!("http://127.0.0.1:{}/hello", upstream.port);
+    let fetch = |aura: &Aura| {
+        aura.http
+            .get(aura.at(&format!("/fn/ts-hello/fetch?url={}", encode(&target))))
+            .send()
+    };
+    let response = fetch(&aura).await.unwrap();
+    assert_eq!(response.status(), 502);
+    let id = invocation_id(&response);
+    let record = aura.invocation_log("ts-hello", &id).await;
+    assert!(
+        record["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("is not in the function's network grants"),
+        "{record}"
+    );
+    assert_eq!(upstream.hits(), 0);
+    let grant = json!({"grants": {"network": [format!("127.0.0.1:{}", upstream.port)]}});
+    let (status, body) = aura
+        .deploy_bytes("ts-hello", example("ts-hello"), grant)
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let response = fetch(&aura).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer, json!({"status": 200, "body": "upstream says hi"}));
+}
+
+#[tokio::test]
+async fn a_typescript_function_reads_and_writes_records_under_their_rules() {
+    let aura = Aura::start();
+    // `aura deploy` in the project: its aura.toml, schema and build output.
+    let output = aura.cli_in(&examples().join("ts-todo"), &["deploy"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let url = |path: &str| aura.at(&format!("/fn/ts-todo{path}"));
+    let created = aura
+        .http
+        .post(url("/todos"))
+        .json(&json!({"title": "milk"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let todo: Value = created.json().await.unwrap();
+    assert_eq!(
+        (todo["title"].as_str(), todo["done"].as_bool()),
+        (Some("milk"), Some(false))
+    );
+    let id = todo["id"].as_str().unwrap();
+
+    let changed: Value = aura
+        .http
+        .patch(url(&format!("/todos/{id}")))
+        .json(&json!({"done": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(changed["done"], true);
+    let page: Value = aura
+        .http
+        .get(url("/todos?filter=done%20%3D%20true"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["id"], id, "{page}");
+    // The record is the collection's, as REST sees it.
+    let (_, over_rest) = aura
+        .admin_get(&format!("/api/collections/todos/records/{id}"))
+        .await;
+    assert_eq!(over_rest["done"], true);
+
+    let invalid = aura
+        .http
+        .post(url("/todos"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 400);
+    let deleted = aura
+        .http
+        .delete(url(&format!("/todos/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let gone = aura
+        .http
+        .get(url(&format!("/todos/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    let body: Value = gone.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+}
+
+/// `aura init --lang ts|js` writes a project that needs nothing of the
+/// checkout: built with the pinned tools (linked from the examples'
+/// install), deployed and called.
+#[tokio::test]
+async fn init_projects_in_typescript_and_javascript_build_and_deploy() {
+    let aura = Aura::start();
+    let work = tempfile::tempdir().unwrap();
+    for (lang, name) in [("ts", "hello-ts"), ("js", "hello-js")] {
+        let project = work.path().join(name);
+        let output = aura.cli(&[
+            "init",
+            name,
+            "--lang",
+            lang,
+            "--dir",
+            project.to_str().unwrap(),
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(out.contains("npm install && aura build"), "{out}");
+        let text = |path: &str| std::fs::read_to_string(project.join(path)).unwrap();
+        assert!(!text("package.json").contains(env!("CARGO_MANIFEST_DIR")));
+        assert!(text("package.json").contains("\"@bytecodealliance/componentize-js\": \"0.23.0\""));
+        assert!(
+            project
+                .join(".aura/types/interfaces/aura-platform-db.d.ts")
+                .is_file()
+        );
+        link_tools(&project);
+
+        let built = aura.cli_in(&project, &["build"]);
+        let log = String::from_utf8_lossy(&built.stderr);
+        assert!(built.status.success(), "{log}");
+        assert!(log.contains(&format!("built dist/{name}.wasm")), "{log}");
+        let deployed = aura.cli_in(&project, &["deploy"]);
+        assert!(
+            deployed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&deployed.stderr)
+        );
+        let answer = aura
+            .http
+            .get(aura.at(&format!("/fn/{name}/")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(answer, format!("Hello from {name}!\n"));
+    }
+    // A TypeScript project type-checks against the platform declarations.
+    let tsc = examples().join("node_modules/.bin/tsc");
+    let checked = std::process::Command::new(&tsc)
+        .args(["--noEmit", "-p", "."])
+        .current_dir(work.path().join("hello-ts"))
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+
+    // A platform import without its grant is caught at build.
+    let project = work.path().join("hello-ts");
+    std::fs::write(
+        project.join("src/index.ts"),
+        "import { get } from \"aura:platform/secrets@0.1.0\";\n\
+         addEventListener(\"fetch\", (event: FetchEvent) => event.respondWith(new Response(get(\"KEY\") ?? \"none\")));\n",
+    )
+    .unwrap();
+    let built = aura.cli_in(&project, &["build"]);
+    let log = String::from_utf8_lossy(&built.stderr);
+    assert!(!built.status.success());
+    assert!(
+        log.contains("aura:platform/secrets@0.1.0 needs `secrets`"),
+        "{log}"
+    );
+    let not_built = aura.cli_in(work.path(), &["deploy"]);
+    assert!(!not_built.status.success());
+}
+
+/// The examples' installed tools, as the project's own `node_modules`.
+fn link_tools(project: &Path) {
+    std::os::unix::fs::symlink(
+        examples().join("node_modules"),
+        project.join("node_modules"),
+    )
+    .unwrap();
+}
