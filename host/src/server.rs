@@ -93,9 +93,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             .expect("the default environment is open")
             .storage
             .clone();
-        let s3 = tokio::net::TcpListener::bind(s3_addr)
-            .await
-            .with_context(|| format!("listening for the S3 API on {s3_addr}"))?;
+        let s3 = tokio::net::TcpListener::bind(s3_addr).await.with_context(|| {
+            format!(
+                "listening for the S3 API on {s3_addr} (pass --s3-addr HOST:PORT for another address, or --s3-addr off)"
+            )
+        })?;
         println!("aura: s3 listening on http://{}", s3.local_addr()?);
         tokio::spawn(async move {
             if let Err(err) = crate::storage::s3::serve(s3, storage).await {

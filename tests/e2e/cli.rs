@@ -233,3 +233,22 @@ async fn aura_types_reads_the_server_or_a_pulled_project() {
         "the same types, whatever the source"
     );
 }
+
+/// A busy S3 port stops `aura serve` with the flag that moves it.
+#[test]
+fn a_busy_s3_port_names_the_flag_to_move_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_aura"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--s3-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("AURA_SIGN_IN_LINK", "never")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--s3-addr off"), "{stderr}");
+}

@@ -113,6 +113,10 @@ impl From<sqlx::Error> for FunctionError {
     }
 }
 
+/// How many of each function's newest versions keep their compiled
+/// artifacts (besides the active one), so a rollback to them is instant.
+pub const KEEP_COMPILED: i64 = 3;
+
 /// The functions service.
 pub struct Functions {
     db: SqlitePool,
@@ -255,6 +259,9 @@ impl Functions {
             },
         );
         tracing::info!(function = name, version, hash, "deployed");
+        if let Err(err) = self.prune_compiled(name).await {
+            tracing::warn!(function = name, "pruning compiled artifacts: {err:#}");
+        }
         Ok(VersionInfo {
             function: name.to_owned(),
             version,
@@ -384,6 +391,30 @@ impl Functions {
     /// a backup); answers the component directory.
     pub async fn hold_changes(&self) -> (std::path::PathBuf, tokio::sync::MutexGuard<'_, ()>) {
         (self.blobs.clone(), self.admin.lock().await)
+    }
+
+    /// Removes the compiled artifacts of `name`'s older versions: those
+    /// that are neither active nor among the newest [`KEEP_COMPILED`] of any
+    /// function here. Their components stay, so a rollback to one compiles
+    /// it again (and another environment running the same bytes does so at
+    /// its next start).
+    async fn prune_compiled(&self, name: &str) -> Result<(), FunctionError> {
+        let stale: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT v.hash FROM function_versions v WHERE v.function = ?1 \
+             AND v.hash NOT IN ( \
+               SELECT k.hash FROM function_versions k \
+               WHERE k.version > (SELECT MAX(m.version) FROM function_versions m WHERE m.function = k.function) - ?2 \
+               UNION SELECT a.hash FROM function_versions a \
+               JOIN functions f ON f.name = a.function AND f.active_version = a.version)",
+        )
+        .bind(name)
+        .bind(KEEP_COMPILED)
+        .fetch_all(&self.db)
+        .await?;
+        for hash in stale {
+            self.runtime.evict(&hash);
+        }
+        Ok(())
     }
 
     /// Removes a function, its versions, its logs and blobs no other version uses.

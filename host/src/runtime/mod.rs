@@ -7,6 +7,7 @@
 
 mod auth;
 mod capabilities;
+mod compile_cache;
 mod db;
 mod events;
 mod invoke;
@@ -146,11 +147,15 @@ impl Sandbox {
         anyhow::ensure!(max_instances > 0, "the instance limit must be at least 1");
         std::fs::create_dir_all(cache_dir)
             .with_context(|| format!("creating {}", cache_dir.display()))?;
-        let (engine, pooling) = match Engine::new(&engine_config(Some(max_instances))) {
+        let incremental = cache_dir.join("incremental");
+        let (engine, pooling) = match Engine::new(&engine_config(
+            Some(max_instances),
+            &incremental,
+        )?) {
             Ok(engine) => (engine, true),
             Err(err) => {
                 tracing::warn!(error = %err, "pooling allocator unavailable; using on-demand allocation");
-                (Engine::new(&engine_config(None))?, false)
+                (Engine::new(&engine_config(None, &incremental)?)?, false)
             }
         };
         let linker = capabilities::linker(&engine)?;
@@ -346,12 +351,16 @@ impl Sandbox {
 }
 
 /// The engine configuration; `pooling` is the instance slot count, or `None`
-/// for on-demand allocation.
-fn engine_config(pooling: Option<u32>) -> Config {
+/// for on-demand allocation; compiled functions are kept in `incremental`
+/// for later compilations of the same code ([`compile_cache`]).
+fn engine_config(pooling: Option<u32>, incremental: &Path) -> anyhow::Result<Config> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    config.enable_incremental_compilation(Arc::new(compile_cache::DiskCacheStore::new(
+        incremental.to_owned(),
+    )))?;
     if let Some(slots) = pooling {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(slots)
@@ -368,7 +377,7 @@ fn engine_config(pooling: Option<u32>) -> Config {
             .table_keep_resident(64 * 1024);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    config
+    Ok(config)
 }
 
 /// One thread per engine advances the epoch; stores measure CPU time and
