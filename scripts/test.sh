@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs Aura's whole test suite from a fresh checkout: installs the wasm
 # target, builds the guest components (examples and test components), checks
-# formatting and lints, builds the TypeScript examples with `aura build`,
-# runs the host's unit and end-to-end tests, then the dashboard's and the
-# JavaScript SDK's.
+# formatting and lints, builds the TypeScript and Python examples with
+# `aura build`, runs the host's unit and end-to-end tests, then the
+# dashboard's and the JavaScript SDK's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,7 @@ cargo fmt --all --check
 cargo clippy --locked -p aura --all-targets -- -D warnings
 cargo clippy --locked --release --target wasm32-wasip2 --workspace --exclude aura -- -D warnings
 
-echo "== TypeScript functions: the examples' pinned tools, aura build, declarations"
+echo "== TypeScript and Python functions: the examples' pinned tools, aura build, declarations"
 cargo build --locked -p aura
 target_dir="${CARGO_TARGET_DIR:-target}"
 aura_bin="$(realpath "$target_dir")/debug/aura"
@@ -29,6 +29,9 @@ for example in ts-hello ts-todo; do
     (cd "examples/$example" && "$aura_bin" build && ../node_modules/.bin/tsc --noEmit -p .)
 done
 node scripts/platform-types.mjs
+[ -x examples/.venv/bin/componentize-py ] || python3 -m venv examples/.venv
+examples/.venv/bin/pip install --quiet --disable-pip-version-check -r examples/py-hello/requirements.txt
+(cd examples/py-hello && "$aura_bin" build)
 
 echo "== tests"
 cargo test --locked -p aura

@@ -6,6 +6,7 @@ mod auth;
 mod auth_flows;
 mod backup;
 mod cli;
+mod compiled_cache;
 mod database;
 mod deploy;
 mod environments;
@@ -21,6 +22,7 @@ mod oauth;
 mod project;
 
 mod presence;
+mod py_functions;
 mod queue;
 mod realtime;
 mod record_forms;

@@ -1,8 +1,9 @@
-//! `aura init NAME [--lang ts|js|rust]`: a self-contained function project
-//! that builds with one command and deploys with `aura deploy`. Nothing in
-//! it points into an Aura checkout: TypeScript and JavaScript projects pin
-//! their npm tools and get `.aura/` (build script, declarations, WIT) from
-//! the binary; Rust projects get the guest SDK's source and the WIT.
+//! `aura init NAME [--lang ts|js|python|rust]`: a self-contained function
+//! project that builds with one command and deploys with `aura deploy`.
+//! Nothing in it points into an Aura checkout: TypeScript, JavaScript and
+//! Python projects pin their build tools and get `.aura/` (build script or
+//! helper, declarations, WIT) from the binary; Rust projects get the guest
+//! SDK's source and the WIT.
 
 use super::build::{self, Lang, WIT};
 use anyhow::Context as _;
@@ -13,8 +14,13 @@ static RUST_SDK: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../guest-sdk/s
 
 /// The npm tools a JavaScript project builds with (they run on Node 20).
 const COMPONENTIZE_JS: &str = "0.23.0";
+/// componentize-js loads it without declaring it (only as a dev
+/// dependency), so a clean `npm ci` would leave it out.
+const PREVIEW2_SHIM: &str = "0.25.0";
 const ESBUILD: &str = "0.28.2";
 const TYPESCRIPT: &str = "5.9.3";
+/// The PyPI tool a Python project builds with.
+const COMPONENTIZE_PY: &str = "0.25.1";
 
 /// Creates the project `name` in `dir` (default `./NAME`).
 pub(super) fn run(name: &str, dir: Option<PathBuf>, lang: Lang) -> anyhow::Result<PathBuf> {
@@ -25,6 +31,7 @@ pub(super) fn run(name: &str, dir: Option<PathBuf>, lang: Lang) -> anyhow::Resul
     }
     let files = match lang {
         Lang::TypeScript | Lang::JavaScript => js_files(name, lang),
+        Lang::Python => python_files(name),
         Lang::Rust => rust_files(name),
     };
     for (path, text) in files {
@@ -37,6 +44,9 @@ pub(super) fn run(name: &str, dir: Option<PathBuf>, lang: Lang) -> anyhow::Resul
     match lang {
         // The declarations are there for editors before the first build.
         Lang::TypeScript | Lang::JavaScript => build::write_support(&dir)?,
+        Lang::Python => {
+            build::write_python_support(&dir)?;
+        }
         Lang::Rust => vendor_rust_sdk(&dir)?,
     }
     Ok(dir)
@@ -49,6 +59,9 @@ pub(super) fn next_steps(name: &str, dir: &Path, lang: Lang) -> String {
         Lang::Rust => format!(
             "build:  cd {dir} && cargo build --release --target wasm32-wasip2\ndeploy: aura deploy target/wasm32-wasip2/release/{}.wasm",
             name.replace('-', "_")
+        ),
+        Lang::Python => format!(
+            "build:  cd {dir} && python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && aura build\ndeploy: aura deploy"
         ),
         _ => format!("build:  cd {dir} && npm install && aura build\ndeploy: aura deploy"),
     }
@@ -104,6 +117,7 @@ fn js_files(name: &str, lang: Lang) -> Vec<(&'static str, String)> {
   }},
   "devDependencies": {{
     "@bytecodealliance/componentize-js": "{COMPONENTIZE_JS}",
+    "@bytecodealliance/preview2-shim": "{PREVIEW2_SHIM}",
     "esbuild": "{ESBUILD}"{typescript}
   }}
 }}
@@ -186,6 +200,75 @@ in `.aura/types`; each needs its grant in aura.toml).
         ));
     }
     files
+}
+
+fn python_files(name: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "app.py",
+            format!(
+                r#""""`{name}`: an Aura function in Python. It answers HTTP requests sent
+to /fn/{name}; print() goes to `aura logs {name}`.
+
+Import every module at the top of a file: only those are in the component.
+Platform interfaces are imports too (`from wit_world.imports import secrets`),
+each with its grant in aura.toml; their errors raise componentize_py_types.Err.
+"""
+
+from aura_http import Request, Response, serve
+
+
+def handle(request: Request) -> Response:
+    print(request.method, request.path)
+    if request.method == "GET" and request.path == "/":
+        return Response.text("Hello from {name}!\n")
+    return Response.json(
+        {{"error": {{"code": "not_found", "message": f"no route for {{request.method}} {{request.path}}"}}}},
+        status=404,
+    )
+
+
+IncomingHandler = serve(handle)
+"#
+            ),
+        ),
+        (
+            "requirements.txt",
+            format!("componentize-py=={COMPONENTIZE_PY}\n"),
+        ),
+        (
+            "aura.toml",
+            manifest(
+                name,
+                &format!(
+                    "\n[build]\nlang = \"python\"\nentry = \"app.py\"\nout = \"dist/{name}.wasm\"\n"
+                ),
+            ),
+        ),
+        (
+            ".gitignore",
+            ".venv/\ndist/\n.aura/\n__pycache__/\n".to_owned(),
+        ),
+        (
+            "README.md",
+            format!(
+                r#"# {name}
+
+An Aura function in Python (CPython 3.14 inside the component).
+
+```sh
+python3 -m venv .venv && .venv/bin/pip install -r requirements.txt   # the pinned build tool, once
+aura build                             # componentize into dist/{name}.wasm
+aura deploy                            # deploy it (reads aura.toml)
+curl http://127.0.0.1:8090/fn/{name}/  # call it
+```
+
+`aura_http` (written into `.aura/` by `aura build`) gives `Request` and
+`Response`; pure-Python packages installed in `.venv` are bundled.
+"#
+            ),
+        ),
+    ]
 }
 
 fn rust_files(name: &str) -> Vec<(&'static str, String)> {

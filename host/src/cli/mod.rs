@@ -124,8 +124,8 @@ enum Command {
         #[arg(long, env = "AURA_SIGN_IN_LINK", value_enum, default_value = "auto")]
         sign_in_link: SignInLink,
     },
-    /// Build the TypeScript or JavaScript function project in DIR into a
-    /// component (bundle, componentize, check the grants)
+    /// Build the TypeScript, JavaScript or Python function project in DIR
+    /// into a component (bundle, componentize, check the grants)
     Build {
         /// The project [default: .]
         dir: Option<PathBuf>,
@@ -160,7 +160,7 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
         /// The project's language
-        #[arg(long, default_value = "ts", value_parser = ["ts", "js", "rust"])]
+        #[arg(long, default_value = "ts", value_parser = ["ts", "js", "python", "rust"])]
         lang: String,
     },
     /// List, create and choose environments, and promote one into another
