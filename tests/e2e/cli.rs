@@ -27,6 +27,17 @@ async fn cli_deploys_lists_rolls_back_shows_logs_and_deletes() {
         "500",
     ]));
     assert!(out.starts_with("deployed greet version 2"), "{out}");
+    // The same bytes and settings again add no version.
+    let again = aura.cli(&[
+        "deploy",
+        &wasm_path("echo"),
+        "--name",
+        "greet",
+        "--cpu-ms",
+        "500",
+    ]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("unchanged"));
+    assert!(stdout(&again).starts_with("deployed greet version 2"));
 
     let out = stdout(&aura.cli(&["functions", "list"]));
     assert!(
@@ -78,6 +89,27 @@ async fn cli_errors_name_the_problem() {
     let output = aura.cli(&["deploy", "/nonexistent.wasm"]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("reading /nonexistent.wasm"));
+
+    // A wrong token or an unreachable server says where the token and the
+    // URL came from.
+    let output = aura.cli(&["--token", "wrong", "functions", "list"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("the admin token came from --token or AURA_TOKEN"),
+        "{stderr}"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let output = aura.cli(&["--url", &url, "functions", "list"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach Aura at {url} (the URL is --url or AURA_URL)"
+        )),
+        "{stderr}"
+    );
 }
 
 /// `aura init` makes a project that builds with one command and deploys
@@ -251,4 +283,47 @@ fn a_busy_s3_port_names_the_flag_to_move_it() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--s3-addr off"), "{stderr}");
+}
+
+/// `aura login` remembers the server and its token outside any project, so
+/// commands work from any directory; a wrong token is not remembered.
+#[tokio::test]
+async fn login_remembers_the_server_for_every_directory() {
+    let aura = Aura::start();
+    aura.deploy("hello", "hello", serde_json::json!({})).await;
+    let settings = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aura"))
+            .current_dir(elsewhere.path())
+            .args(args)
+            .env("AURA_CONFIG_DIR", settings.path())
+            .env_remove("AURA_URL")
+            .env_remove("AURA_TOKEN")
+            .env_remove("AURA_ENV")
+            .output()
+            .unwrap()
+    };
+    let wrong = cli(&["login", &aura.url, "--token", "wrong"]);
+    assert!(!wrong.status.success());
+    assert!(
+        !settings.path().join("token").exists(),
+        "a refused token is not kept"
+    );
+
+    let out = stdout(&cli(&["login", &aura.url, "--token", &aura.token]));
+    assert!(out.contains("logged in to"), "{out}");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(settings.path().join("token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the token file is the owner's alone");
+    let out = stdout(&cli(&["functions", "list"]));
+    assert!(out.contains("hello"), "{out}");
+
+    assert!(stdout(&cli(&["logout"])).contains("logged out"));
+    let output = cli(&["functions", "list"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("aura login"));
 }

@@ -220,26 +220,7 @@ async fn init_projects_in_typescript_and_javascript_build_and_deploy() {
         );
         link_tools(&project);
 
-        let built = aura.cli_in(&project, &["build"]);
-        let log = String::from_utf8_lossy(&built.stderr);
-        assert!(built.status.success(), "{log}");
-        assert!(log.contains(&format!("built dist/{name}.wasm")), "{log}");
-        let deployed = aura.cli_in(&project, &["deploy"]);
-        assert!(
-            deployed.status.success(),
-            "{}",
-            String::from_utf8_lossy(&deployed.stderr)
-        );
-        let answer = aura
-            .http
-            .get(aura.at(&format!("/fn/{name}/")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(answer, format!("Hello from {name}!\n"));
+        build_deploy_and_greet(&aura, &project, name).await;
     }
     // A TypeScript project type-checks against the platform declarations.
     let tsc = examples().join("node_modules/.bin/tsc");
@@ -271,6 +252,31 @@ async fn init_projects_in_typescript_and_javascript_build_and_deploy() {
     );
     let not_built = aura.cli_in(work.path(), &["deploy"]);
     assert!(!not_built.status.success());
+}
+
+/// Runs `aura build` and `aura deploy` in an `aura init` project called
+/// `name`, and checks the greeting of its template.
+pub(crate) async fn build_deploy_and_greet(aura: &Aura, project: &Path, name: &str) {
+    let built = aura.cli_in(project, &["build"]);
+    let log = String::from_utf8_lossy(&built.stderr);
+    assert!(built.status.success(), "{log}");
+    assert!(log.contains(&format!("built dist/{name}.wasm")), "{log}");
+    let deployed = aura.cli_in(project, &["deploy"]);
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+    let answer = aura
+        .http
+        .get(aura.at(&format!("/fn/{name}/")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(answer, format!("Hello from {name}!\n"));
 }
 
 /// The examples' installed tools, as the project's own `node_modules`.

@@ -97,9 +97,21 @@ async fn a_damaged_cache_is_recompiled() {
     let aura = Aura::start();
     aura.deploy("hello", "hello", json!({})).await;
     let dir = aura.stop();
-    for entry in std::fs::read_dir(dir.path().join("cache")).unwrap() {
-        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    // Compiled artifacts and the incremental cache's compiled functions.
+    let mut damaged = 0;
+    let mut folders = vec![dir.path().join("cache")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                std::fs::write(path, b"garbage").unwrap();
+                damaged += 1;
+            }
+        }
     }
+    assert!(damaged > 1, "the artifact and compiled functions");
     let aura = Aura::start_in(dir);
     assert_eq!(aura.metric("aura_components_compiled_total").await, 1);
     let response = aura.http.get(aura.at("/fn/hello")).send().await.unwrap();

@@ -84,26 +84,7 @@ async fn an_init_python_project_builds_deploys_and_has_its_imports_checked() {
     );
     // The examples' componentize-py, as the project's own venv.
     std::os::unix::fs::symlink(examples().join(".venv"), project.join(".venv")).unwrap();
-    let built = aura.cli_in(&project, &["build"]);
-    let log = String::from_utf8_lossy(&built.stderr);
-    assert!(built.status.success(), "{log}");
-    assert!(log.contains("built dist/hello-py.wasm"), "{log}");
-    let deployed = aura.cli_in(&project, &["deploy"]);
-    assert!(
-        deployed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&deployed.stderr)
-    );
-    let answer = aura
-        .http
-        .get(aura.at("/fn/hello-py/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(answer, "Hello from hello-py!\n");
+    crate::js_functions::build_deploy_and_greet(&aura, &project, "hello-py").await;
 
     // Importing a platform interface without its grant stops the build.
     let app = std::fs::read_to_string(project.join("app.py")).unwrap();

@@ -4,6 +4,7 @@ use crate::functions::VersionConfig;
 use anyhow::Context as _;
 use serde_json::Value;
 use std::path::Path;
+use std::sync::Arc;
 
 const DEFAULT_URL: &str = "http://127.0.0.1:8090";
 const ENV_HEADER: &str = crate::api::environments::HEADER;
@@ -45,11 +46,69 @@ pub fn use_environment(name: &str) -> anyhow::Result<std::path::PathBuf> {
     Ok(path)
 }
 
+/// The server `aura login` saved: its URL and admin token, kept in the
+/// CLI's settings directory (the token file readable by its owner only),
+/// never in a project.
+pub fn login(url: &str, token: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = config_dir()?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let token_path = dir.join("token");
+    write_private(&token_path, token)?;
+    let url_path = dir.join("server");
+    std::fs::write(&url_path, format!("{}\n", url.trim_end_matches('/')))
+        .with_context(|| format!("writing {}", url_path.display()))?;
+    Ok(dir)
+}
+
+/// Forgets the server `aura login` saved.
+pub fn logout() -> anyhow::Result<bool> {
+    let dir = config_dir()?;
+    let mut removed = false;
+    for name in ["server", "token"] {
+        match std::fs::remove_file(dir.join(name)) {
+            Ok(()) => removed = true,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err).with_context(|| format!("removing {name}")),
+        }
+    }
+    Ok(removed)
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// The URL and token `aura login` saved, if any.
+fn saved_login() -> Option<(String, String)> {
+    let dir = config_dir().ok()?;
+    let url = std::fs::read_to_string(dir.join("server")).ok()?;
+    let token = std::fs::read_to_string(dir.join("token")).ok()?;
+    Some((url.trim().to_owned(), token.trim().to_owned()))
+}
+
+/// Where a client's URL and admin token came from.
+struct Sources {
+    url: String,
+    token: String,
+}
+
 /// An authenticated admin API client of one environment.
 pub struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// Where the URL and the token came from, for error messages.
+    sources: Arc<Sources>,
     environment: String,
     yes: bool,
 }
@@ -66,25 +125,48 @@ impl Client {
         environment: Option<String>,
         yes: bool,
     ) -> anyhow::Result<Self> {
-        let token = match token {
-            Some(token) => token,
-            None => {
+        // A saved login serves when no URL is given, or the same URL is.
+        let saved = saved_login()
+            .filter(|(saved, _)| url.is_none_or(|url| url.trim_end_matches('/') == saved.as_str()));
+        let (url_from, url) = match (url, &saved) {
+            (Some(url), _) => ("--url or AURA_URL".to_owned(), url.to_owned()),
+            (None, Some((saved, _))) => (
+                format!("`aura login` ({})", config_dir()?.join("server").display()),
+                saved.clone(),
+            ),
+            (None, None) => (
+                "the default; pass --url, set AURA_URL or run aura login".to_owned(),
+                DEFAULT_URL.to_owned(),
+            ),
+        };
+        let (token_from, token) = match (token, saved) {
+            (Some(token), _) => ("--token or AURA_TOKEN".to_owned(), token),
+            (None, Some((_, token))) => (
+                format!("`aura login` ({})", config_dir()?.join("token").display()),
+                token,
+            ),
+            (None, None) => {
                 let path = data_dir.join("admin.token");
-                std::fs::read_to_string(&path)
+                let token = std::fs::read_to_string(&path)
                     .with_context(|| {
                         format!(
-                            "no admin token: set AURA_TOKEN or --token, or run where {} exists",
+                            "no admin token: set AURA_TOKEN or --token, run aura login URL, or run where {} exists",
                             path.display()
                         )
                     })?
                     .trim()
-                    .to_owned()
+                    .to_owned();
+                (path.display().to_string(), token)
             }
         };
         Ok(Self {
             http: reqwest::Client::new(),
-            base: url.unwrap_or(DEFAULT_URL).trim_end_matches('/').to_owned(),
+            base: url.trim_end_matches('/').to_owned(),
             token,
+            sources: Arc::new(Sources {
+                url: url_from,
+                token: token_from,
+            }),
             environment: match environment {
                 Some(environment) => environment,
                 None => current_environment()?,
@@ -153,7 +235,7 @@ impl Client {
             .authorized(self.http.get(self.url(path)))
             .send()
             .await
-            .with_context(|| format!("cannot reach Aura at {}", self.base))?;
+            .with_context(|| self.unreachable())?;
         if !response.status().is_success() {
             let status = response.status();
             let value: Value = response.json().await.unwrap_or(Value::Null);
@@ -188,6 +270,7 @@ impl Client {
             http: self.http.clone(),
             base: self.base.clone(),
             token: self.token.clone(),
+            sources: self.sources.clone(),
             environment: name.to_owned(),
             yes: self.yes,
         }
@@ -232,12 +315,30 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
+    fn unreachable(&self) -> String {
+        format!(
+            "cannot reach Aura at {} (the URL is {})",
+            self.base, self.sources.url
+        )
+    }
+
+    /// What to say after a refused admin token.
+    fn token_hint(&self, code: Option<&str>) -> String {
+        match code {
+            Some("unauthorized" | "invalid_token") => format!(
+                "\nthe admin token came from {}; the server at {} keeps its own in its data directory's admin.token",
+                self.sources.token, self.base
+            ),
+            _ => String::new(),
+        }
+    }
+
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
         let response = self
             .authorized(request)
             .send()
             .await
-            .with_context(|| format!("cannot reach Aura at {}", self.base))?;
+            .with_context(|| self.unreachable())?;
         let status = response.status();
         let body = response
             .bytes()
@@ -255,13 +356,16 @@ impl Client {
             value["error"]["message"].as_str(),
             value["error"]["code"].as_str(),
         ) {
-            (Some(message), Some(code)) => match value["error"].get("details") {
-                Some(details) => anyhow::bail!(
-                    "{message} ({code})\n{}",
-                    serde_json::to_string_pretty(details).unwrap_or_default()
-                ),
-                None => anyhow::bail!("{message} ({code})"),
-            },
+            (Some(message), Some(code)) => {
+                let hint = self.token_hint(Some(code));
+                match value["error"].get("details") {
+                    Some(details) => anyhow::bail!(
+                        "{message} ({code})\n{}{hint}",
+                        serde_json::to_string_pretty(details).unwrap_or_default()
+                    ),
+                    None => anyhow::bail!("{message} ({code}){hint}"),
+                }
+            }
             _ => anyhow::bail!("the server answered {status}"),
         }
     }

@@ -101,9 +101,10 @@ pub struct DeployArgs {
     /// Manifest to read [default: ./aura.toml, else aura.toml beside the component]
     #[arg(long)]
     manifest: Option<PathBuf>,
-    /// Add a grant: `network=HOST[:PORT]`, `sockets` or
-    /// `collection=NAME[:read|read-write|service]` or
-    /// `bucket=NAME[:read|read-write]` (repeatable)
+    /// Add a grant (repeatable): `network=HOST[:PORT]`, `sockets`,
+    /// `collection=NAME[:read|read-write|service]`,
+    /// `bucket=NAME[:read|read-write]`, `secret=NAME`, `events=PATTERN`,
+    /// `auth[=caller|service]` or `function=NAME` (plural names too)
     #[arg(long = "grant", value_name = "GRANT")]
     grants: Vec<String>,
     /// Memory limit in MiB
@@ -190,29 +191,7 @@ impl DeployArgs {
         }
         let mut grants = manifest.grants;
         for grant in &self.grants {
-            match grant.split_once('=') {
-                Some(("network", host)) => grants.network.push(host.to_owned()),
-                None if grant == "sockets" => grants.sockets = true,
-                Some(("sockets", value)) => {
-                    grants.sockets = value
-                        .parse()
-                        .with_context(|| format!("--grant {grant}: expected true or false"))?
-                }
-                Some(("collection", value)) => {
-                    let (name, access) = value.split_once(':').unwrap_or((value, "read-write"));
-                    grants
-                        .collections
-                        .insert(name.to_owned(), access.to_owned());
-                }
-                Some(("bucket", value)) => {
-                    let (name, access) = value.split_once(':').unwrap_or((value, "read-write"));
-                    grants.buckets.insert(name.to_owned(), access.to_owned());
-                }
-                Some(("secret", name)) => grants.secrets.push(name.to_owned()),
-                _ => anyhow::bail!(
-                    "--grant `{grant}`: expected network=HOST[:PORT], sockets, collection=NAME[:ACCESS], bucket=NAME[:ACCESS] or secret=NAME"
-                ),
-            }
+            add_grant(&mut grants, grant)?;
         }
         let schedules = manifest
             .schedules
@@ -246,6 +225,43 @@ impl DeployArgs {
             .flatten()
             .find(|p| p.is_file())
     }
+}
+
+/// Adds one `--grant` to `grants`.
+fn add_grant(grants: &mut Grants, grant: &str) -> anyhow::Result<()> {
+    let (kind, value) = match grant.split_once('=') {
+        Some((kind, value)) => (kind, Some(value)),
+        None => (grant, None),
+    };
+    let split = |value: &str| {
+        let (name, access) = value.split_once(':').unwrap_or((value, "read-write"));
+        (name.to_owned(), access.to_owned())
+    };
+    match (kind.trim_end_matches('s'), value) {
+        ("network", Some(host)) => grants.network.push(host.to_owned()),
+        ("socket", None) => grants.sockets = true,
+        ("socket", Some(value)) => {
+            grants.sockets = value
+                .parse()
+                .with_context(|| format!("--grant {grant}: expected true or false"))?
+        }
+        ("collection", Some(value)) => {
+            let (name, access) = split(value);
+            grants.collections.insert(name, access);
+        }
+        ("bucket", Some(value)) => {
+            let (name, access) = split(value);
+            grants.buckets.insert(name, access);
+        }
+        ("secret", Some(name)) => grants.secrets.push(name.to_owned()),
+        ("event", Some(pattern)) => grants.events.push(pattern.to_owned()),
+        ("function", Some(name)) => grants.functions.push(name.to_owned()),
+        ("auth", access) => grants.auth = Some(access.unwrap_or("caller").to_owned()),
+        _ => anyhow::bail!(
+            "--grant `{grant}`: expected network=HOST[:PORT], sockets, collection=NAME[:ACCESS], bucket=NAME[:ACCESS], secret=NAME, events=PATTERN, auth[=caller|service] or function=NAME"
+        ),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -303,6 +319,32 @@ mod tests {
         assert_eq!(plan.config.limits.cpu_ms, 900);
         assert_eq!(plan.config.grants.network, ["a.com", "*.example.org"]);
         assert!(plan.config.grants.sockets);
+    }
+
+    #[test]
+    fn every_grant_kind_can_be_given_as_a_flag() {
+        let mut grants = Grants::default();
+        for grant in [
+            "secret=KEY",
+            "secrets=OTHER",
+            "events=chat.*",
+            "auth=service",
+            "function=pricing",
+            "collections=todos:read",
+            "bucket=avatars",
+        ] {
+            add_grant(&mut grants, grant).unwrap();
+        }
+        assert_eq!(grants.secrets, ["KEY", "OTHER"]);
+        assert_eq!(grants.events, ["chat.*"]);
+        assert_eq!(grants.auth.as_deref(), Some("service"));
+        assert_eq!(grants.functions, ["pricing"]);
+        assert_eq!(grants.collections["todos"], "read");
+        assert_eq!(grants.buckets["avatars"], "read-write");
+        add_grant(&mut grants, "auth").unwrap();
+        assert_eq!(grants.auth.as_deref(), Some("caller"));
+        let err = add_grant(&mut grants, "disk=/").unwrap_err().to_string();
+        assert!(err.contains("events=PATTERN"), "{err}");
     }
 
     #[test]

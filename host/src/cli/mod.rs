@@ -124,6 +124,15 @@ enum Command {
         #[arg(long, env = "AURA_SIGN_IN_LINK", value_enum, default_value = "auto")]
         sign_in_link: SignInLink,
     },
+    /// Remember a server for later commands from any directory: its URL and
+    /// admin token (--token, AURA_TOKEN, or standard input), kept in the
+    /// CLI's settings, outside projects
+    Login {
+        /// The server's URL
+        url: String,
+    },
+    /// Forget the server `aura login` remembered
+    Logout,
     /// Build the TypeScript, JavaScript or Python function project in DIR
     /// into a component (bundle, componentize, check the grants)
     Build {
@@ -369,6 +378,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Command::Login { url } = &cli.command {
+        let token = match connection.token.clone() {
+            Some(token) => token,
+            None => {
+                use std::io::{IsTerminal as _, Read as _};
+                anyhow::ensure!(
+                    !std::io::stdin().is_terminal(),
+                    "pass the admin token with --token or AURA_TOKEN, or on standard input"
+                );
+                let mut token = String::new();
+                std::io::stdin().read_to_string(&mut token)?;
+                token.trim().to_owned()
+            }
+        };
+        // Checked before it is kept.
+        let client = Client::new(
+            Some(url),
+            Some(token.clone()),
+            &connection.data_dir,
+            None,
+            true,
+        )?;
+        client.get("/api/admin/functions").await?;
+        let dir = client::login(client.base(), &token)?;
+        println!(
+            "logged in to {} (saved in {})",
+            client.base(),
+            dir.display()
+        );
+        return Ok(());
+    }
+    if let Command::Logout = &cli.command {
+        let removed = client::logout()?;
+        println!(
+            "{}",
+            if removed {
+                "logged out"
+            } else {
+                "not logged in"
+            }
+        );
+        return Ok(());
+    }
     if let Command::Build { dir } = &cli.command {
         build::run(dir.as_deref().unwrap_or(Path::new(".")))?;
         return Ok(());
@@ -389,9 +441,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     )?;
     let json = connection.json;
     match cli.command {
-        Command::Serve { .. } | Command::Init { .. } | Command::Build { .. } => {
-            unreachable!("handled above")
-        }
+        Command::Serve { .. }
+        | Command::Init { .. }
+        | Command::Build { .. }
+        | Command::Login { .. }
+        | Command::Logout => unreachable!("handled above"),
         Command::Deploy { file, deploy } => {
             let file = match file {
                 Some(file) => file,
@@ -417,13 +471,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     eprintln!("collection {}", text(&answer["collection"]["name"]));
                 }
             }
-            let progress = spinner(
-                json,
-                format!("uploading and compiling {name} ({} KiB)", wasm.len() / 1024),
-            );
-            let version = client.deploy(&name, wasm, &plan.config).await;
-            progress.finish_and_clear();
-            let version = version?;
+            let version = match unchanged(&client, &name, &wasm, &plan.config).await {
+                Some(active) => {
+                    if !json {
+                        eprintln!(
+                            "unchanged: the active version already has these bytes and settings"
+                        );
+                    }
+                    active
+                }
+                None => {
+                    let progress = spinner(
+                        json,
+                        format!("uploading and compiling {name} ({} KiB)", wasm.len() / 1024),
+                    );
+                    let version = client.deploy(&name, wasm, &plan.config).await;
+                    progress.finish_and_clear();
+                    version?
+                }
+            };
             for (schedule, spec) in &plan.schedules {
                 let answer = client
                     .put_json(&format!("/api/admin/schedules/{schedule}"), spec)
@@ -783,6 +849,31 @@ fn print_invocations(json: bool, answer: &Value) -> Option<i64> {
 
 /// A spinner on standard error for a long operation (hidden with `--json`
 /// and when standard error is not a terminal).
+/// The active version of `name` when it has exactly these bytes, limits
+/// and grants (a deploy would only add an identical version).
+async fn unchanged(
+    client: &Client,
+    name: &str,
+    wasm: &[u8],
+    config: &crate::functions::VersionConfig,
+) -> Option<serde_json::Value> {
+    use sha2::Digest as _;
+    let hash = hex::encode(sha2::Sha256::digest(wasm));
+    let versions = client
+        .get(&format!("/api/admin/functions/{name}/versions"))
+        .await
+        .ok()?;
+    let active = versions["versions"]
+        .as_array()?
+        .iter()
+        .find(|v| v["active"] == true)?
+        .clone();
+    let same = active["hash"] == hash.as_str()
+        && active["limits"] == serde_json::to_value(config.limits).ok()?
+        && active["grants"] == serde_json::to_value(&config.grants).ok()?;
+    same.then_some(active)
+}
+
 fn spinner(json: bool, message: String) -> indicatif::ProgressBar {
     let bar = if json {
         indicatif::ProgressBar::hidden()

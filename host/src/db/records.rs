@@ -625,7 +625,6 @@ impl Database {
         if !errors.is_empty() {
             return Err(DbError::Validation(errors));
         }
-        let dialect = self.backend.dialect();
         let request = request_data(caller, body.clone());
         self.authorize_existing(
             tx,
@@ -667,19 +666,10 @@ impl Database {
                 unique_error(definition, &err).unwrap_or_else(|| anyhow::Error::from(err).into())
             );
         }
-        let (select, storages) = select_list(definition, dialect);
-        let mut read = self.backend.query();
-        read.sql(&format!(
-            "SELECT {select} FROM {} r0 WHERE r0.\"id\" = ",
-            ident(&definition.name)
-        ))
-        .arg(text_arg(id), Storage::Text);
-        let row = tx
-            .fetch(&read, &storages)
+        let record = self
+            .read_in(tx, definition, id)
             .await?
-            .pop()
             .ok_or_else(|| DbError::RecordNotFound(id.to_owned(), definition.name.clone()))?;
-        let record = to_record(definition, row);
         // Increments are checked against min/max once applied.
         for (name, _) in &increments {
             let field = definition.field(name).expect("checked above");
@@ -708,18 +698,10 @@ impl Database {
         errors: &mut BTreeMap<String, FieldError>,
     ) -> Result<(), DbError> {
         let definition = &entry.definition;
-        let (select, storages) = select_list(definition, self.backend.dialect());
-        let mut read = self.backend.query();
-        read.sql(&format!(
-            "SELECT {select} FROM {} r0 WHERE r0.\"id\" = ",
-            ident(&definition.name)
-        ))
-        .arg(text_arg(id), Storage::Text);
         // A missing record is reported by the rule check that follows.
-        let Some(row) = tx.fetch(&read, &storages).await?.pop() else {
+        let Some(stored) = self.read_in(tx, definition, id).await? else {
             return Ok(());
         };
-        let stored = to_record(definition, row);
         let same = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
             (Some(x), Some(y)) => x == y,
             _ => a == b,
@@ -799,17 +781,9 @@ impl Database {
         .await?;
         // The record as it was goes out with the delete event.
         let definition = &entry.definition;
-        let (select, storages) = select_list(definition, self.backend.dialect());
-        let mut read = self.backend.query();
-        read.sql(&format!(
-            "SELECT {select} FROM {} r0 WHERE r0.\"id\" = ",
-            ident(&definition.name)
-        ))
-        .arg(text_arg(id), Storage::Text);
-        let row = tx
-            .fetch(&read, &storages)
+        let record = self
+            .read_in(tx, definition, id)
             .await?
-            .pop()
             .ok_or_else(|| DbError::RecordNotFound(id.to_owned(), definition.name.clone()))?;
         let mut delete = self.backend.query();
         delete
@@ -819,7 +793,28 @@ impl Database {
             ))
             .arg(text_arg(id), Storage::Text);
         tx.execute(&delete).await.map_err(anyhow::Error::from)?;
-        Ok(to_record(definition, row))
+        Ok(record)
+    }
+
+    /// The stored record `id` of `definition`, read inside `tx`.
+    async fn read_in(
+        &self,
+        tx: &mut Tx,
+        definition: &Collection,
+        id: &str,
+    ) -> Result<Option<Map<String, Value>>, DbError> {
+        let (select, storages) = select_list(definition, self.backend.dialect());
+        let mut read = self.backend.query();
+        read.sql(&format!(
+            "SELECT {select} FROM {} r0 WHERE r0.\"id\" = ",
+            ident(&definition.name)
+        ))
+        .arg(text_arg(id), Storage::Text);
+        Ok(tx
+            .fetch(&read, &storages)
+            .await?
+            .pop()
+            .map(|row| to_record(definition, row)))
     }
 
     /// Runs operations in one transaction, each as its caller: all take
