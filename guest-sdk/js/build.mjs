@@ -1,6 +1,6 @@
 // Builds a JavaScript or TypeScript function into a WebAssembly component:
-// bundles it with esbuild (npm packages included, `aura:*` left as
-// imports), writes the smallest world for the `aura:platform` interfaces
+// bundles it with esbuild (npm packages and the `@aura/function/*`
+// wrappers included, `aura:*` left as imports), writes the smallest world for the `aura:platform` interfaces
 // the bundle imports (componentize-js keeps every import a world names,
 // and Aura asks a grant for each), then componentizes it with the
 // StarlingMonkey engine. `aura build` writes this file and the WIT beside
@@ -29,6 +29,8 @@ const bundled = await build({
   platform: "browser",
   target: "es2022",
   external: ["aura:*", "wasi:*"],
+  // `@aura/function/db` and the rest: the wrappers beside this script.
+  alias: { "@aura/function": join(here, "function") },
   outfile: join(here, "bundle.js"),
   metafile: true,
   logLevel: "warning",

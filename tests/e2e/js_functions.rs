@@ -184,6 +184,25 @@ async fn a_typescript_function_reads_and_writes_records_under_their_rules() {
     assert_eq!(gone.status(), 404);
     let body: Value = gone.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found", "{body}");
+
+    // `/me` is the user the request acts for.
+    let anonymous = aura.http.get(url("/me")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let (token, id) = crate::storage::user(&aura, "ts@example.com").await;
+    let me: Value = aura
+        .http
+        .get(url("/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["id"].as_str(), me["email"].as_str()),
+        (Some(id.as_str()), Some("ts@example.com"))
+    );
 }
 
 /// `aura init --lang ts|js` writes a project that needs nothing of the
@@ -222,7 +241,19 @@ async fn init_projects_in_typescript_and_javascript_build_and_deploy() {
 
         build_deploy_and_greet(&aura, &project, name).await;
     }
-    // A TypeScript project type-checks against the platform declarations.
+    // A TypeScript project type-checks against the platform declarations,
+    // raw and through the wrappers.
+    std::fs::write(
+        work.path().join("hello-ts/src/platform.ts"),
+        "import * as db from \"@aura/function/db\";\n\
+         import * as secrets from \"@aura/function/secrets\";\n\
+         import * as events from \"@aura/function/events\";\n\
+         import * as auth from \"@aura/function/auth\";\n\
+         import { list } from \"aura:platform/db@0.1.0\";\n\
+         export const page: db.Page<{ id: string }> = db.list(\"todos\", { perPage: 5 });\n\
+         export const uses = [secrets.get, events.publish, auth.caller, list];\n",
+    )
+    .unwrap();
     let tsc = examples().join("node_modules/.bin/tsc");
     let checked = std::process::Command::new(&tsc)
         .args(["--noEmit", "-p", "."])

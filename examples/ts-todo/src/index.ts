@@ -1,10 +1,13 @@
 // `ts-todo`: the REST API of examples/todo-api, in TypeScript, over
-// `aura:platform/db` (as the calling user, so the collection's rules hold).
+// `aura:platform/db` through `@aura/function/db` (parsed JSON, errors as
+// PlatformError), as the calling user, so the collection's rules hold.
 //
 // - `GET /todos` lists a page (`filter`, `sort`, `page`, `perPage` passed on);
 // - `POST /todos` creates a todo (201);
-// - `GET`, `PATCH`, `DELETE /todos/{id}` read, change and delete one.
-import * as db from "aura:platform/db@0.1.0";
+// - `GET`, `PATCH`, `DELETE /todos/{id}` read, change and delete one;
+// - `GET /me` answers the signed-in user the request acts for (401 without).
+import * as auth from "@aura/function/auth";
+import * as db from "@aura/function/db";
 
 const COLLECTION = "todos";
 
@@ -14,15 +17,19 @@ async function handle(request: Request): Promise<Response> {
   const url = new URL(request.url);
   const path = url.pathname.replace(/\/+$/, "");
   try {
+    if (path === "/me" && request.method === "GET") {
+      const user = auth.caller();
+      return user ? Response.json(user) : error(401, "unauthorized", "sign in first: send Authorization: Bearer <access token>");
+    }
     if (path === "/todos") {
-      if (request.method === "GET") return json(200, db.list(COLLECTION, listOptions(url.searchParams)));
-      if (request.method === "POST") return json(201, db.create(COLLECTION, await request.text()));
+      if (request.method === "GET") return Response.json(db.list(COLLECTION, listOptions(url.searchParams)));
+      if (request.method === "POST") return Response.json(db.create(COLLECTION, await body(request)), { status: 201 });
       return error(405, "method_not_allowed", `${request.method} is not allowed here: GET, POST`);
     }
     const id = path.match(/^\/todos\/([^/]+)$/)?.[1];
     if (id) {
-      if (request.method === "GET") return json(200, db.get(COLLECTION, id));
-      if (request.method === "PATCH") return json(200, db.update(COLLECTION, id, await request.text()));
+      if (request.method === "GET") return Response.json(db.get(COLLECTION, id));
+      if (request.method === "PATCH") return Response.json(db.update(COLLECTION, id, await body(request)));
       if (request.method === "DELETE") {
         db.delete(COLLECTION, id);
         return new Response(null, { status: 204 });
@@ -47,22 +54,20 @@ function listOptions(query: URLSearchParams): db.ListOptions {
   };
 }
 
-/** A platform error (thrown as `{payload: {tag, val}}`) as the status REST would answer. */
-function failure(err: unknown): Response {
-  const payload = (err as { payload?: db.Error }).payload;
-  if (!payload) return error(500, "internal", String(err));
-  const [status, code] = ({
-    denied: [403, "forbidden"],
-    "not-found": [404, "not_found"],
-    invalid: [400, "invalid"],
-    conflict: [409, "conflict"],
-    internal: [500, "internal"],
-  } as const)[payload.tag];
-  return error(status, code, payload.val);
+/** The request's JSON object. */
+async function body(request: Request): Promise<object> {
+  try {
+    return await request.json();
+  } catch {
+    throw new db.PlatformError("invalid", "the body is not valid JSON");
+  }
 }
 
-function json(status: number, body: string): Response {
-  return new Response(body, { status, headers: { "content-type": "application/json" } });
+/** A platform error as the status and code REST would answer. */
+function failure(err: unknown): Response {
+  if (!(err instanceof db.PlatformError)) return error(500, "internal", String(err));
+  const code = err.code === "denied" ? "forbidden" : err.code.replace("-", "_");
+  return error(err.status, code, err.message);
 }
 
 function error(status: number, code: string, message: string): Response {

@@ -171,9 +171,10 @@ aura deploy                            # deploy it (reads aura.toml)
 curl http://127.0.0.1:8090/fn/{name}/  # call it
 ```
 
-npm packages that run in a browser bundle in. Platform interfaces are
-imports: `import {{ get }} from "aura:platform/secrets@0.1.0"` (declarations
-in `.aura/types`; each needs its grant in aura.toml).
+npm packages that run in a browser bundle in. Platform interfaces come as
+`@aura/function/db`, `/secrets`, `/events` and `/auth` (parsed JSON,
+errors as `PlatformError`), or raw as `aura:platform/db@0.1.0` and the rest
+(declarations in `.aura/types`); each needs its grant in aura.toml.
 "#,
                 language = if ts { "TypeScript" } else { "JavaScript" }
             ),
@@ -191,7 +192,8 @@ in `.aura/types`; each needs its grant in aura.toml).
     "types": [],
     "strict": true,
     "noEmit": true,
-    "skipLibCheck": true
+    "skipLibCheck": true,
+    "paths": { "@aura/function/*": ["./.aura/function/*"] }
   },
   "include": ["src", ".aura/types"]
 }
