@@ -237,6 +237,14 @@ async fn init_projects_in_typescript_and_javascript_build_and_deploy() {
                 .join(".aura/types/interfaces/aura-platform-db.d.ts")
                 .is_file()
         );
+        // Without the pinned tools the build says how to get them.
+        let missing = aura.cli_in(&project, &["build"]);
+        assert!(!missing.status.success());
+        assert!(
+            String::from_utf8_lossy(&missing.stderr).contains("run `npm install`"),
+            "{}",
+            String::from_utf8_lossy(&missing.stderr)
+        );
         link_tools(&project);
 
         build_deploy_and_greet(&aura, &project, name).await;

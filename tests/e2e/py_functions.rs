@@ -82,6 +82,11 @@ async fn an_init_python_project_builds_deploys_and_has_its_imports_checked() {
             .unwrap()
             .contains("componentize-py==0.25.1")
     );
+    // Without componentize-py the build says how to install it.
+    let missing = aura.cli_in(&project, &["build"]);
+    let log = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    assert!(log.contains("pip install -r requirements.txt"), "{log}");
     // The examples' componentize-py, as the project's own venv.
     std::os::unix::fs::symlink(examples().join(".venv"), project.join(".venv")).unwrap();
     crate::js_functions::build_deploy_and_greet(&aura, &project, "hello-py").await;

@@ -205,6 +205,18 @@ async fn a_refused_form_leaves_no_files_behind() {
     .await;
     assert_eq!(body["error"]["details"]["field"], "title", "{body}");
 
+    // A body that only claims to be a form.
+    let broken = aura
+        .http
+        .post(aura.at(path))
+        .bearer_auth(&alice)
+        .header("content-type", "multipart/form-data")
+        .body("title=x")
+        .send()
+        .await
+        .unwrap();
+    assert_error(broken, 400, "invalid_form").await;
+
     // The bucket's create rule holds for the caller: too large a file.
     let form = Form::new()
         .text("title", "big")

@@ -88,8 +88,8 @@ async fn record_body(
                 rejection.body_text(),
             )
         })?;
-    let form = record_form::read(state, caller, collection, form).await?;
-    Ok((form.data.clone(), Some(form)))
+    let mut form = record_form::read(state, caller, collection, form).await?;
+    Ok((std::mem::take(&mut form.data), Some(form)))
 }
 
 /// Removes the files of a form whose record was not written.
