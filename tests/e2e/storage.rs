@@ -860,6 +860,83 @@ async fn signatures_scopes_limits_hostile_keys_and_active_content() {
     let raw = reqwest::get(presigned.uri()).await.unwrap();
     assert_eq!(raw.headers()["x-content-type-options"], "nosniff");
     assert_eq!(raw.headers()["content-disposition"], "attachment");
+
+    // Types a browser reads otherwise than a lenient parser (a second type
+    // after a comma, XSLT, SVG) are attachments too, on the S3 port and
+    // over REST, and nothing served from a bucket runs scripts.
+    let tricks = [
+        "text/plain;,text/html",
+        "text/xsl",
+        "application/octet-stream;,image/svg+xml",
+        "image/svg+xml",
+        "text/html",
+    ];
+    for (i, content_type) in tricks.iter().enumerate() {
+        let key = format!("trick-{i}");
+        s3.put_object()
+            .bucket("private")
+            .key(&key)
+            .content_type(*content_type)
+            .body(ByteStream::from_static(b"<script>alert(1)</script>"))
+            .send()
+            .await
+            .unwrap();
+        let got = s3
+            .get_object()
+            .bucket("private")
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.content_disposition(),
+            Some("attachment"),
+            "{content_type}"
+        );
+        let rest = aura
+            .http
+            .get(aura.at(&format!("/api/storage/private/{key}")))
+            .bearer_auth(&aura.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rest.status(), 200);
+        let header = |name: &str| rest.headers()[name].to_str().unwrap().to_owned();
+        assert!(
+            header("content-disposition").starts_with("attachment"),
+            "{content_type}"
+        );
+        assert!(
+            header("content-security-policy").contains("sandbox"),
+            "{content_type}"
+        );
+    }
+    s3.put_object()
+        .bucket("private")
+        .key("photo.png")
+        .content_type("image/png")
+        .body(ByteStream::from_static(b"\x89PNG"))
+        .send()
+        .await
+        .unwrap();
+    let photo = s3
+        .get_object()
+        .bucket("private")
+        .key("photo.png")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).unwrap())
+        .await
+        .unwrap();
+    let photo = reqwest::get(photo.uri()).await.unwrap();
+    assert!(
+        photo.headers().get("content-disposition").is_none(),
+        "an image shows inline"
+    );
+    assert!(
+        photo.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
 }
 
 #[tokio::test]

@@ -207,8 +207,11 @@ async fn download(
         .clone()
         .unwrap_or_else(|| "application/octet-stream".into());
     response = response.header(header::CONTENT_TYPE, &content_type);
+    if !bucket.settings.website {
+        response = response.header(header::CONTENT_SECURITY_POLICY, crate::storage::OBJECT_CSP);
+    }
     if signature.download.is_some()
-        || (!bucket.settings.website && crate::storage::active_content(Some(&content_type)))
+        || (!bucket.settings.website && !crate::storage::inline_safe(Some(&content_type)))
     {
         response = response.header(header::CONTENT_DISPOSITION, attachment(&key));
     }

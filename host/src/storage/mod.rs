@@ -730,20 +730,61 @@ pub fn encode_key(key: &str) -> String {
         .collect()
 }
 
-/// Content a browser would run (HTML, SVG, JavaScript, XML): downloaded as
-/// an attachment unless its bucket is a website.
-pub fn active_content(content_type: Option<&str>) -> bool {
-    let essence = content_type
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    ["html", "javascript", "ecmascript", "svg", "xml"]
-        .iter()
-        .any(|kind| essence.contains(kind))
+/// Whether an object of `content_type` may be shown inline by a browser
+/// on Aura's origin. Only well-formed types of an allow-list qualify
+/// (images other than SVG, audio, video, plain text, CSV, JSON); anything
+/// else, including types a browser parses differently than a server
+/// (`text/plain;,text/html`, a second type after a comma, stray bytes), is
+/// downloaded as an attachment unless the bucket is a website.
+pub fn inline_safe(content_type: Option<&str>) -> bool {
+    let Some(essence) = content_type.and_then(media_essence) else {
+        return false;
+    };
+    let (kind, subtype) = essence.split_once('/').unwrap_or_default();
+    match kind {
+        "image" => !subtype.contains("svg") && !subtype.contains("xml"),
+        "audio" | "video" => !subtype.contains("xml"),
+        "text" => matches!(subtype, "plain" | "csv"),
+        "application" => subtype == "json",
+        _ => false,
+    }
 }
+
+/// The lower-case `type/subtype` of a well-formed media type (RFC 9110:
+/// tokens, then `; name=value` parameters, values tokens or quoted
+/// strings), or `None`.
+fn media_essence(value: &str) -> Option<String> {
+    fn token(text: &str) -> bool {
+        !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    }
+    let blank = |c: char| c == ' ' || c == '\t';
+    let mut parts = value.split(';');
+    let essence = parts.next()?.trim_matches(blank);
+    let (kind, subtype) = essence.split_once('/')?;
+    if !token(kind) || !token(subtype) {
+        return None;
+    }
+    for parameter in parts {
+        let (name, value) = parameter.trim_matches(blank).split_once('=')?;
+        let quoted = value.len() >= 2
+            && value.starts_with('"')
+            && value.ends_with('"')
+            && value[1..value.len() - 1]
+                .bytes()
+                .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
+        if !token(name) || !(token(value) || quoted) {
+            return None;
+        }
+    }
+    Some(essence.to_ascii_lowercase())
+}
+
+/// The `Content-Security-Policy` of every object served from a bucket that
+/// is not a website: nothing in it runs, even if a browser renders it.
+pub const OBJECT_CSP: &str = "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox";
 
 /// Whether an `If-Match`/`If-None-Match` value names `etag` (`*` names any).
 pub fn etag_matches(condition: &str, etag: &str) -> bool {
@@ -754,3 +795,41 @@ pub fn etag_matches(condition: &str, etag: &str) -> bool {
 }
 
 mod multipart;
+
+#[cfg(test)]
+mod tests {
+    use super::inline_safe;
+
+    #[test]
+    fn only_well_formed_types_of_the_allow_list_are_inline() {
+        for inline in [
+            "image/png",
+            "IMAGE/JPEG",
+            "text/plain; charset=utf-8",
+            "text/plain;charset=\"utf-8\"",
+            "video/mp4",
+            "application/json",
+        ] {
+            assert!(inline_safe(Some(inline)), "{inline}");
+        }
+        for attachment in [
+            "text/html",
+            "text/plain;,text/html",
+            "text/plain, text/html",
+            "application/octet-stream;,image/svg+xml",
+            "image/svg+xml",
+            "text/xsl",
+            "application/xhtml+xml",
+            "text/javascript",
+            "application/pdf",
+            "text/plain; charset=utf-8 text/html",
+            "text/plain\u{b}",
+            "image/png; a",
+            "",
+            "image",
+        ] {
+            assert!(!inline_safe(Some(attachment)), "{attachment:?}");
+        }
+        assert!(!inline_safe(None));
+    }
+}

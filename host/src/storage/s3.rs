@@ -489,8 +489,8 @@ impl S3 for Api {
             }
         };
         let stream = self.0.read(&object, start, length).await?;
-        let attachment =
-            !bucket.settings.website && super::active_content(object.content_type.as_deref());
+        let website = bucket.settings.website;
+        let attachment = !website && !super::inline_safe(object.content_type.as_deref());
         let mut response = S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(length as i64),
@@ -507,6 +507,12 @@ impl S3 for Api {
             http::header::X_CONTENT_TYPE_OPTIONS,
             http::HeaderValue::from_static("nosniff"),
         );
+        if !website {
+            response.headers.insert(
+                http::header::CONTENT_SECURITY_POLICY,
+                http::HeaderValue::from_static(super::OBJECT_CSP),
+            );
+        }
         Ok(response)
     }
 
