@@ -7,6 +7,7 @@ Run through bench/run.sh, which installs the tools and builds the binaries.
 """
 import argparse
 import http.client
+import json
 import os
 import re
 import signal
@@ -85,6 +86,7 @@ class Aura:
         data = resp.read()
         if resp.status != 201:
             raise RuntimeError(f"deploy failed: {resp.status} {data!r}")
+        return json.loads(data)
 
     def metrics(self):
         _, body = get(self.port, "/metrics", {"Authorization": f"Bearer {self.token()}"})

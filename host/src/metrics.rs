@@ -11,8 +11,11 @@ pub struct Metrics {
     pub invocations_failed: AtomicU64,
     /// Components loaded from the compiled-artifact cache.
     pub component_cache_hits: AtomicU64,
-    /// Components compiled from source.
+    /// Components compiled from source by the optimizing compiler.
     pub components_compiled: AtomicU64,
+    /// Components compiled from source by the baseline compiler first (their
+    /// optimized code follows in the background).
+    pub components_baseline: AtomicU64,
     /// Invocation log entries dropped because the log writer fell behind.
     pub logs_dropped: AtomicU64,
     /// Instantiations measured, and their total time in nanoseconds.
@@ -50,6 +53,7 @@ impl Metrics {
                 &self.component_cache_hits,
             ),
             ("aura_components_compiled_total", &self.components_compiled),
+            ("aura_components_baseline_total", &self.components_baseline),
             ("aura_invocation_logs_dropped_total", &self.logs_dropped),
         ];
         let mut out = String::new();

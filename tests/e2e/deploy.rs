@@ -13,11 +13,14 @@ async fn deploy_creates_an_active_immutable_version() {
     assert_eq!(version["hash"].as_str().map(str::len), Some(64));
     assert_eq!(version["size"], wasm("hello").len());
     assert_eq!(version["limits"]["memory_mb"], 128);
+    // A small component is compiled by the optimizing compiler at once.
+    assert_eq!(version["compile"]["code"], "optimized", "{version}");
 
     let second = aura
         .deploy("hello", "hello", json!({"limits": {"cpu_ms": 500}}))
         .await;
     assert_eq!(second["version"], 2);
+    assert_eq!(second["compile"]["code"], "cached", "{second}");
     let (status, versions) = aura.admin_get("/api/admin/functions/hello/versions").await;
     assert_eq!(status, 200);
     let versions = versions["versions"].as_array().expect("versions").clone();
@@ -27,6 +30,7 @@ async fn deploy_creates_an_active_immutable_version() {
     assert_eq!(versions[0]["limits"]["cpu_ms"], 500);
     assert_eq!(versions[1]["active"], false);
     assert_eq!(versions[1]["limits"]["cpu_ms"], 10_000);
+    assert!(versions[0].get("compile").is_none(), "{}", versions[0]);
 }
 
 #[tokio::test]

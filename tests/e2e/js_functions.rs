@@ -39,6 +39,8 @@ async fn a_typescript_function_answers_logs_streams_and_fetches_only_when_grante
         .deploy_bytes("ts-hello", example("ts-hello"), json!({}))
         .await;
     assert_eq!(status, 201, "{body}");
+    // A large component answers first from baseline code...
+    assert_eq!(body["compile"]["code"], "baseline", "{body}");
     let response = aura
         .http
         .get(aura.at("/fn/ts-hello/"))
@@ -47,6 +49,19 @@ async fn a_typescript_function_answers_logs_streams_and_fetches_only_when_grante
         .unwrap();
     assert_eq!(response.status(), 200);
     let id = invocation_id(&response);
+    assert_eq!(response.text().await.unwrap(), "Hello from TypeScript!\n");
+    // ...then from optimized code compiled in the background.
+    let deadline = Instant::now() + std::time::Duration::from_secs(300);
+    while aura.metric("aura_components_compiled_total").await == 0 {
+        assert!(Instant::now() < deadline, "the optimized code never came");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let response = aura
+        .http
+        .get(aura.at("/fn/ts-hello/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.text().await.unwrap(), "Hello from TypeScript!\n");
     let record = aura.invocation_log("ts-hello", &id).await;
     assert!(
@@ -101,6 +116,10 @@ async fn a_typescript_function_answers_logs_streams_and_fetches_only_when_grante
         .deploy_bytes("ts-hello", example("ts-hello"), grant)
         .await;
     assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["compile"]["code"], "cached",
+        "the same bytes reuse the optimized code: {body}"
+    );
     let response = fetch(&aura).await.unwrap();
     assert_eq!(response.status(), 200);
     let answer: Value = response.json().await.unwrap();
@@ -257,9 +276,10 @@ async fn init_projects_in_typescript_and_javascript_build_and_deploy() {
          import * as secrets from \"@aura/function/secrets\";\n\
          import * as events from \"@aura/function/events\";\n\
          import * as auth from \"@aura/function/auth\";\n\
+         import * as storage from \"@aura/function/storage\";\n\
          import { list } from \"aura:platform/db@0.1.0\";\n\
          export const page: db.Page<{ id: string }> = db.list(\"todos\", { perPage: 5 });\n\
-         export const uses = [secrets.get, events.publish, auth.caller, list];\n",
+         export const uses = [secrets.get, events.publish, auth.caller, storage.put, list];\n",
     )
     .unwrap();
     let tsc = examples().join("node_modules/.bin/tsc");
@@ -291,6 +311,121 @@ async fn init_projects_in_typescript_and_javascript_build_and_deploy() {
     );
     let not_built = aura.cli_in(work.path(), &["deploy"]);
     assert!(!not_built.status.success());
+}
+
+/// The storage wrapper, in a function built from an `aura init` project:
+/// objects written and read back as bytes, listed, and a missing one is a
+/// `PlatformError` with its status.
+#[tokio::test]
+async fn a_typescript_function_stores_objects_through_the_storage_wrapper() {
+    let aura = Aura::start();
+    let (status, body) = aura
+        .admin_post("/api/admin/storage/buckets", json!({"name": "files"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let work = tempfile::tempdir().unwrap();
+    let project = work.path().join("files-ts");
+    let output = aura.cli(&["init", "files-ts", "--dir", project.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    link_tools(&project);
+    let manifest = std::fs::read_to_string(project.join("aura.toml")).unwrap();
+    std::fs::write(
+        project.join("aura.toml"),
+        manifest.replace("[grants]", "[grants]\nbuckets = { files = \"read-write\" }"),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("src/index.ts"),
+        r#"import * as storage from "@aura/function/storage";
+import { PlatformError } from "@aura/function/storage";
+
+addEventListener("fetch", (event: FetchEvent) => event.respondWith(handle(event.request)));
+
+async function handle(request: Request): Promise<Response> {
+  const url = new URL(request.url);
+  const key = url.pathname.slice(1);
+  try {
+    if (request.method === "PUT") {
+      const body = new Uint8Array(await request.arrayBuffer());
+      return json(storage.put("files", key, body, request.headers.get("content-type") ?? undefined));
+    }
+    if (url.searchParams.has("list")) return json(storage.list("files", { prefix: key }));
+    const { info, bytes } = storage.get("files", key);
+    return new Response(bytes, { headers: { "content-type": info.contentType ?? "", "x-size": String(info.size) } });
+  } catch (err) {
+    if (err instanceof PlatformError) return json({ code: err.code }, err.status);
+    throw err;
+  }
+}
+
+function json(value: unknown, status = 200): Response {
+  return new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json" } });
+}
+"#,
+    )
+    .unwrap();
+    let built = aura.cli_in(&project, &["build"]);
+    let log = String::from_utf8_lossy(&built.stderr);
+    assert!(built.status.success(), "{log}");
+    assert!(log.contains("aura:platform/storage@0.1.0"), "{log}");
+    let deployed = aura.cli_in(&project, &["deploy"]);
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+
+    let url = |path: &str| aura.at(&format!("/fn/files-ts/{path}"));
+    // Bigger than one read of the wrapper (1 MiB), bytes that are not UTF-8.
+    let data: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
+    let put: Value = aura
+        .http
+        .put(url("notes/a.bin"))
+        .header("content-type", "application/x-test")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (put["key"].as_str(), put["size"].as_u64()),
+        (Some("notes/a.bin"), Some(1_500_000)),
+        "{put}"
+    );
+    let got = aura.http.get(url("notes/a.bin")).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-type"], "application/x-test");
+    assert_eq!(got.headers()["x-size"], "1500000");
+    assert!(
+        got.bytes().await.unwrap() == data,
+        "the same bytes come back"
+    );
+    let listing: Value = aura
+        .http
+        .get(url("notes/?list"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listing["objects"][0]["key"], "notes/a.bin", "{listing}");
+    assert_eq!(
+        listing["objects"][0]["size"], 1_500_000,
+        "sizes are numbers: {listing}"
+    );
+    let missing = aura.http.get(url("notes/none")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap(),
+        json!({"code": "not-found"})
+    );
 }
 
 /// Runs `aura build` and `aura deploy` in an `aura init` project called

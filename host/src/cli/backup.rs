@@ -2,6 +2,7 @@
 //! one into a fresh data directory (offline, no server needed).
 
 use super::client::Client;
+use super::table::Table;
 use super::{print, spinner, text};
 use clap::Subcommand;
 use serde_json::json;
@@ -56,20 +57,16 @@ pub(super) async fn run(client: &Client, json: bool, command: BackupCommand) -> 
         BackupCommand::List => {
             let answer = client.get("/api/admin/backups").await?;
             print(json, &answer, |a| {
-                let mut out = format!(
-                    "{:<20} {:>8} {:>14}  {}\n",
-                    "NAME", "FILES", "BYTES", "PATH"
-                );
+                let mut table = Table::new(["NAME", ">FILES", ">BYTES", "PATH"]);
                 for b in a["backups"].as_array().into_iter().flatten() {
-                    out += &format!(
-                        "{:<20} {:>8} {:>14}  {}\n",
+                    table.row([
                         text(&b["name"]),
-                        b["files"],
-                        b["bytes"],
-                        text(&b["path"])
-                    );
+                        &b["files"].to_string(),
+                        &b["bytes"].to_string(),
+                        text(&b["path"]),
+                    ]);
                 }
-                out.trim_end().to_owned()
+                table.render()
             });
         }
         BackupCommand::Restore { .. } => unreachable!("restored without a server"),

@@ -1,6 +1,7 @@
 //! `aura collections …`: apply schema files, list, show, drop, history.
 
 use super::client::Client;
+use super::table::Table;
 use super::{print, text};
 use clap::Subcommand;
 use serde_json::Value;
@@ -123,10 +124,8 @@ pub(super) async fn run(
         CollectionsCommand::List => {
             let answer = client.get("/api/collections").await?;
             print(json, &answer, |a| {
-                let mut out = format!(
-                    "{:<24} {:>6}  {}\n",
-                    "NAME", "FIELDS", "RULES (list/view/create/update/delete)"
-                );
+                let mut table =
+                    Table::new(["NAME", ">FIELDS", "RULES (list/view/create/update/delete)"]);
                 for c in a["collections"].as_array().into_iter().flatten() {
                     let rules: Vec<&str> = [
                         "listRule",
@@ -142,14 +141,13 @@ pub(super) async fn run(
                         Some(_) => "rule",
                     })
                     .collect();
-                    out += &format!(
-                        "{:<24} {:>6}  {}\n",
-                        text(&c["name"]),
-                        c["fields"].as_array().map_or(0, Vec::len),
-                        rules.join("/")
-                    );
+                    table.row([
+                        text(&c["name"]).to_owned(),
+                        c["fields"].as_array().map_or(0, Vec::len).to_string(),
+                        rules.join("/"),
+                    ]);
                 }
-                out.trim_end().to_owned()
+                table.render()
             });
         }
         CollectionsCommand::Show { name } => {

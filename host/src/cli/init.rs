@@ -81,6 +81,8 @@ name = "{name}"
 # network = ["api.example.com:443"]       # outbound HTTP (fetch)
 # collections = {{ todos = "read-write" }} # aura:platform/db
 # secrets = ["API_KEY"]                  # aura:platform/secrets
+# buckets = {{ avatars = "read-write" }}  # aura:platform/storage
+# events = ["chat.*"]                    # aura:platform/events
 
 # [[schedules]]
 # name = "{name}-nightly"
@@ -188,7 +190,7 @@ errors as `PlatformError`), or raw as `aura:platform/db@0.1.0` and the rest
     "target": "es2022",
     "module": "es2022",
     "moduleResolution": "bundler",
-    "lib": ["es2022", "webworker"],
+    "lib": ["es2022", "esnext.disposable", "webworker"],
     "types": [],
     "strict": true,
     "noEmit": true,

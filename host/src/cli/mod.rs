@@ -12,6 +12,7 @@ mod project;
 
 mod secrets;
 mod storage;
+mod table;
 mod types;
 
 use crate::server::{self, ServeOptions};
@@ -20,6 +21,7 @@ use client::Client;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use table::Table;
 
 /// Aura: deploy WebAssembly components and invoke them over HTTP.
 #[derive(Debug, Parser)]
@@ -503,11 +505,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             print(json, &version, |v| {
                 format!(
-                    "deployed {} version {} (sha256 {}, {} bytes); call it at {}/fn/{}",
+                    "deployed {} version {} (sha256 {}, {} bytes{}); call it at {}/fn/{}",
                     v["function"].as_str().unwrap_or(&name),
                     v["version"],
                     v["hash"].as_str().map_or("", |h| &h[..12.min(h.len())]),
                     v["size"],
+                    compile_note(&v["compile"]),
                     client.base(),
                     name
                 )
@@ -517,20 +520,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             FunctionsCommand::List => {
                 let answer = client.get("/api/admin/functions").await?;
                 print(json, &answer, |a| {
-                    let mut out = format!(
-                        "{:<24} {:>7} {:>9}  {}\n",
-                        "NAME", "ACTIVE", "VERSIONS", "UPDATED"
-                    );
+                    let mut table = Table::new(["NAME", ">ACTIVE", ">VERSIONS", "UPDATED"]);
                     for f in a["functions"].as_array().into_iter().flatten() {
-                        out += &format!(
-                            "{:<24} {:>7} {:>9}  {}\n",
+                        table.row([
                             text(&f["name"]),
-                            f["active_version"],
-                            f["versions"],
-                            text(&f["updated_at"])
-                        );
+                            &f["active_version"].to_string(),
+                            &f["versions"].to_string(),
+                            text(&f["updated_at"]),
+                        ]);
                     }
-                    out.trim_end().to_owned()
+                    table.render()
                 });
             }
             FunctionsCommand::Show { name } => {
@@ -551,22 +550,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .get(&format!("/api/admin/functions/{name}/versions"))
                     .await?;
                 print(json, &answer, |a| {
-                    let mut out = format!(
-                        "{:>7}  {:<6} {:<12} {:>10}  {}\n",
-                        "VERSION", "ACTIVE", "SHA256", "BYTES", "CREATED"
-                    );
+                    let mut table =
+                        Table::new([">VERSION", "ACTIVE", "SHA256", ">BYTES", "CREATED"]);
                     for v in a["versions"].as_array().into_iter().flatten() {
                         let hash = text(&v["hash"]);
-                        out += &format!(
-                            "{:>7}  {:<6} {:<12} {:>10}  {}\n",
-                            v["version"],
+                        table.row([
+                            v["version"].to_string().as_str(),
                             if v["active"] == true { "*" } else { "" },
                             &hash[..12.min(hash.len())],
-                            v["size"],
-                            text(&v["created_at"])
-                        );
+                            &v["size"].to_string(),
+                            text(&v["created_at"]),
+                        ]);
                     }
-                    out.trim_end().to_owned()
+                    table.render()
                 });
             }
             FunctionsCommand::Grants { name } => {
@@ -681,21 +677,6 @@ enum SignInLink {
 }
 
 async fn schedules(client: &Client, json: bool, command: SchedulesCommand) -> anyhow::Result<()> {
-    let one = |s: &Value| {
-        format!(
-            "{:<20} {:<20} {:<16} {:<14} {:<7} {}",
-            text(&s["name"]),
-            text(&s["cron"]),
-            text(&s["function"]),
-            text(&s["tz"]),
-            if s["paused"] == true {
-                "paused"
-            } else {
-                "active"
-            },
-            text(&s["next_run_at"])
-        )
-    };
     match command {
         SchedulesCommand::Add {
             name,
@@ -740,15 +721,22 @@ async fn schedules(client: &Client, json: bool, command: SchedulesCommand) -> an
         SchedulesCommand::List => {
             let answer = client.get("/api/admin/schedules").await?;
             print(json, &answer, |a| {
-                let mut out = format!(
-                    "{:<20} {:<20} {:<16} {:<14} {:<7} {}\n",
-                    "NAME", "CRON", "FUNCTION", "TZ", "STATE", "NEXT RUN"
-                );
+                let mut table = Table::new(["NAME", "CRON", "FUNCTION", "TZ", "STATE", "NEXT RUN"]);
                 for s in a["schedules"].as_array().into_iter().flatten() {
-                    out += &one(s);
-                    out.push('\n');
+                    table.row([
+                        text(&s["name"]),
+                        text(&s["cron"]),
+                        text(&s["function"]),
+                        text(&s["tz"]),
+                        if s["paused"] == true {
+                            "paused"
+                        } else {
+                            "active"
+                        },
+                        text(&s["next_run_at"]),
+                    ]);
                 }
-                out.trim_end().to_owned()
+                table.render()
             });
         }
         SchedulesCommand::Pause { name } => {
@@ -847,8 +835,6 @@ fn print_invocations(json: bool, answer: &Value) -> Option<i64> {
     records.last().and_then(|r| r["seq"].as_i64())
 }
 
-/// A spinner on standard error for a long operation (hidden with `--json`
-/// and when standard error is not a terminal).
 /// The active version of `name` when it has exactly these bytes, limits
 /// and grants (a deploy would only add an identical version).
 async fn unchanged(
@@ -874,6 +860,21 @@ async fn unchanged(
     same.then_some(active)
 }
 
+/// "; compiled in 0.4 s, optimized code follows" from a deploy's `compile`.
+fn compile_note(compile: &Value) -> String {
+    let seconds = compile["ms"].as_f64().unwrap_or(0.0) / 1000.0;
+    match compile["code"].as_str() {
+        Some("cached") => format!("; code loaded from the cache in {seconds:.2} s"),
+        Some("optimized") => format!("; compiled in {seconds:.2} s"),
+        Some("baseline") => format!(
+            "; compiled for a quick start in {seconds:.2} s, optimized code follows in the background"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// A spinner on standard error for a long operation (hidden with `--json`
+/// and when standard error is not a terminal).
 fn spinner(json: bool, message: String) -> indicatif::ProgressBar {
     let bar = if json {
         indicatif::ProgressBar::hidden()

@@ -24,6 +24,7 @@
 //! again changes nothing.
 
 use super::client::Client;
+use super::table::Table;
 use super::{print, text};
 use crate::db::schema::Collection;
 use crate::definition::{Definition, FunctionDefinition};
@@ -351,22 +352,25 @@ fn describe(environment: &str, changes: &[Value]) -> String {
 pub(super) async fn list_snapshots(client: &Client, json: bool) -> anyhow::Result<()> {
     let answer = client.get("/api/admin/snapshots").await?;
     print(json, &answer, |a| {
-        let mut out = format!(
-            "{:>5}  {:<24} {:>11} {:>9} {:>9}  {}\n",
-            "ID", "LABEL", "COLLECTIONS", "FUNCTIONS", "SCHEDULES", "CREATED"
-        );
+        let mut table = Table::new([
+            ">ID",
+            "LABEL",
+            ">COLLECTIONS",
+            ">FUNCTIONS",
+            ">SCHEDULES",
+            "CREATED",
+        ]);
         for s in a["snapshots"].as_array().into_iter().flatten() {
-            out += &format!(
-                "{:>5}  {:<24} {:>11} {:>9} {:>9}  {}\n",
-                s["id"],
+            table.row([
+                s["id"].to_string().as_str(),
                 text(&s["label"]),
-                s["collections"],
-                s["functions"],
-                s["schedules"],
-                text(&s["created_at"])
-            );
+                &s["collections"].to_string(),
+                &s["functions"].to_string(),
+                &s["schedules"].to_string(),
+                text(&s["created_at"]),
+            ]);
         }
-        out.trim_end().to_owned()
+        table.render()
     });
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `aura secrets …`: set, list, unset, and rotate the master key.
 
 use super::client::Client;
+use super::table::Table;
 use super::{print, text};
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -67,16 +68,15 @@ pub(super) async fn run(
         SecretsCommand::List => {
             let answer = client.get("/api/admin/secrets").await?;
             print(json, &answer, |a| {
-                let mut out = format!("{:<32} {:<8} {}\n", "NAME", "VERSION", "UPDATED");
+                let mut table = Table::new(["NAME", ">VERSION", "UPDATED"]);
                 for s in a["secrets"].as_array().into_iter().flatten() {
-                    out += &format!(
-                        "{:<32} {:<8} {}\n",
+                    table.row([
                         text(&s["name"]),
-                        s["version"],
-                        text(&s["updated"])
-                    );
+                        &s["version"].to_string(),
+                        text(&s["updated"]),
+                    ]);
                 }
-                out.trim_end().to_owned()
+                table.render()
             });
         }
         SecretsCommand::Unset { name } => {

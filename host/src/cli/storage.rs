@@ -1,6 +1,7 @@
 //! `aura storage …`: buckets and S3 access keys.
 
 use super::client::Client;
+use super::table::Table;
 use super::{print, text};
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
@@ -71,11 +72,11 @@ pub(super) async fn run(
         StorageCommand::Buckets => {
             let answer = client.get("/api/admin/storage/buckets").await?;
             print(json, &answer, |a| {
-                let mut out = format!("{:<32} {}\n", "NAME", "CREATED");
+                let mut table = Table::new(["NAME", "CREATED"]);
                 for b in a["buckets"].as_array().into_iter().flatten() {
-                    out += &format!("{:<32} {}\n", text(&b["name"]), text(&b["created"]));
+                    table.row([text(&b["name"]), text(&b["created"])]);
                 }
-                out.trim_end().to_owned()
+                table.render()
             });
         }
         StorageCommand::DeleteBucket { name } => {
@@ -112,7 +113,7 @@ pub(super) async fn run(
         StorageCommand::Keys => {
             let answer = client.get("/api/admin/storage/keys").await?;
             print(json, &answer, |a| {
-                let mut out = format!("{:<22} {:<40} {}\n", "ACCESS KEY", "BUCKETS", "DESCRIPTION");
+                let mut table = Table::new(["ACCESS KEY", "BUCKETS", "DESCRIPTION"]);
                 for k in a["keys"].as_array().into_iter().flatten() {
                     let buckets: Vec<String> = k["buckets"]
                         .as_object()
@@ -120,14 +121,13 @@ pub(super) async fn run(
                         .flatten()
                         .map(|(name, access)| format!("{name}:{}", text(access)))
                         .collect();
-                    out += &format!(
-                        "{:<22} {:<40} {}\n",
+                    table.row([
                         text(&k["accessKey"]),
-                        buckets.join(","),
-                        text(&k["description"])
-                    );
+                        &buckets.join(","),
+                        text(&k["description"]),
+                    ]);
                 }
-                out.trim_end().to_owned()
+                table.render()
             });
         }
         StorageCommand::DeleteKey { access_key } => {

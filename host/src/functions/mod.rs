@@ -71,6 +71,20 @@ pub struct VersionInfo {
     pub active: bool,
     /// When it was deployed (RFC 3339).
     pub created_at: String,
+    /// How a deploy made its code (only in a deploy's answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compile: Option<CompileReport>,
+}
+
+/// How a deploy made a component's code, and how long that took.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompileReport {
+    /// `cached` (an artifact of these bytes existed), `optimized`
+    /// (compiled by Cranelift now) or `baseline` (compiled by Winch now;
+    /// optimized code replaces it in the background).
+    pub code: &'static str,
+    /// Milliseconds spent compiling or loading.
+    pub ms: u64,
 }
 
 /// Errors of the functions service; the API maps each to a stable code.
@@ -174,14 +188,7 @@ impl Functions {
                 match service.prepare_stored(&name, &hash, &grants).await {
                     Ok((prepared, outcome)) => {
                         tracing::info!(function = %name, version, cache = ?outcome, "loaded function");
-                        service.registry.activate(
-                            &name,
-                            Loaded {
-                                version,
-                                limits,
-                                prepared,
-                            },
-                        );
+                        service.activate(&name, version, limits, prepared, &hash, &grants);
                     }
                     Err(err) => failed.push(((name, version, hash, limits, grants), err)),
                 }
@@ -211,9 +218,18 @@ impl Functions {
         grants.validate().map_err(FunctionError::InvalidGrants)?;
         let hash = hex::encode(Sha256::digest(&wasm));
         let _guard = self.admin.lock().await;
-        let (prepared, _) = self
+        let started = Instant::now();
+        let (prepared, outcome) = self
             .prepare(name, wasm.clone(), hash.clone(), grants.clone())
             .await?;
+        let compile = CompileReport {
+            code: match outcome {
+                CacheOutcome::Hit => "cached",
+                CacheOutcome::Compiled => "optimized",
+                CacheOutcome::Baseline => "baseline",
+            },
+            ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
         self.check_importers(name, &prepared)?;
         self.store_blob(&hash, &wasm).await?;
         let now = now();
@@ -250,14 +266,7 @@ impl Functions {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.registry.activate(
-            name,
-            Loaded {
-                version,
-                limits,
-                prepared,
-            },
-        );
+        self.activate(name, version, limits, prepared, &hash, &grants);
         tracing::info!(function = name, version, hash, "deployed");
         if let Err(err) = self.prune_compiled(name).await {
             tracing::warn!(function = name, "pruning compiled artifacts: {err:#}");
@@ -271,6 +280,7 @@ impl Functions {
             grants,
             active: true,
             created_at: now,
+            compile: Some(compile),
         })
     }
 
@@ -309,13 +319,13 @@ impl Functions {
             .execute(&self.db)
             .await?;
         self.check_importers(name, &prepared)?;
-        self.registry.activate(
+        self.activate(
             name,
-            Loaded {
-                version: target,
-                limits: version.limits,
-                prepared,
-            },
+            target,
+            version.limits,
+            prepared,
+            &version.hash,
+            &version.grants,
         );
         tracing::info!(function = name, from = active, to = target, "rolled back");
         version.active = true;
@@ -498,6 +508,7 @@ impl Functions {
                         .map_err(anyhow::Error::from)?,
                     active: version == active,
                     created_at: row.try_get("created_at")?,
+                    compile: None,
                 })
             })
             .collect()
@@ -580,6 +591,61 @@ impl Functions {
         });
     }
 
+    /// Makes `prepared` (the component with SHA-256 `hash` under `grants`)
+    /// the active `version` of `name`. Baseline code is replaced by
+    /// optimized code compiled in the background, if the version is still
+    /// active when it is ready.
+    fn activate(
+        &self,
+        name: &str,
+        version: i64,
+        limits: Limits,
+        prepared: Prepared,
+        hash: &str,
+        grants: &Grants,
+    ) {
+        let baseline = prepared.is_baseline();
+        self.registry.activate(
+            name,
+            Loaded {
+                version,
+                limits,
+                prepared,
+            },
+        );
+        if !baseline {
+            return;
+        }
+        let runtime = self.runtime.clone();
+        let registry = self.registry.clone();
+        let metrics = self.metrics.clone();
+        let path = self.blob_path(hash);
+        let (name, hash, grants) = (name.to_owned(), hash.to_owned(), grants.clone());
+        tokio::spawn(async move {
+            let compiled = async {
+                let wasm = tokio::fs::read(&path).await?;
+                let callees: Arc<dyn Callees> = registry.clone();
+                let (name, hash) = (name.clone(), hash.clone());
+                tokio::task::spawn_blocking(move || {
+                    runtime.optimize(&name, &wasm, &hash, &grants, &callees)
+                })
+                .await?
+                .map_err(anyhow::Error::from)
+            };
+            match compiled.await {
+                Ok(prepared) => {
+                    Metrics::inc(&metrics.components_compiled);
+                    if registry.upgrade(&name, version, prepared) {
+                        tracing::info!(function = %name, version, "optimized code is active");
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(function = %name, version, hash, "optimizing: {err:#}");
+                }
+            }
+        });
+    }
+
     /// Refuses to activate `prepared` as `name` if a function importing
     /// from `name` needs an interface it no longer exports.
     fn check_importers(&self, name: &str, prepared: &Prepared) -> Result<(), FunctionError> {
@@ -614,6 +680,7 @@ impl Functions {
         Metrics::inc(match outcome {
             CacheOutcome::Hit => &self.metrics.component_cache_hits,
             CacheOutcome::Compiled => &self.metrics.components_compiled,
+            CacheOutcome::Baseline => &self.metrics.components_baseline,
         });
         Ok((prepared, outcome))
     }

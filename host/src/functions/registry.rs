@@ -5,7 +5,7 @@
 
 use super::logs::{InvocationLog, InvocationRecord};
 use crate::metrics::Metrics;
-use crate::runtime::{CallRecord, Callees, Failure, Loaded, Monitor};
+use crate::runtime::{CallRecord, Callees, Failure, Loaded, Monitor, Prepared};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -54,6 +54,25 @@ impl Registry {
     /// Makes `loaded` the active version of `name`.
     pub fn activate(&self, name: &str, loaded: Loaded) {
         self.write().insert(name.to_owned(), Arc::new(loaded));
+    }
+
+    /// Replaces the baseline code of `name`'s active `version` by
+    /// `prepared` (its optimized code); false if another version became
+    /// active meanwhile.
+    pub fn upgrade(&self, name: &str, version: i64, prepared: Prepared) -> bool {
+        let mut active = self.write();
+        let Some(current) = active.get_mut(name) else {
+            return false;
+        };
+        if current.version != version || !current.prepared.is_baseline() {
+            return false;
+        }
+        *current = Arc::new(Loaded {
+            version,
+            limits: current.limits,
+            prepared,
+        });
+        true
     }
 
     /// Forgets `name`.

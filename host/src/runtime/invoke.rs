@@ -264,7 +264,7 @@ impl Runtime {
             hooks,
             monitor,
         );
-        let mut store = Store::new(&self.sandbox.engine, state);
+        let mut store = Store::new(prepared.pre.instance_pre().engine(), state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| {

@@ -243,15 +243,16 @@ fn is_plain(ty: &Type) -> bool {
     }
 }
 
-/// A linker for an importer: the shared one plus a bridge for every
-/// function of every linked interface.
+/// A linker for an importer: `base` (the capabilities, on the engine that
+/// compiled it) plus a bridge for every function of every linked interface.
 pub(super) fn linker(
     runtime: &Arc<Runtime>,
+    base: &Linker<InvocationState>,
     imports: &[ForeignImport],
     links: &[Link],
     callees: &Arc<dyn Callees>,
 ) -> Result<Linker<InvocationState>, InvalidComponent> {
-    let mut linker = runtime.sandbox.linker.clone();
+    let mut linker = base.clone();
     let link_error = |err: wasmtime::Error| {
         InvalidComponent::new(format!("the component cannot be linked: {err:#}"))
     };
@@ -264,7 +265,7 @@ pub(super) fn linker(
             continue;
         };
         let mut bridge = linker.instance(&link.interface).map_err(link_error)?;
-        for (name, export) in instance.exports(&runtime.sandbox.engine) {
+        for (name, export) in instance.exports(base.engine()) {
             if !matches!(export.ty, ComponentItem::ComponentFunc(_)) {
                 continue;
             }

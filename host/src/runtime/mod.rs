@@ -71,19 +71,30 @@ impl InvalidComponent {
     }
 }
 
-/// Whether a component came from the compiled-artifact cache.
+/// Where a prepared component's code came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
     /// Loaded from a previously compiled artifact.
     Hit,
-    /// Compiled now (and written to the cache).
+    /// Compiled now with the optimizing compiler (and written to the cache).
     Compiled,
+    /// Compiled now with the baseline compiler: ready at once, slower to
+    /// run; [`Runtime::optimize`] makes the optimized code to replace it.
+    Baseline,
 }
+
+/// Components at least this large compile first with the baseline
+/// compiler (Winch) when no optimized artifact is cached: a JavaScript or
+/// Python component (13-40 MB) takes Cranelift seconds, Winch a fraction of
+/// that. Smaller ones (Rust functions are tens to hundreds of KiB) compile
+/// with Cranelift directly, which is already quick for them.
+pub const BASELINE_FROM_BYTES: usize = 4 * 1024 * 1024;
 
 /// A component compiled, checked against its grants and pre-linked: ready
 /// to instantiate.
 pub struct Prepared {
     pre: ProxyPre<InvocationState>,
+    baseline: bool,
     network: NetworkAccess,
     events: events::EventAccess,
     db: db::DbAccess,
@@ -104,17 +115,41 @@ impl Prepared {
     pub fn links(&self) -> &[Link] {
         &self.links
     }
+
+    /// Whether its code is the baseline compiler's (to be optimized).
+    pub fn is_baseline(&self) -> bool {
+        self.baseline
+    }
 }
 
 /// The process-wide part of the runtime, shared by every environment: the
-/// engine and its instance pool, the linker, the compiled-artifact cache
-/// and the outbound HTTP policy.
+/// engines (optimizing, with its instance pool, and baseline) and their
+/// linkers, the compiled-artifact cache and the outbound HTTP policy.
 pub struct Sandbox {
-    engine: Engine,
-    linker: Linker<InvocationState>,
+    optimized: Compiler,
+    baseline: Compiler,
     cache_dir: PathBuf,
     pooling: bool,
     egress: Arc<Egress>,
+    /// One optimizing compilation in the background at a time, so a burst
+    /// of deploys does not take every core from requests.
+    optimizing: std::sync::Mutex<()>,
+    incremental: Arc<compile_cache::DiskCacheStore>,
+}
+
+/// An engine and the linker of Aura's capabilities on it. Code compiled
+/// by one engine runs only in stores of that engine.
+struct Compiler {
+    engine: Engine,
+    linker: Linker<InvocationState>,
+}
+
+impl Compiler {
+    fn new(engine: Engine) -> wasmtime::Result<Self> {
+        let linker = capabilities::linker(&engine)?;
+        start_epoch_ticker(&engine);
+        Ok(Self { engine, linker })
+    }
 }
 
 /// The runtime of one environment: the shared [`Sandbox`] and the
@@ -147,25 +182,30 @@ impl Sandbox {
         anyhow::ensure!(max_instances > 0, "the instance limit must be at least 1");
         std::fs::create_dir_all(cache_dir)
             .with_context(|| format!("creating {}", cache_dir.display()))?;
-        let incremental = cache_dir.join("incremental");
+        let incremental = Arc::new(compile_cache::DiskCacheStore::new(
+            cache_dir.join("incremental"),
+        ));
         let (engine, pooling) = match Engine::new(&engine_config(
             Some(max_instances),
-            &incremental,
+            incremental.clone(),
         )?) {
             Ok(engine) => (engine, true),
             Err(err) => {
                 tracing::warn!(error = %err, "pooling allocator unavailable; using on-demand allocation");
-                (Engine::new(&engine_config(None, &incremental)?)?, false)
+                (
+                    Engine::new(&engine_config(None, incremental.clone())?)?,
+                    false,
+                )
             }
         };
-        let linker = capabilities::linker(&engine)?;
-        start_epoch_ticker(&engine);
         Ok(Arc::new(Self {
-            engine,
-            linker,
+            optimized: Compiler::new(engine)?,
+            baseline: Compiler::new(Engine::new(&baseline_config())?)?,
             cache_dir: cache_dir.to_owned(),
             pooling,
             egress: Arc::new(egress),
+            optimizing: std::sync::Mutex::default(),
+            incremental,
         }))
     }
 
@@ -199,8 +239,10 @@ impl Runtime {
     }
 
     /// Compiles (or loads from the cache) a component whose bytes hash to
-    /// `hash`, and checks it against `grants`. CPU-heavy: call from a
-    /// blocking thread.
+    /// `hash`, and checks it against `grants`. A large component with no
+    /// cached artifact compiles with the baseline compiler
+    /// ([`CacheOutcome::Baseline`]); [`Runtime::optimize`] then makes the
+    /// optimized code. CPU-heavy: call from a blocking thread.
     pub fn prepare(
         self: &Arc<Self>,
         function: &str,
@@ -208,6 +250,45 @@ impl Runtime {
         hash: &str,
         grants: &Grants,
         callees: &Arc<dyn Callees>,
+    ) -> Result<(Prepared, CacheOutcome), InvalidComponent> {
+        self.prepare_with(
+            function,
+            wasm,
+            hash,
+            grants,
+            callees,
+            wasm.len() >= BASELINE_FROM_BYTES,
+        )
+    }
+
+    /// Compiles a component with the optimizing compiler (or loads its
+    /// cached artifact), to replace its baseline code. Waits for other
+    /// optimizations to finish first. CPU-heavy: call from a blocking thread.
+    pub fn optimize(
+        self: &Arc<Self>,
+        function: &str,
+        wasm: &[u8],
+        hash: &str,
+        grants: &Grants,
+        callees: &Arc<dyn Callees>,
+    ) -> Result<Prepared, InvalidComponent> {
+        let _turn = self
+            .sandbox
+            .optimizing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.prepare_with(function, wasm, hash, grants, callees, false)
+            .map(|(prepared, _)| prepared)
+    }
+
+    fn prepare_with(
+        self: &Arc<Self>,
+        function: &str,
+        wasm: &[u8],
+        hash: &str,
+        grants: &Grants,
+        callees: &Arc<dyn Callees>,
+        baseline_first: bool,
     ) -> Result<(Prepared, CacheOutcome), InvalidComponent> {
         let network = NetworkAccess::from_grants(grants).map_err(InvalidComponent::new)?;
         let events = events::EventAccess {
@@ -235,46 +316,51 @@ impl Runtime {
             names: grants.secret_names().map_err(InvalidComponent::new)?.into(),
         };
         capabilities::check_format(wasm)?;
-        let cached = self.sandbox.cached_artifact(hash);
-        let (component, outcome) = match self.sandbox.load_cached(&cached) {
+        let sandbox = &self.sandbox;
+        let cached = sandbox.cached_artifact(hash);
+        let (component, outcome) = match sandbox.load_cached(&cached) {
             Some(component) => (component, CacheOutcome::Hit),
             None => {
+                let (compiler, outcome) = if baseline_first {
+                    (&sandbox.baseline, CacheOutcome::Baseline)
+                } else {
+                    (&sandbox.optimized, CacheOutcome::Compiled)
+                };
                 let started = Instant::now();
-                let component = Component::new(&self.sandbox.engine, wasm).map_err(|err| {
+                let component = Component::new(&compiler.engine, wasm).map_err(|err| {
                     InvalidComponent::new(format!("the component does not compile: {err:#}"))
                 })?;
-                tracing::info!(hash, elapsed = ?started.elapsed(), "compiled component");
-                self.sandbox.store_artifact(&component, &cached);
-                (component, CacheOutcome::Compiled)
+                tracing::info!(hash, elapsed = ?started.elapsed(), ?outcome, "compiled component");
+                if outcome == CacheOutcome::Compiled {
+                    sandbox.store_artifact(&component, &cached);
+                    sandbox.incremental.trim(compile_cache::MAX_BYTES);
+                }
+                (component, outcome)
             }
         };
-        let foreign = capabilities::foreign_imports(&self.sandbox.engine, &component);
-        let links = links::resolve(
-            &self.sandbox.engine,
-            function,
-            &foreign,
-            grants,
-            callees.as_ref(),
-        )?;
-        let pre = if links.is_empty() {
-            capabilities::pre_link(
-                &self.sandbox.engine,
-                &self.sandbox.linker,
-                &component,
-                grants,
-            )?
+        let compiler = if outcome == CacheOutcome::Baseline {
+            &sandbox.baseline
         } else {
-            let linker = links::linker(self, &foreign, &links, callees)?;
-            capabilities::pre_link(&self.sandbox.engine, &linker, &component, grants)?
+            &sandbox.optimized
+        };
+        let engine = &compiler.engine;
+        let foreign = capabilities::foreign_imports(engine, &component);
+        let links = links::resolve(engine, function, &foreign, grants, callees.as_ref())?;
+        let pre = if links.is_empty() {
+            capabilities::pre_link(engine, &compiler.linker, &component, grants)?
+        } else {
+            let linker = links::linker(self, &compiler.linker, &foreign, &links, callees)?;
+            capabilities::pre_link(engine, &linker, &component, grants)?
         };
         let exports = component
             .component_type()
-            .exports(&self.sandbox.engine)
+            .exports(engine)
             .map(|(name, _)| name.to_owned())
             .collect();
         Ok((
             Prepared {
                 pre,
+                baseline: outcome == CacheOutcome::Baseline,
                 network,
                 events,
                 db,
@@ -309,7 +395,8 @@ impl Sandbox {
 
     fn cached_artifact(&self, hash: &str) -> PathBuf {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine
+        self.optimized
+            .engine
             .precompile_compatibility_hash()
             .hash(&mut hasher);
         self.cache_dir
@@ -325,7 +412,7 @@ impl Sandbox {
         // carries the engine's compatibility hash) inside Aura's own data
         // directory; wasmtime re-checks compatibility and we fall back to
         // compiling if it refuses.
-        match unsafe { Component::deserialize_file(&self.engine, path) } {
+        match unsafe { Component::deserialize_file(&self.optimized.engine, path) } {
             Ok(component) => Some(component),
             Err(err) => {
                 tracing::warn!(path = %path.display(), error = %err, "ignoring unusable compiled artifact");
@@ -353,14 +440,15 @@ impl Sandbox {
 /// The engine configuration; `pooling` is the instance slot count, or `None`
 /// for on-demand allocation; compiled functions are kept in `incremental`
 /// for later compilations of the same code ([`compile_cache`]).
-fn engine_config(pooling: Option<u32>, incremental: &Path) -> anyhow::Result<Config> {
+fn engine_config(
+    pooling: Option<u32>,
+    incremental: Arc<compile_cache::DiskCacheStore>,
+) -> anyhow::Result<Config> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-    config.enable_incremental_compilation(Arc::new(compile_cache::DiskCacheStore::new(
-        incremental.to_owned(),
-    )))?;
+    config.enable_incremental_compilation(incremental)?;
     if let Some(slots) = pooling {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(slots)
@@ -378,6 +466,17 @@ fn engine_config(pooling: Option<u32>, incremental: &Path) -> anyhow::Result<Con
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Ok(config)
+}
+
+/// The baseline compiler's configuration: Winch, on-demand instance
+/// allocation (its instances live only until the optimized code is ready),
+/// and the same interruption as the optimized engine.
+fn baseline_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.strategy(wasmtime::Strategy::Winch);
+    config
 }
 
 /// One thread per engine advances the epoch; stores measure CPU time and
