@@ -28,6 +28,8 @@ pub fn router(environments: Arc<Environments>, codes: Arc<SignInCodes>) -> Route
         .route("/api/admin/dashboard/links", post(issue_link))
         .route("/api/dashboard/exchange", post(exchange))
         .merge(super::dashboard::routes())
+        // The environments' own routers rewrap their errors themselves.
+        .layer(axum::middleware::from_fn(super::json_errors))
         .fallback(dispatch)
         .with_state(Dispatch {
             environments,
@@ -141,27 +143,9 @@ async fn create(State(dispatch): State<Dispatch>, request: Request) -> Response 
     if !dispatch.is_admin(request.headers()) {
         return ApiError::unauthorized().into_response();
     }
-    let body = match axum::body::to_bytes(request.into_body(), 64 * 1024).await {
-        Ok(body) => body,
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the body is {\"name\": NAME}",
-            )
-            .into_response();
-        }
-    };
-    let CreateRequest { name } = match serde_json::from_slice(&body) {
+    let CreateRequest { name } = match super::json_body(request, 16 * 1024).await {
         Ok(request) => request,
-        Err(err) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("the body is {{\"name\": NAME}}: {err}"),
-            )
-            .into_response();
-        }
+        Err(err) => return err.into_response(),
     };
     match dispatch.environments.create(&name).await {
         Ok(_) => {
@@ -214,17 +198,10 @@ struct ExchangeRequest {
 }
 
 /// `POST /api/dashboard/exchange {"code"}`: the admin token, once per code.
-async fn exchange(State(dispatch): State<Dispatch>, body: axum::body::Bytes) -> Response {
-    let ExchangeRequest { code } = match serde_json::from_slice(&body) {
+async fn exchange(State(dispatch): State<Dispatch>, request: Request) -> Response {
+    let ExchangeRequest { code } = match super::json_body(request, 16 * 1024).await {
         Ok(request) => request,
-        Err(err) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("the body is {{\"code\": CODE}}: {err}"),
-            )
-            .into_response();
-        }
+        Err(err) => return err.into_response(),
     };
     if let Err(err) = dispatch.codes.redeem(&code) {
         return err.into_response();

@@ -500,15 +500,9 @@ struct SignRequest {
 async fn sign(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> Result<impl IntoResponse, ApiError> {
-    let input: SignRequest = serde_json::from_slice(&body).map_err(|err| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("the body is not what this route takes: {err}"),
-        )
-    })?;
+    let input: SignRequest = super::json_body(request, 16 * 1024).await?;
     let method = input.method.to_ascii_uppercase();
     let expires_in = input.expires_in.unwrap_or(3600);
     if !(1..=MAX_EXPIRY_SECONDS).contains(&expires_in) {

@@ -34,7 +34,7 @@ use crate::realtime::Broker;
 use crate::scheduler::Scheduler;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{Method, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -124,6 +124,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(oauth::routes())
         .merge(admin)
         .fallback(|| async { ApiError::route_not_found() })
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), audit_admin))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -131,6 +132,67 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .layer(state.auth.cors())
         .with_state(state)
+}
+
+/// Rewraps the plain-text errors of axum's own extractors (a body over its
+/// limit, a query, path or form that does not parse, a wrong content type)
+/// as the API's JSON errors, keeping their status and headers. Functions'
+/// answers (`/fn/…`) pass as they are.
+pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
+    let function = request.uri().path().starts_with("/fn/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if function || json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::RANGE_NOT_SATISFIABLE => "range_not_satisfiable",
+        s if s.is_server_error() => "internal",
+        _ => "invalid_request",
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let rewrapped = ApiError::new(status, code, message).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    let (new_parts, body) = rewrapped.into_parts();
+    parts.headers.extend(new_parts.headers);
+    Response::from_parts(parts, body)
+}
+
+/// A JSON body of at most `limit` bytes: 413 `payload_too_large` past it
+/// (reading stops there), 400 `invalid_body` when it is not a `T`.
+pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
+    request: Request,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let body = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::payload_too_large(limit as u64))?;
+    serde_json::from_slice(&body).map_err(|err| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("the body is not what this route takes: {err}"),
+        )
+    })
 }
 
 /// `GET /api/admin/audit?event=&user=&before=&limit=`: newest first.

@@ -45,20 +45,6 @@ pub(super) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Call
     }
 }
 
-/// A JSON body of at most [`MAX_BODY`] bytes.
-async fn json_body<T: serde::de::DeserializeOwned>(request: Request) -> Result<T, ApiError> {
-    let body = axum::body::to_bytes(request.into_body(), MAX_BODY)
-        .await
-        .map_err(|_| ApiError::payload_too_large(MAX_BODY as u64))?;
-    serde_json::from_slice(&body).map_err(|err| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("the body is not valid JSON: {err}"),
-        )
-    })
-}
-
 /// A record body: JSON, or a `multipart/form-data` form whose files are
 /// stored first (see [`record_form`]).
 async fn record_body(
@@ -77,7 +63,7 @@ async fn record_body(
                 .starts_with("multipart/form-data")
         });
     if !multipart {
-        return Ok((json_body(request).await?, None));
+        return Ok((super::json_body(request, MAX_BODY).await?, None));
     }
     let form = Multipart::from_request(request, &())
         .await
@@ -187,7 +173,7 @@ async fn batch(
     request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
     let caller = caller(&state, &headers).await?;
-    let Batch { operations } = json_body(request).await?;
+    let Batch { operations } = super::json_body(request, MAX_BODY).await?;
     let operations = operations
         .into_iter()
         .map(|op| (caller.clone(), op))

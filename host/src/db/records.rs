@@ -218,6 +218,8 @@ impl Database {
         let request = request_data(caller, Map::new());
         let dialect = self.backend.dialect();
         let resolver = PathResolver::new(&catalog, definition, "r0", dialect, &request);
+        let written = filter_resolver(&catalog, definition, dialect, &request, caller);
+        let resolvers = (&written, &resolver);
         let filter = match query.filter.as_deref().map(str::trim) {
             Some(text) if !text.is_empty() => {
                 Some(filter::parse(text).map_err(|e| filter_error("filter", e))?)
@@ -257,7 +259,7 @@ impl Database {
             "SELECT {select} FROM {} r0",
             ident(&definition.name)
         ));
-        where_clause(&mut sql, filter.as_ref(), rule, &resolver)?;
+        where_clause(&mut sql, filter.as_ref(), rule, resolvers)?;
 
         let mut page = Page {
             page: None,
@@ -303,7 +305,7 @@ impl Database {
                     "SELECT COUNT(*) FROM {} r0",
                     ident(&definition.name)
                 ));
-                where_clause(&mut count, filter.as_ref(), rule, &resolver)?;
+                where_clause(&mut count, filter.as_ref(), rule, resolvers)?;
                 Some(count)
             };
             page.page = Some(number);
@@ -980,7 +982,14 @@ impl Database {
         }
         if let Some(filter) = filter {
             query.sql(" AND ");
-            match filter::compile_after(filter, &resolver, query.dialect(), query.args.len()) {
+            let written = filter_resolver(
+                &catalog,
+                definition,
+                self.backend.dialect(),
+                &request,
+                caller,
+            );
+            match filter::compile_after(filter, &written, query.dialect(), query.args.len()) {
                 Ok(sql) => query.condition(sql),
                 Err(_) => return Ok(false),
             };
@@ -1375,22 +1384,41 @@ fn push_condition(
     Ok(())
 }
 
+/// The resolver of an expression `caller` wrote (a filter): its relation
+/// paths reach only related records the caller may view, unless the
+/// caller is a service, to whom rules do not apply.
+fn filter_resolver<'a>(
+    catalog: &'a Catalog,
+    definition: &'a Collection,
+    dialect: filter::Dialect,
+    request: &'a RequestData,
+    caller: &Caller,
+) -> PathResolver<'a> {
+    let resolver = PathResolver::new(catalog, definition, "r0", dialect, request);
+    match caller {
+        Caller::Service => resolver,
+        Caller::User(_) => resolver.restricted(),
+    }
+}
+
+/// ` WHERE` the caller's `filter` (resolved by the first resolver) and the
+/// `rule` (by the second).
 fn where_clause(
     query: &mut Query,
     filter: Option<&Expr>,
     rule: Option<&Expr>,
-    resolver: &PathResolver<'_>,
+    (written, trusted): (&PathResolver<'_>, &PathResolver<'_>),
 ) -> Result<(), DbError> {
     query.sql(" WHERE 1 = 1");
     if let Some(filter) = filter {
         query.sql(" AND ");
-        let sql = filter::compile_after(filter, resolver, query.dialect(), query.args.len())
+        let sql = filter::compile_after(filter, written, query.dialect(), query.args.len())
             .map_err(|e| filter_error("filter", e))?;
         query.condition(sql);
     }
     if let Some(rule) = rule {
         query.sql(" AND ");
-        push_condition(query, rule, resolver)?;
+        push_condition(query, rule, trusted)?;
     }
     Ok(())
 }

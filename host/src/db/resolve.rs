@@ -2,10 +2,10 @@
 //! relation paths (`author.team.name`) as correlated subqueries, and
 //! request values (`@request.auth.id`, `@request.body.title`, `@now`).
 
-use super::Catalog;
 use super::backend::ident;
-use super::filter::{Dialect, Kind, Resolved, Resolver};
-use super::schema::{Collection, SYSTEM_FIELDS};
+use super::filter::{self, Bound, Dialect, Kind, Resolved, Resolver};
+use super::schema::{Action, Collection, SYSTEM_FIELDS};
+use super::{Catalog, Entry, Rule};
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -58,6 +58,8 @@ pub struct PathResolver<'a> {
     dialect: Dialect,
     request: &'a RequestData,
     aliases: AtomicUsize,
+    /// Whether relation paths reach only records the caller may view.
+    restricted: bool,
 }
 
 /// Where a relation walk stands.
@@ -86,7 +88,64 @@ impl<'a> PathResolver<'a> {
             dialect,
             request,
             aliases: AtomicUsize::new(0),
+            restricted: false,
         }
+    }
+
+    /// The same resolver for an expression the caller wrote (a filter):
+    /// a relation path reaches only the related records the caller could
+    /// view by querying their collection, so a filter cannot test what
+    /// the related collection's view rule hides. Rules, written by the
+    /// admin, are trusted as they are.
+    pub fn restricted(mut self) -> Self {
+        self.restricted = true;
+        self
+    }
+
+    /// Narrows `source`, records of `entry`, to those its view rule shows
+    /// the caller; the rule's values join `params`.
+    fn visible(
+        &self,
+        entry: &Entry,
+        source: Source,
+        params: &mut Vec<Bound>,
+    ) -> Result<Source, String> {
+        let g = self.next_alias();
+        let condition = match entry.rule(Action::View) {
+            Rule::Public => return Ok(source),
+            Rule::Locked => "1 = 0".to_owned(),
+            Rule::Expr(expr) => {
+                let resolver = PathResolver::new(
+                    self.catalog,
+                    &entry.definition,
+                    &g,
+                    self.dialect,
+                    self.request,
+                );
+                let (text, embedded) = filter::compile_embedded(expr, &resolver, self.dialect)
+                    .map_err(|err| {
+                        format!(
+                            "the view rule of `{}` does not compile: {err}",
+                            entry.definition.name
+                        )
+                    })?;
+                let placeholders: Vec<String> = (params.len()..params.len() + embedded.len())
+                    .map(filter::marker)
+                    .collect();
+                params.extend(embedded);
+                filter::splice(&text, &placeholders)
+            }
+        };
+        let table = ident(&entry.definition.name);
+        Ok(match source {
+            Source::Single(id) => Source::Single(format!(
+                "(SELECT {g}.\"id\" FROM {table} {g} WHERE {g}.\"id\" = {id} AND {condition})"
+            )),
+            Source::Many(ids) => Source::Many(format!(
+                "SELECT {g}.\"id\" FROM {table} {g} WHERE {g}.\"id\" IN ({ids}) AND {condition}"
+            )),
+            Source::Row(_) => unreachable!("a relation leads to related records"),
+        })
     }
 
     fn next_alias(&self) -> String {
@@ -133,6 +192,7 @@ impl Resolver for PathResolver<'_> {
         }
         let mut collection = self.base;
         let mut source = Source::Row(self.alias.to_owned());
+        let mut params = Vec::new();
         for (i, segment) in segments.iter().enumerate() {
             let last = i + 1 == segments.len();
             let field = collection.field(segment);
@@ -157,6 +217,7 @@ impl Resolver for PathResolver<'_> {
                         sql: format!("{alias}.{column}"),
                         kind,
                         multi,
+                        params,
                     },
                     Source::Single(id) => {
                         let a = self.next_alias();
@@ -166,6 +227,7 @@ impl Resolver for PathResolver<'_> {
                             ),
                             kind,
                             multi,
+                            params,
                         }
                     }
                     Source::Many(ids) => {
@@ -194,6 +256,7 @@ impl Resolver for PathResolver<'_> {
                             sql,
                             kind,
                             multi: true,
+                            params,
                         }
                     }
                 });
@@ -234,6 +297,9 @@ impl Resolver for PathResolver<'_> {
                     })
                 }
             };
+            if self.restricted {
+                source = self.visible(next, source, &mut params)?;
+            }
             collection = &next.definition;
         }
         unreachable!("a path has at least one segment")

@@ -69,6 +69,9 @@ pub enum Resolved {
         kind: Kind,
         /// Whether it holds a JSON array.
         multi: bool,
+        /// Values `sql` binds (a related collection's rule, say), each
+        /// written in it as [`marker`]`(i)`.
+        params: Vec<Bound>,
     },
     /// A value known before the query runs (`@request.auth.id`, `@now`),
     /// bound as a parameter; an array is multi-valued.
@@ -94,6 +97,9 @@ pub enum Param {
     Null,
 }
 
+/// A value to bind, and the kind it is compared as.
+pub type Bound = (Param, Option<Kind>);
+
 /// A compiled condition and its parameters, in placeholder order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sql {
@@ -101,6 +107,45 @@ pub struct Sql {
     pub text: String,
     /// Values for its placeholders.
     pub params: Vec<Param>,
+}
+
+/// The stand-in for the `i`-th value of an embedded condition
+/// ([`compile_embedded`]), replaced by a real placeholder when the
+/// condition becomes part of a statement.
+pub fn marker(i: usize) -> String {
+    format!("\u{1}{i}\u{1}")
+}
+
+/// Compiles `expr` into a condition to embed in a column's SQL
+/// ([`Resolved::Column`]): its values are [`marker`]s, numbered from 0.
+pub fn compile_embedded(
+    expr: &Expr,
+    resolver: &dyn Resolver,
+    dialect: Dialect,
+) -> Result<(String, Vec<Bound>), FilterError> {
+    let mut compiler = Compiler::new(resolver, dialect, None);
+    let text = compiler.expr(expr)?;
+    Ok((
+        text,
+        compiler.params.into_iter().zip(compiler.kinds).collect(),
+    ))
+}
+
+/// Replaces the [`marker`]s of `sql` in one pass: marker `i` becomes
+/// `placeholders[i]`.
+pub fn splice(sql: &str, placeholders: &[String]) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(start) = rest.find('\u{1}') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let end = after.find('\u{1}').expect("markers come in pairs");
+        let index: usize = after[..end].parse().expect("a marker holds a number");
+        out.push_str(&placeholders[index]);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Compiles `expr` into a SQL condition.
@@ -116,13 +161,7 @@ pub fn compile_after(
     dialect: Dialect,
     earlier: usize,
 ) -> Result<Sql, FilterError> {
-    let mut compiler = Compiler {
-        resolver,
-        dialect,
-        earlier,
-        params: Vec::new(),
-        patterns: Vec::new(),
-    };
+    let mut compiler = Compiler::new(resolver, dialect, Some(earlier));
     let text = compiler.expr(expr)?;
     Ok(Sql {
         text,
@@ -162,14 +201,28 @@ enum Side {
 struct Compiler<'a> {
     resolver: &'a dyn Resolver,
     dialect: Dialect,
-    /// Parameters of the statement before this condition.
-    earlier: usize,
+    /// Parameters of the statement before this condition, or `None` when
+    /// the condition is embedded (its values are [`marker`]s).
+    earlier: Option<usize>,
     params: Vec<Param>,
+    /// The kind each parameter was bound as.
+    kinds: Vec<Option<Kind>>,
     /// Parameters already turned into `%…%` patterns.
     patterns: Vec<usize>,
 }
 
-impl Compiler<'_> {
+impl<'a> Compiler<'a> {
+    fn new(resolver: &'a dyn Resolver, dialect: Dialect, earlier: Option<usize>) -> Self {
+        Self {
+            resolver,
+            dialect,
+            earlier,
+            params: Vec::new(),
+            kinds: Vec::new(),
+            patterns: Vec::new(),
+        }
+    }
+
     fn expr(&mut self, expr: &Expr) -> Result<String, FilterError> {
         Ok(match expr {
             Expr::And(a, b) => format!("({} AND {})", self.expr(a)?, self.expr(b)?),
@@ -181,18 +234,34 @@ impl Compiler<'_> {
 
     fn bind(&mut self, param: Param, kind: Option<Kind>) -> String {
         self.params.push(param);
+        self.kinds.push(kind);
+        let Some(earlier) = self.earlier else {
+            return marker(self.params.len() - 1);
+        };
         match self.dialect {
             // Numbered, so that a value used twice binds once.
-            Dialect::Sqlite => format!("?{}", self.earlier + self.params.len()),
+            Dialect::Sqlite => format!("?{}", earlier + self.params.len()),
             Dialect::Postgres => {
                 let cast = match kind {
                     Some(Kind::Text) | None => "text",
                     Some(Kind::Number) => "float8",
                     Some(Kind::Bool) => "boolean",
                 };
-                format!("${}::{cast}", self.earlier + self.params.len())
+                format!("${}::{cast}", earlier + self.params.len())
             }
         }
+    }
+
+    /// A column's SQL with its embedded values bound here.
+    fn column_sql(&mut self, sql: String, params: Vec<Bound>) -> String {
+        if params.is_empty() {
+            return sql;
+        }
+        let placeholders: Vec<String> = params
+            .into_iter()
+            .map(|(param, kind)| self.bind(param, kind))
+            .collect();
+        splice(&sql, &placeholders)
     }
 
     fn side(&mut self, operand: &Operand) -> Result<Side, FilterError> {
@@ -206,13 +275,16 @@ impl Compiler<'_> {
                     Resolved::Column {
                         sql,
                         kind,
-                        multi: false,
-                    } => return Ok(Side::One(One::column(sql, kind))),
-                    Resolved::Column {
-                        sql,
-                        kind,
-                        multi: true,
-                    } => return Ok(Side::Column(sql, kind)),
+                        multi,
+                        params,
+                    } => {
+                        let sql = self.column_sql(sql, params);
+                        return Ok(if multi {
+                            Side::Column(sql, kind)
+                        } else {
+                            Side::One(One::column(sql, kind))
+                        });
+                    }
                     Resolved::Value(Value::Array(items)) => {
                         let values = items
                             .iter()

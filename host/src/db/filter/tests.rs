@@ -14,6 +14,7 @@ impl Resolver for Posts {
             sql: format!("\"{name}\""),
             kind,
             multi,
+            params: Vec::new(),
         };
         Ok(match path {
             "id" | "title" | "author" => column(path, Kind::Text, false),

@@ -1,0 +1,154 @@
+//! Nothing a collection's rules hide leaks through another collection:
+//! a filter (over REST or on a realtime stream) that follows a relation
+//! reaches only the related records the caller could view by querying
+//! their collection.
+
+use crate::database::Db;
+use crate::storage::user;
+use eventsource_stream::Eventsource as _;
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Owner-only `notes` with a secret; public `posts` that point at a note,
+/// at several notes, and at their author. Answers (alice's token, her id,
+/// bob's token).
+async fn setup(db: &Db) -> (String, String, String) {
+    db.define(json!({
+        "name": "notes",
+        "fields": [
+            {"name": "secret", "type": "text"},
+            {"name": "owner", "type": "relation", "collection": "users"}
+        ],
+        "listRule": "owner = @request.auth.id",
+        "viewRule": "owner = @request.auth.id"
+    }))
+    .await;
+    db.define(json!({
+        "name": "posts",
+        "fields": [
+            {"name": "title", "type": "text"},
+            {"name": "note", "type": "relation", "collection": "notes"},
+            {"name": "notes", "type": "relation", "collection": "notes", "multiple": true},
+            {"name": "author", "type": "relation", "collection": "users"}
+        ],
+        "listRule": "",
+        "viewRule": ""
+    }))
+    .await;
+    let (alice_token, alice) = user(&db.aura, "alice@example.com").await;
+    let (bob_token, _) = user(&db.aura, "bob@example.com").await;
+    let note = db
+        .insert("notes", json!({"secret": "s3cret", "owner": alice}))
+        .await;
+    let note = note["id"].as_str().unwrap();
+    db.insert(
+        "posts",
+        json!({"title": "hello", "note": note, "notes": [note], "author": alice}),
+    )
+    .await;
+    (alice_token, alice, bob_token)
+}
+
+async fn count(db: &Db, token: Option<&str>, filter: &str) -> usize {
+    let mut request = db
+        .aura
+        .http
+        .get(db.aura.at("/api/collections/posts/records"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.query(&[("filter", filter)]).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{filter}");
+    let page: Value = response.json().await.unwrap();
+    page["items"].as_array().unwrap().len()
+}
+
+async fn filters_through_relations_obey_the_related_view_rules(db: &Db) {
+    let (alice_token, alice, bob_token) = setup(db).await;
+    let guesses = [
+        "note.secret ~ 's'".to_owned(),
+        "note.secret != ''".to_owned(),
+        "note.secret = 's3cret'".to_owned(),
+        format!("note.owner = '{alice}'"),
+        "notes.secret ?~ 's'".to_owned(),
+        "author.email ~ '@'".to_owned(),
+        "author.email = 'alice@example.com'".to_owned(),
+    ];
+    for guess in &guesses {
+        assert_eq!(count(db, None, guess).await, 0, "anonymous: {guess}");
+        assert_eq!(count(db, Some(&bob_token), guess).await, 0, "bob: {guess}");
+    }
+    // The post itself stays public, and what is hidden reads as empty.
+    assert_eq!(count(db, None, "note.secret = ''").await, 1);
+    // The note's owner reaches it through the post, and the admin all.
+    for guess in &guesses {
+        assert_eq!(
+            count(db, Some(&alice_token), guess).await,
+            1,
+            "alice: {guess}"
+        );
+        assert_eq!(
+            count(db, Some(&db.aura.token), guess).await,
+            1,
+            "admin: {guess}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn filters_through_relations_obey_the_related_view_rules_sqlite() {
+    let db = Db::sqlite();
+    filters_through_relations_obey_the_related_view_rules(&db).await;
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn filters_through_relations_obey_the_related_view_rules_postgres() {
+    if let Some(db) = Db::postgres().await {
+        filters_through_relations_obey_the_related_view_rules(&db).await;
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_realtime_filter_cannot_test_hidden_related_fields() {
+    let db = Db::sqlite();
+    let (_, alice, _) = setup(&db).await;
+    let filter = "note.secret ~ 's3' || title = 'marker'";
+    let response = db
+        .aura
+        .http
+        .get(db.aura.at("/api/realtime"))
+        .query(&[("channels", "collections.posts.*"), ("filter", filter)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut events = Box::pin(response.bytes_stream().eventsource());
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the stream is open")
+            .expect("an SSE event")
+    };
+    assert_eq!(next().await.event, "ready");
+    let (_, notes) = db
+        .send("GET", "/api/collections/notes/records", None, true)
+        .await;
+    let note = notes["items"][0]["id"].as_str().unwrap().to_owned();
+    db.insert(
+        "posts",
+        json!({"title": "probe", "note": note, "author": alice}),
+    )
+    .await;
+    db.insert("posts", json!({"title": "marker"})).await;
+    let event = next().await;
+    let body: Value = serde_json::from_str(&event.data).unwrap();
+    assert_eq!(
+        body["data"]["record"]["title"], "marker",
+        "the probe matched only through the hidden secret: {body}"
+    );
+    db.finish().await;
+}
