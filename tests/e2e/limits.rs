@@ -218,12 +218,16 @@ async fn responses_over_the_limit_are_cut_and_logged() {
 
 #[tokio::test]
 async fn invocations_beyond_the_instance_pool_get_503_and_others_recover() {
+    // Two slots, one per function: two sleeping functions fill the pool.
     let aura = Aura::start_with(tempfile::tempdir().unwrap(), &["--max-instances", "2"]);
-    aura.deploy("sleepy", "sleepy", json!({})).await;
-    let slow: Vec<_> = (0..2)
-        .map(|_| {
+    for name in ["a", "b", "c"] {
+        aura.deploy(name, "sleepy", json!({})).await;
+    }
+    let slow: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|name| {
             let http = aura.http.clone();
-            let url = aura.at("/fn/sleepy?ms=1500");
+            let url = aura.at(&format!("/fn/{name}?ms=1500"));
             tokio::spawn(async move {
                 http.get(url)
                     .send()
@@ -235,25 +239,49 @@ async fn invocations_beyond_the_instance_pool_get_503_and_others_recover() {
         })
         .collect();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let response = aura
-        .http
-        .get(aura.at("/fn/sleepy?ms=1"))
-        .send()
-        .await
-        .unwrap();
+    let response = aura.http.get(aura.at("/fn/c?ms=1")).send().await.unwrap();
     assert_error(response, 503, "capacity_exhausted").await;
     for task in slow {
         assert_eq!(task.await.unwrap(), 200);
     }
-    let response = aura
-        .http
-        .get(aura.at("/fn/sleepy?ms=1"))
-        .send()
-        .await
-        .unwrap();
+    let response = aura.http.get(aura.at("/fn/c?ms=1")).send().await.unwrap();
     assert_eq!(
         response.status(),
         200,
         "slots are returned when invocations end"
     );
+}
+
+/// A flood on one slow function takes only its share of the instance pool
+/// (a quarter): another function keeps answering, and past the share the
+/// flood's requests wait their turn, then are told the function is busy.
+#[tokio::test]
+async fn a_flood_on_one_function_leaves_instances_for_the_others() {
+    let aura = Aura::start_with(tempfile::tempdir().unwrap(), &["--max-instances", "8"]);
+    aura.deploy("sleepy", "sleepy", json!({})).await;
+    aura.deploy("hello", "hello", json!({})).await;
+    let flood: Vec<_> = (0..12)
+        .map(|_| {
+            let request = aura.http.get(aura.at("/fn/sleepy?ms=3000")).send();
+            tokio::spawn(request)
+        })
+        .collect();
+    // The flood holds its two slots (and queues the rest) while hello runs.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for _ in 0..10 {
+        let response = aura.http.get(aura.at("/fn/hello")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "another function still answers");
+    }
+    let (mut slept, mut busy) = (0, 0);
+    for request in flood {
+        let response = request.await.unwrap().unwrap();
+        if response.status() == 200 {
+            slept += 1;
+            continue;
+        }
+        assert_eq!(response.headers()["retry-after"], "1");
+        assert_error(response, 503, "function_busy").await;
+        busy += 1;
+    }
+    assert!(slept >= 2 && busy >= 1, "{slept} ran, {busy} were refused");
 }

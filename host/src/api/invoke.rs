@@ -229,5 +229,9 @@ fn failure_error(name: &str, failure: &Failure) -> ApiError {
             "capacity_exhausted",
             message,
         ),
+        Failure::Busy(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "function_busy", message)
+                .with_retry_after(1)
+        }
     }
 }

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{Row, SqlitePool};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What a version is deployed with besides its component: limits and grants.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +127,10 @@ impl From<sqlx::Error> for FunctionError {
     }
 }
 
+/// The longest a request waits for its function's share of the instance
+/// pool (less if the function's own timeout is shorter).
+pub const QUEUE_WAIT: Duration = Duration::from_secs(5);
+
 /// How many of each function's newest versions keep their compiled
 /// artifacts (besides the active one), so a rollback to them is instant.
 pub const KEEP_COMPILED: i64 = 3;
@@ -155,11 +159,12 @@ impl Functions {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         tokio::fs::create_dir_all(&blobs).await?;
+        let share = runtime.per_function_share();
         let service = Self {
             db,
             runtime,
             blobs,
-            registry: Arc::new(Registry::new(logs.clone(), metrics.clone())),
+            registry: Arc::new(Registry::new(logs.clone(), metrics.clone(), share)),
             admin: tokio::sync::Mutex::default(),
             logs,
             metrics,
@@ -537,6 +542,29 @@ impl Functions {
         let started_at = now();
         let method = request.method().to_string();
         let path = request.uri().path().to_owned();
+        // Past its share of the pool, a request waits its turn (in order)
+        // for a while, then is refused; other functions keep their slots.
+        let wait = QUEUE_WAIT.min(Duration::from_millis(active.limits.timeout_ms));
+        let slot =
+            match tokio::time::timeout(wait, self.registry.slots(function).acquire_owned()).await {
+                Ok(Ok(slot)) => slot,
+                _ => {
+                    let failure = Failure::Busy(self.registry.share);
+                    self.registry.finished(Finished {
+                        id,
+                        function,
+                        version: active.version,
+                        method,
+                        path,
+                        status: Some(503),
+                        started_at,
+                        duration: started.elapsed(),
+                        failure: Some(failure.clone()),
+                        monitor: &Monitor::default(),
+                    });
+                    return Err(failure);
+                }
+            };
         let monitor = Arc::new(Monitor::default());
         let Invocation { response, finished } = self
             .runtime
@@ -551,6 +579,7 @@ impl Functions {
         let version = active.version;
         tokio::spawn(async move {
             let failure = finished.await;
+            drop(slot);
             registry.finished(Finished {
                 id,
                 function: &function,

@@ -9,10 +9,16 @@ use crate::runtime::{CallRecord, Callees, Failure, Loaded, Monitor, Prepared};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Active versions by function name, plus what finished runs are logged to.
 pub struct Registry {
     active: RwLock<HashMap<String, Arc<Loaded>>>,
+    /// Each function's share of the instance pool, by name (it outlives
+    /// versions, so a redeploy does not reset a flood's count).
+    slots: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// The size of each share.
+    pub share: u32,
     logs: InvocationLog,
     metrics: Arc<Metrics>,
 }
@@ -42,13 +48,24 @@ pub struct Finished<'a> {
 }
 
 impl Registry {
-    /// An empty table.
-    pub fn new(logs: InvocationLog, metrics: Arc<Metrics>) -> Self {
+    /// An empty table; each function may run `share` invocations at once.
+    pub fn new(logs: InvocationLog, metrics: Arc<Metrics>, share: u32) -> Self {
         Self {
             active: RwLock::default(),
+            slots: std::sync::Mutex::default(),
+            share,
             logs,
             metrics,
         }
+    }
+
+    /// The share of the instance pool of `name`.
+    pub fn slots(&self, name: &str) -> Arc<Semaphore> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.share as usize)))
+            .clone()
     }
 
     /// Makes `loaded` the active version of `name`.
@@ -78,6 +95,10 @@ impl Registry {
     /// Forgets `name`.
     pub fn remove(&self, name: &str) {
         self.write().remove(name);
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
     }
 
     /// The functions whose active version imports an interface from

@@ -39,6 +39,9 @@ pub enum Failure {
     GuestError(String),
     /// No instance slot was free.
     Capacity,
+    /// The function already ran its share of the instance pool (this many
+    /// invocations) and none finished while the request waited.
+    Busy(u32),
 }
 
 impl Failure {
@@ -53,6 +56,7 @@ impl Failure {
             Failure::NoResponse => "no_response",
             Failure::GuestError(_) => "guest_error",
             Failure::Capacity => "capacity",
+            Failure::Busy(_) => "busy",
         }
     }
 }
@@ -80,6 +84,11 @@ impl std::fmt::Display for Failure {
             Failure::NoResponse => write!(f, "the function returned without sending a response"),
             Failure::GuestError(code) => write!(f, "the function reported an error: {code}"),
             Failure::Capacity => write!(f, "no instance slot is free; try again shortly"),
+            Failure::Busy(share) => write!(
+                f,
+                "the function is running {share} invocations, its share of the instance pool, \
+                 and none finished in time; try again shortly"
+            ),
         }
     }
 }

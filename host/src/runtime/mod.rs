@@ -135,6 +135,7 @@ pub struct Sandbox {
     /// of deploys does not take every core from requests.
     optimizing: std::sync::Mutex<()>,
     incremental: Arc<compile_cache::DiskCacheStore>,
+    max_instances: u32,
 }
 
 /// An engine and the linker of Aura's capabilities on it. Code compiled
@@ -206,6 +207,7 @@ impl Sandbox {
             egress: Arc::new(egress),
             optimizing: std::sync::Mutex::default(),
             incremental,
+            max_instances,
         }))
     }
 
@@ -372,6 +374,13 @@ impl Runtime {
             },
             outcome,
         ))
+    }
+
+    /// How many invocations of one function may run at once: a quarter of
+    /// the instance pool (at least one), so a flood on one function leaves
+    /// the rest of the pool to the others.
+    pub fn per_function_share(&self) -> u32 {
+        (self.sandbox.max_instances / 4).max(1)
     }
 
     /// Removes the compiled artifacts of the component with `hash`.
