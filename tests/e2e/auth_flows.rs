@@ -830,6 +830,54 @@ async fn cookie_sessions_need_csrf_proof_to_change_state() {
         &["--cors-origin", "https://app.example.com"],
     );
     register(&aura, "cookie@example.com").await;
+    // Login CSRF: another site's page may post a form or text/plain to the
+    // sign-in without asking; it must not set cookies.
+    let credentials = json!({"email": "cookie@example.com", "password": PASSWORD}).to_string();
+    for (content_type, origin, status, code) in [
+        (
+            "text/plain",
+            "https://evil.example",
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "https://evil.example",
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/json",
+            "https://evil.example",
+            403,
+            "csrf_failed",
+        ),
+    ] {
+        let refused = aura
+            .http
+            .post(aura.at("/api/auth/login?session=cookie"))
+            .header("content-type", content_type)
+            .header("origin", origin)
+            .body(credentials.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            set_cookies(&refused).is_empty(),
+            "{content_type} from {origin}"
+        );
+        assert_error(refused, status, code).await;
+    }
+    let from_the_app = aura
+        .http
+        .post(aura.at("/api/auth/login?session=cookie"))
+        .header("content-type", "application/json")
+        .header("origin", "https://app.example.com")
+        .body(credentials.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from_the_app.status(), 200, "an allowed origin signs in");
     let response = post(
         &aura,
         "/api/auth/login?session=cookie",

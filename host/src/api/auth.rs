@@ -142,6 +142,7 @@ async fn register(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
+    cookies::check_sign_in(&state, &headers, &mode)?;
     let input: Register = body(&bytes)?;
     let tokens = state
         .auth
@@ -174,6 +175,7 @@ async fn login(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
+    cookies::check_sign_in(&state, &headers, &mode)?;
     let input: Login = body(&bytes)?;
     let answer = state
         .auth
@@ -475,6 +477,7 @@ async fn verify_code(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
+    cookies::check_sign_in(&state, &headers, &mode)?;
     let input: CodeSignIn = body(&bytes)?;
     let answer = state
         .auth
@@ -527,6 +530,7 @@ async fn verify_totp(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<axum::response::Response, ApiError> {
+    cookies::check_sign_in(&state, &headers, &mode)?;
     let input: TotpProof = body(&bytes)?;
     let proof = input.proof()?;
     if let Some(token) = &input.mfa_token {

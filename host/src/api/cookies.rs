@@ -172,6 +172,42 @@ pub fn cleared(state: &AppState, response: &mut Response) {
 }
 
 /// The CSRF check of a cookie-authenticated request that changes state.
+/// A sign-in that would set cookies must send its body as JSON and, when
+/// it names an `Origin`, come from an allowed one: a form or `text/plain`
+/// post from another site (which browsers send without asking) cannot
+/// sign the browser in to an account of the attacker's (login CSRF).
+pub fn check_sign_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    mode: &SessionMode,
+) -> Result<(), ApiError> {
+    if !mode.cookies() {
+        return Ok(());
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a sign-in with ?session=cookie sends its body as application/json",
+        ));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        && !state.auth.origin_allowed(origin)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_failed",
+            format!("a cookie sign-in from {origin} was refused: it is not an allowed origin"),
+        ));
+    }
+    Ok(())
+}
+
 pub fn check_csrf(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let refused = |why: &str| {
         ApiError::new(

@@ -126,6 +126,7 @@ async fn exchange(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
+    cookies::check_sign_in(&state, &headers, &mode)?;
     let input: Exchange = body(&bytes)?;
     let answer = state
         .auth
