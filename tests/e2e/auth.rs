@@ -473,6 +473,28 @@ async fn rules_hold_for_each_user(aura: &Aura) {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // Taking the role away counts at once, for the token he already has.
+    let response = aura
+        .http
+        .patch(aura.at(&format!(
+            "/api/collections/users/records/{}",
+            bob["user"]["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&aura.token)
+        .json(&json!({"roles": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = aura
+        .http
+        .patch(&one)
+        .bearer_auth(access(&bob_again))
+        .json(&json!({"title": "edited again"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 403, "forbidden").await;
     // Delete follows a relation path: Ada's email matches, Bob is not the author.
     let response = aura
         .http

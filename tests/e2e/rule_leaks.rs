@@ -152,3 +152,52 @@ async fn a_realtime_filter_cannot_test_hidden_related_fields() {
     );
     db.finish().await;
 }
+
+/// A signed-in subscriber's stream ends with its session: after logout, the
+/// user's private record events stop, and the stream says why.
+#[tokio::test]
+async fn a_stream_ends_with_its_session() {
+    let db = Db::sqlite();
+    let (alice_token, alice, _) = setup(&db).await;
+    let response = db
+        .aura
+        .http
+        .get(db.aura.at("/api/realtime"))
+        .query(&[("channels", "collections.notes.*")])
+        .bearer_auth(&alice_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut events = Box::pin(response.bytes_stream().eventsource());
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event within 10 s")
+    };
+    assert_eq!(next().await.unwrap().unwrap().event, "ready");
+    db.insert("notes", json!({"secret": "first", "owner": alice}))
+        .await;
+    let first = next().await.unwrap().unwrap();
+    assert!(first.data.contains("first"), "{first:?}");
+
+    let out = db
+        .aura
+        .http
+        .post(db.aura.at("/api/auth/logout"))
+        .bearer_auth(&alice_token)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success(), "{}", out.status());
+    // Past the interval at which streams check their session again.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    db.insert("notes", json!({"secret": "second", "owner": alice}))
+        .await;
+    let ended = next().await.unwrap().unwrap();
+    assert_eq!(ended.event, "error", "{ended:?}");
+    assert!(ended.data.contains("session_ended"), "{ended:?}");
+    assert!(!ended.data.contains("second"));
+    assert!(next().await.is_none(), "the stream is closed");
+    db.finish().await;
+}

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 /// How often an idle stream gets a keep-alive comment.
@@ -130,11 +130,27 @@ pub(super) async fn subscribe(
     Query(query): Query<SubscribeQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     // `?token=` is for `EventSource`, which cannot set headers.
-    let caller = match query.token.as_deref() {
-        Some(token) if !headers.contains_key(header::AUTHORIZATION) => {
-            state.caller(Some(token)).await?
+    let token = match query.token.as_deref() {
+        Some(token) if !headers.contains_key(header::AUTHORIZATION) => Some(token),
+        _ if headers.contains_key(header::AUTHORIZATION) => {
+            // A header that is not `Bearer …` is a token no one accepts.
+            Some(super::bearer(&headers).unwrap_or_default())
         }
-        _ => super::records::caller(&state, &headers).await?,
+        _ => None,
+    };
+    let caller = state.caller(token).await?;
+    // A user's stream lasts as long as their session (see `SessionCheck`).
+    let session = match (&caller, token) {
+        (Caller::User(Some(_)), Some(token)) => {
+            let signed_in = state.auth.authenticate(token).await?;
+            Some(SessionCheck {
+                auth: state.auth.clone(),
+                session: signed_in.session,
+                user: signed_in.user,
+                checked: Instant::now(),
+            })
+        }
+        _ => None,
     };
     let list = query.channels.unwrap_or_default();
     let patterns: Vec<Pattern> = list
@@ -226,6 +242,7 @@ pub(super) async fn subscribe(
             .collect(),
     });
     let feed = Feed {
+        session,
         channels,
         access: match (caller, filter) {
             (Caller::Service, None) => None,
@@ -297,8 +314,25 @@ impl ChannelAccess {
     }
 }
 
+/// How often a signed-in subscriber's session is checked again, at most:
+/// before an event is sent, when this long has passed since the last check.
+const SESSION_RECHECK: Duration = Duration::from_secs(2);
+
+/// The session a signed-in subscriber's stream acts for. When it ends
+/// (logout, revocation, password change, the account deleted) the stream
+/// ends with a `session_ended` error event; when the user's roles or email
+/// change, the rules see the change.
+struct SessionCheck {
+    auth: Arc<crate::auth::Auth>,
+    session: String,
+    user: crate::db::User,
+    checked: Instant,
+}
+
 /// One subscriber's stream: opening events, the replay, then live events.
 struct Feed {
+    /// The signed-in subscriber's session, checked again as events flow.
+    session: Option<SessionCheck>,
     /// Custom-channel rules, for subscribers other than the admin.
     channels: Option<ChannelAccess>,
     /// What record-change events must pass: the view rule (for subscribers
@@ -316,6 +350,53 @@ struct Feed {
 }
 
 impl Feed {
+    /// Checks the subscriber's session again if it is due: the error event
+    /// that ends the stream when the session has ended; a changed user
+    /// (roles, email) replaces the one the rules see.
+    async fn recheck_session(&mut self) -> Result<(), sse::Event> {
+        let Some(check) = self.session.as_mut() else {
+            return Ok(());
+        };
+        if check.checked.elapsed() < SESSION_RECHECK {
+            return Ok(());
+        }
+        match check
+            .auth
+            .session_user(&check.session, &check.user.id)
+            .await
+        {
+            Ok(Some(user)) => {
+                check.checked = Instant::now();
+                if user != check.user {
+                    check.user = user.clone();
+                    let caller = Caller::User(Some(user));
+                    if let Some(access) = self.access.as_mut() {
+                        access.caller = caller.clone();
+                    }
+                    if let Some(channels) = self.channels.as_mut() {
+                        channels.caller = caller;
+                        channels.decided.clear();
+                    }
+                }
+                Ok(())
+            }
+            Ok(None) => {
+                let reason = json!({
+                    "code": "session_ended",
+                    "message": "the session of this stream has ended (signed out, revoked, or the account changed); sign in and subscribe again",
+                });
+                Err(sse::Event::default()
+                    .event("error")
+                    .data(reason.to_string()))
+            }
+            Err(err) => {
+                // Keep serving; the next event checks again.
+                tracing::warn!(error = %err, "checking a stream's session");
+                Ok(())
+            }
+        }
+    }
+
     fn stream(self) -> impl Stream<Item = Result<sse::Event, Infallible>> {
         futures::stream::unfold(self, |mut feed| async move {
             let event = feed.next().await?;
@@ -355,6 +436,10 @@ impl Feed {
                 || !self.patterns.iter().any(|p| p.matches(&event.channel))
             {
                 continue;
+            }
+            if let Err(ended) = self.recheck_session().await {
+                self.done = true;
+                return Some(ended);
             }
             self.last_sent = event.id;
             if !event.channel.starts_with(RECORD_CHANNELS)

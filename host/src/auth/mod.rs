@@ -28,7 +28,7 @@ mod recovery;
 pub mod totp;
 
 use crate::audit::AuditLog;
-use crate::db::backend::{Query, text_arg};
+use crate::db::backend::{Query, select_column, text_arg};
 use crate::db::schema::{self, Storage};
 use crate::db::{ApplyOptions, Caller, Database, DbError, ReadQuery, User, values};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -911,24 +911,48 @@ impl Auth {
         if claims.typ != "access" {
             return Err(invalid("not an access token"));
         }
-        let mut select = self.query();
-        select
-            .sql("SELECT COUNT(*) FROM _aura_sessions WHERE revoked IS NULL AND id = ")
-            .arg(text_arg(&claims.sid), Storage::Text)
-            .sql(" AND user_id = ")
-            .arg(text_arg(&claims.sub), Storage::Text);
-        if self.db.backend().count(&select).await? == 0 {
-            return Err(invalid("the session has ended"));
-        }
+        let user = self
+            .session_user(&claims.sid, &claims.sub)
+            .await?
+            .ok_or_else(|| invalid("the session has ended"))?;
         Ok(Authenticated {
-            user: User {
-                id: claims.sub,
-                email: claims.email,
-                roles: claims.roles,
-                verified: claims.verified,
-            },
+            user,
             session: claims.sid,
         })
+    }
+
+    /// The user of session `session` as the account is now, or `None` when
+    /// the session has ended (logout, revocation, password change) or the
+    /// account is gone: a role taken away or an email changed counts at
+    /// once, not when the access token expires.
+    pub async fn session_user(&self, session: &str, user: &str) -> Result<Option<User>, AuthError> {
+        let mut select = self.query();
+        let roles = select_column(select.dialect(), "u.\"roles\"", Storage::Json);
+        select
+            .sql(&format!(
+                "SELECT u.\"email\", {roles}, u.\"verified\" FROM _aura_sessions s \
+                 JOIN \"{}\" u ON u.\"id\" = s.user_id \
+                 WHERE s.revoked IS NULL AND s.id = ",
+                schema::USERS
+            ))
+            .arg(text_arg(session), Storage::Text)
+            .sql(" AND s.user_id = ")
+            .arg(text_arg(user), Storage::Text);
+        let rows = self
+            .db
+            .backend()
+            .fetch(&select, &[Storage::Text, Storage::Json, Storage::Bool])
+            .await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|row| <[Value; 3]>::try_from(row).ok())
+            .map(|[email, roles, verified]| User {
+                id: user.to_owned(),
+                email: email.as_str().unwrap_or_default().to_owned(),
+                roles: serde_json::from_value(roles).unwrap_or_default(),
+                verified: verified.as_bool().unwrap_or(false),
+            }))
     }
 
     /// The signed-in user's record.
