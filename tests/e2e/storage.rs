@@ -1555,6 +1555,45 @@ async fn signed_urls_are_bound_to_object_method_and_time() {
             .unwrap(),
         "scan"
     );
+    // It was signed for a free key: it creates, and never overwrites what
+    // is there now (its own upload, or another user's object made since).
+    assert_error(
+        http.put(signed["url"].as_str().unwrap())
+            .body("again")
+            .send()
+            .await
+            .unwrap(),
+        412,
+        "precondition_failed",
+    )
+    .await;
+    let early: Value = sign(
+        &alice,
+        json!({"bucket": "docs", "key": "inbox/bob.png", "method": "PUT"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let bobs = http
+        .put(aura.at("/api/storage/docs/inbox/bob.png"))
+        .bearer_auth(&bob)
+        .body("bob's")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bobs.status(), 201);
+    assert_error(
+        http.put(early["url"].as_str().unwrap())
+            .body("alice's")
+            .send()
+            .await
+            .unwrap(),
+        412,
+        "precondition_failed",
+    )
+    .await;
 
     // Expiry.
     let short: Value = sign(

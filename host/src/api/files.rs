@@ -59,6 +59,9 @@ struct Signature {
     expires: Option<i64>,
     signature: Option<String>,
     owner: Option<String>,
+    /// What a signed upload may overwrite (see [`Signed::condition`]).
+    #[serde(rename = "match")]
+    condition: Option<String>,
     /// `?download`: always as an attachment.
     download: Option<String>,
 }
@@ -73,6 +76,7 @@ impl Signature {
             key,
             expires,
             owner: self.owner.as_deref(),
+            condition: self.condition.as_deref().unwrap_or_default(),
         };
         Some(state.storage.verify(&signed, signature))
     }
@@ -286,6 +290,16 @@ async fn authorize_write(
     let replaces = existing.is_some();
     match signature.check(state, "PUT", &bucket.name, key) {
         Some(true) => {
+            // The URL overwrites only what its signer could: nothing, the
+            // version it saw, or (a function's) anything.
+            let allowed = match signature.condition.as_deref().unwrap_or_default() {
+                "*" => true,
+                "new" => existing.is_none(),
+                etag => existing.as_ref().is_some_and(|o| o.etag == etag),
+            };
+            if !allowed {
+                return Err(StorageError::PreconditionFailed.into());
+            }
             let owner = existing
                 .and_then(|o| o.owner)
                 .or_else(|| signature.owner.clone());
@@ -547,6 +561,16 @@ async fn sign(
             ));
         }
     };
+    // An upload URL may overwrite only what the signer could now: the
+    // version of the object it saw (the update rule allowed it), or nothing.
+    let condition = match method.as_str() {
+        "PUT" => match state.storage.head(&input.bucket, &input.key).await {
+            Ok(object) => object.etag,
+            Err(StorageError::NoSuchKey(_)) => "new".to_owned(),
+            Err(other) => return Err(other.into()),
+        },
+        _ => String::new(),
+    };
     let expires = chrono::Utc::now().timestamp() + expires_in as i64;
     let signed = Signed {
         method: &method,
@@ -554,6 +578,7 @@ async fn sign(
         key: &input.key,
         expires,
         owner: owner.as_deref(),
+        condition: &condition,
     };
     let mut path = format!(
         "/api/storage/{}/{}?expires={expires}&signature={}",
@@ -563,6 +588,9 @@ async fn sign(
     );
     if let Some(owner) = &owner {
         path.push_str(&format!("&owner={owner}"));
+    }
+    if !condition.is_empty() {
+        path.push_str(&format!("&match={condition}"));
     }
     Ok(Json(json!({
         "url": format!("{}{path}", state.auth.public_url()),

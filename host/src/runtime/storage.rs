@@ -224,9 +224,11 @@ impl Host for InvocationState {
             key: &key,
             expires,
             owner: None,
+            condition: if method == "PUT" { "*" } else { "" },
         });
+        let condition = if method == "PUT" { "&match=%2A" } else { "" };
         Ok(format!(
-            "{}/api/storage/{bucket}/{}?expires={expires}&signature={signature}",
+            "{}/api/storage/{bucket}/{}?expires={expires}&signature={signature}{condition}",
             access.public_url,
             crate::storage::encode_key(&key)
         ))

@@ -47,17 +47,22 @@ pub struct Signed<'a> {
     pub expires: i64,
     /// The user it acts for (uploads record them as owner).
     pub owner: Option<&'a str>,
+    /// What an upload may overwrite: `new` (nothing: the key must be free),
+    /// an ETag (exactly that version, which the signer could update), or
+    /// `*` (anything: a function's grant). Empty for downloads.
+    pub condition: &'a str,
 }
 
 impl Signed<'_> {
     fn message(&self) -> String {
         format!(
-            "{}\n{}\n{}\n{}\n{}",
+            "{}\n{}\n{}\n{}\n{}\n{}",
             self.method,
             self.bucket,
             self.key,
             self.expires,
-            self.owner.unwrap_or_default()
+            self.owner.unwrap_or_default(),
+            self.condition
         )
     }
 }
