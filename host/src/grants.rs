@@ -288,7 +288,8 @@ fn is_dns_name(name: &str) -> bool {
 /// Whether `addr` is in a range a function must not reach unless a grant
 /// names the address: loopback, private, link-local (incl. cloud metadata
 /// 169.254.169.254), shared, unspecified, multicast, documentation and
-/// reserved ranges, and their IPv4-mapped/NAT64 IPv6 forms.
+/// reserved ranges, their IPv4-mapped/NAT64 IPv6 forms, and the IPv6
+/// ranges that translate to IPv4 (6to4, Teredo).
 pub fn is_blocked_address(addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(v4) => {
@@ -324,6 +325,13 @@ pub fn is_blocked_address(addr: IpAddr) -> bool {
                 || (segments[0] & 0xffc0) == 0xfe80 // link local
                 || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
                 || segments[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible (deprecated)
+                // Ranges that translate to IPv4 (6to4, Teredo, local-use
+                // NAT64) or are not routed (discard-only): a relay could
+                // carry them to any address.
+                || segments[0] == 0x2002
+                || (segments[0] == 0x2001 && segments[1] == 0)
+                || segments[..3] == [0x64, 0xff9b, 1]
+                || segments[..4] == [0x100, 0, 0, 0]
         }
     }
 }
@@ -408,6 +416,11 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b:1::a00:1",
+            "100::1",
         ] {
             assert!(is_blocked_address(blocked.parse().unwrap()), "{blocked}");
         }

@@ -173,6 +173,15 @@ async fn admin_api_requires_the_token() {
     assert_error(response, 401, "unauthorized").await;
     let (status, body) = aura.admin_get("/api/admin/functions").await;
     assert_eq!((status, body), (200, json!({"functions": []})));
+    // The scheme is case-insensitive.
+    let response = aura
+        .http
+        .get(aura.at("/api/admin/functions"))
+        .header("authorization", format!("bearer {}", aura.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 }
 
 #[cfg(unix)]

@@ -268,12 +268,10 @@ async fn audit_admin(State(state): State<Arc<AppState>>, request: Request, next:
 
 /// The bearer token of a request, if any.
 pub(super) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    // The scheme is case-insensitive (RFC 9110).
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 impl AppState {

@@ -21,6 +21,14 @@ pub fn key_problem(key: &str) -> Option<String> {
     if key.chars().any(|c| c.is_control()) {
         return Some("the key contains a control character (NUL, newline…)".into());
     }
+    // Bidirectional controls reorder how a key is shown (`txt.exe` can
+    // read as `exe.txt`).
+    if key
+        .chars()
+        .any(|c| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}'))
+    {
+        return Some("the key contains a bidirectional control character".into());
+    }
     if key.starts_with('/') {
         return Some("the key starts with `/` (keys are relative)".into());
     }
@@ -94,6 +102,8 @@ mod tests {
             "a/./b",
             "a//b",
             "nul\0byte",
+            "invoice\u{202e}fdp.exe",
+            "a\u{2066}b",
             "new\nline",
             "back\\slash",
             decomposed,
