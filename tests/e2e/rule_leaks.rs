@@ -201,3 +201,81 @@ async fn a_stream_ends_with_its_session() {
     assert!(next().await.is_none(), "the stream is closed");
     db.finish().await;
 }
+
+/// A record names in its file fields only objects its author could
+/// download: another user's private object is refused exactly as a
+/// missing one, so the answer says nothing of it.
+#[tokio::test]
+async fn file_fields_name_only_objects_the_caller_may_read() {
+    let db = Db::sqlite();
+    let (status, body) = db
+        .send(
+            "POST",
+            "/api/admin/storage/buckets",
+            Some(json!({
+                "name": "private",
+                "viewRule": "owner = @request.auth.id",
+                "createRule": "@request.auth.id != ''"
+            })),
+            true,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    db.define(json!({
+        "name": "letters",
+        "fields": [{"name": "scan", "type": "file", "bucket": "private"}],
+        "listRule": "", "viewRule": "", "createRule": "@request.auth.id != ''"
+    }))
+    .await;
+    let (alice, _) = user(&db.aura, "alice@example.com").await;
+    let (bob, _) = user(&db.aura, "bob@example.com").await;
+    let put = db
+        .aura
+        .http
+        .put(db.aura.at("/api/storage/private/alice/scan.pdf"))
+        .bearer_auth(&alice)
+        .body("alice's scan")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let create = |token: &str, key: &str| {
+        db.aura
+            .http
+            .post(db.aura.at("/api/collections/letters/records"))
+            .bearer_auth(token.to_owned())
+            .json(&json!({"scan": key}))
+            .send()
+    };
+    let refusal = |body: Value| body["error"]["details"]["fields"]["scan"]["code"].clone();
+    let stolen = create(&bob, "alice/scan.pdf").await.unwrap();
+    assert_eq!(stolen.status(), 400);
+    let stolen: Value = stolen.json().await.unwrap();
+    let missing: Value = create(&bob, "alice/none.pdf")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(refusal(stolen.clone()), "file_not_found", "{stolen}");
+    assert_eq!(refusal(stolen), refusal(missing), "no existence oracle");
+    // The same through a batch, and the owner attaches her own object.
+    let batch = db
+        .aura
+        .http
+        .post(db.aura.at("/api/batch"))
+        .bearer_auth(&bob)
+        .json(&json!({"operations": [
+            {"action": "create", "collection": "letters", "data": {"scan": "alice/scan.pdf"}}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch.status(), 400);
+    let batch: Value = batch.json().await.unwrap();
+    assert_eq!(refusal(batch.clone()), "file_not_found", "{batch}");
+    assert_eq!(batch["error"]["details"]["index"], 0);
+    let own = create(&alice, "alice/scan.pdf").await.unwrap();
+    assert_eq!(own.status(), 201);
+    db.finish().await;
+}

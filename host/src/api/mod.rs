@@ -13,6 +13,7 @@ mod dashboard;
 mod definition;
 pub mod environments;
 mod error;
+mod file_refs;
 mod files;
 mod invoke;
 mod oauth;

@@ -23,6 +23,11 @@ pub(super) struct RecordForm {
 }
 
 impl RecordForm {
+    /// The objects stored for the record, as (bucket, key).
+    pub fn stored(&self) -> &[(String, String)] {
+        &self.stored
+    }
+
     /// Removes the objects stored for a record that was not written.
     pub async fn discard(self, state: &AppState) {
         for (bucket, key) in self.stored {

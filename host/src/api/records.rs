@@ -78,6 +78,27 @@ async fn record_body(
     Ok((std::mem::take(&mut form.data), Some(form)))
 }
 
+/// The file keys of `data` name only objects the caller may reference
+/// ([`super::file_refs`]), besides those its form stored.
+async fn checked_files(
+    state: &AppState,
+    caller: &Caller,
+    collection: &str,
+    data: &Value,
+    form: Option<&RecordForm>,
+) -> Result<(), ApiError> {
+    let stored = form.map(RecordForm::stored).unwrap_or_default();
+    super::file_refs::check(state, caller, collection, data, stored).await
+}
+
+/// Removes the files of `form` before answering `err`.
+async fn discard_after(state: &AppState, form: Option<RecordForm>, err: ApiError) -> ApiError {
+    if let Some(form) = form {
+        form.discard(state).await;
+    }
+    err
+}
+
 /// Removes the files of a form whose record was not written.
 async fn discard_on_error<T>(
     state: &AppState,
@@ -126,7 +147,10 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let caller = caller(&state, &headers).await?;
     let (data, form) = record_body(&state, &caller, &headers, &collection, request).await?;
-    let result = state.db.create(&caller, &collection, data, &query).await;
+    let result = match checked_files(&state, &caller, &collection, &data, form.as_ref()).await {
+        Ok(()) => state.db.create(&caller, &collection, data, &query).await,
+        Err(err) => return Err(discard_after(&state, form, err).await),
+    };
     let record = discard_on_error(&state, form, result).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
@@ -140,6 +164,9 @@ async fn update(
 ) -> Result<impl IntoResponse, ApiError> {
     let caller = caller(&state, &headers).await?;
     let (data, form) = record_body(&state, &caller, &headers, &collection, request).await?;
+    if let Err(err) = checked_files(&state, &caller, &collection, &data, form.as_ref()).await {
+        return Err(discard_after(&state, form, err).await);
+    }
     let result = state
         .db
         .update(&caller, &collection, &id, data, &query)
@@ -174,6 +201,18 @@ async fn batch(
 ) -> Result<impl IntoResponse, ApiError> {
     let caller = caller(&state, &headers).await?;
     let Batch { operations } = super::json_body(request, MAX_BODY).await?;
+    for (index, op) in operations.iter().enumerate() {
+        if let BatchOp::Create { collection, data }
+        | BatchOp::Update {
+            collection, data, ..
+        } = op
+            && let Err(mut error) = checked_files(&state, &caller, collection, data, None).await
+        {
+            let mut details = error.details.take().unwrap_or_else(|| json!({}));
+            details["index"] = json!(index);
+            return Err(error.with_details(details));
+        }
+    }
     let operations = operations
         .into_iter()
         .map(|op| (caller.clone(), op))
