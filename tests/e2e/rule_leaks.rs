@@ -50,6 +50,34 @@ async fn setup(db: &Db) -> (String, String, String) {
     (alice_token, alice, bob_token)
 }
 
+type Events = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<eventsource_stream::Event, String>> + Send>,
+>;
+
+/// A realtime stream of `query`, as `token` (or nobody); the next event
+/// (`None` once the stream has closed) waits at most 10 s.
+async fn stream(db: &Db, query: &[(&str, &str)], token: Option<&str>) -> Events {
+    let mut request = db.aura.http.get(db.aura.at("/api/realtime")).query(query);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    Box::pin(
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|event| event.map_err(|err| err.to_string())),
+    )
+}
+
+async fn next(events: &mut Events) -> Option<eventsource_stream::Event> {
+    tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("an event within 10 s")
+        .map(|event| event.expect("an SSE event"))
+}
+
 async fn count(db: &Db, token: Option<&str>, filter: &str) -> usize {
     let mut request = db
         .aura
@@ -116,24 +144,13 @@ async fn a_realtime_filter_cannot_test_hidden_related_fields() {
     let db = Db::sqlite();
     let (_, alice, _) = setup(&db).await;
     let filter = "note.secret ~ 's3' || title = 'marker'";
-    let response = db
-        .aura
-        .http
-        .get(db.aura.at("/api/realtime"))
-        .query(&[("channels", "collections.posts.*"), ("filter", filter)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let mut events = Box::pin(response.bytes_stream().eventsource());
-    let mut next = async || {
-        tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("an event within 10 s")
-            .expect("the stream is open")
-            .expect("an SSE event")
-    };
-    assert_eq!(next().await.event, "ready");
+    let mut events = stream(
+        &db,
+        &[("channels", "collections.posts.*"), ("filter", filter)],
+        None,
+    )
+    .await;
+    assert_eq!(next(&mut events).await.unwrap().event, "ready");
     let (_, notes) = db
         .send("GET", "/api/collections/notes/records", None, true)
         .await;
@@ -144,7 +161,7 @@ async fn a_realtime_filter_cannot_test_hidden_related_fields() {
     )
     .await;
     db.insert("posts", json!({"title": "marker"})).await;
-    let event = next().await;
+    let event = next(&mut events).await.unwrap();
     let body: Value = serde_json::from_str(&event.data).unwrap();
     assert_eq!(
         body["data"]["record"]["title"], "marker",
@@ -159,26 +176,16 @@ async fn a_realtime_filter_cannot_test_hidden_related_fields() {
 async fn a_stream_ends_with_its_session() {
     let db = Db::sqlite();
     let (alice_token, alice, _) = setup(&db).await;
-    let response = db
-        .aura
-        .http
-        .get(db.aura.at("/api/realtime"))
-        .query(&[("channels", "collections.notes.*")])
-        .bearer_auth(&alice_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let mut events = Box::pin(response.bytes_stream().eventsource());
-    let mut next = async || {
-        tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("an event within 10 s")
-    };
-    assert_eq!(next().await.unwrap().unwrap().event, "ready");
+    let mut events = stream(
+        &db,
+        &[("channels", "collections.notes.*")],
+        Some(&alice_token),
+    )
+    .await;
+    assert_eq!(next(&mut events).await.unwrap().event, "ready");
     db.insert("notes", json!({"secret": "first", "owner": alice}))
         .await;
-    let first = next().await.unwrap().unwrap();
+    let first = next(&mut events).await.unwrap();
     assert!(first.data.contains("first"), "{first:?}");
 
     let out = db
@@ -194,11 +201,11 @@ async fn a_stream_ends_with_its_session() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     db.insert("notes", json!({"secret": "second", "owner": alice}))
         .await;
-    let ended = next().await.unwrap().unwrap();
+    let ended = next(&mut events).await.unwrap();
     assert_eq!(ended.event, "error", "{ended:?}");
     assert!(ended.data.contains("session_ended"), "{ended:?}");
     assert!(!ended.data.contains("second"));
-    assert!(next().await.is_none(), "the stream is closed");
+    assert!(next(&mut events).await.is_none(), "the stream is closed");
     db.finish().await;
 }
 
