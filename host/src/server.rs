@@ -20,6 +20,9 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     /// Instances that may run at once; more concurrent invocations get 503.
     pub max_instances: u32,
+    /// MiB of linear memory all instances may hold together (default: half
+    /// of the machine's memory).
+    pub memory_budget_mb: Option<u64>,
     /// Static `NAME=IP` overrides used when functions call out by name.
     pub resolve: Vec<String>,
     /// Extra PEM root certificates trusted for functions' outbound HTTPS.
@@ -65,6 +68,13 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let sandbox = Sandbox::new(
         &data_dir.join("cache"),
         options.max_instances,
+        crate::runtime::MemoryBudget::new(
+            options
+                .memory_budget_mb
+                .map_or_else(crate::runtime::MemoryBudget::default_limit, |mb| {
+                    mb.saturating_mul(1024 * 1024)
+                }),
+        ),
         Egress::new(&options.resolve, options.outbound_ca.as_deref())?,
     )?;
     let pooling = sandbox.pooling();

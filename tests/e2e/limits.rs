@@ -285,3 +285,29 @@ async fn a_flood_on_one_function_leaves_instances_for_the_others() {
     }
     assert!(slept >= 2 && busy >= 1, "{slept} ran, {busy} were refused");
 }
+
+/// Instances hold their memory against one process-wide budget: growth past
+/// it fails the invocation with 503 and `Retry-After`, and the memory comes
+/// back when the instance ends.
+#[tokio::test]
+async fn invocations_share_one_memory_budget() {
+    let aura = Aura::start_with(tempfile::tempdir().unwrap(), &["--memory-budget-mb", "48"]);
+    aura.deploy("memhog", "memhog", json!({"limits": {"memory_mb": 512}}))
+        .await;
+    aura.deploy("hello", "hello", json!({})).await;
+    for _ in 0..2 {
+        let response = aura.http.get(aura.at("/fn/memhog")).send().await.unwrap();
+        assert_eq!(response.headers()["retry-after"], "1");
+        let body = assert_error(response, 503, "memory_budget_exhausted").await;
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("memory budget"),
+            "{body}"
+        );
+        // Its memory was given back: another function runs.
+        let response = aura.http.get(aura.at("/fn/hello")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}

@@ -229,6 +229,12 @@ fn failure_error(name: &str, failure: &Failure) -> ApiError {
             "capacity_exhausted",
             message,
         ),
+        Failure::MemoryBudget => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "memory_budget_exhausted",
+            message,
+        )
+        .with_retry_after(1),
         Failure::Busy(_) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "function_busy", message)
                 .with_retry_after(1)

@@ -62,6 +62,8 @@ struct Connection {
     yes: bool,
 }
 
+// Parsed once per run: the size of `Serve`'s options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the Aura server
@@ -72,6 +74,10 @@ enum Command {
         /// Instances that may run at once; further invocations get 503
         #[arg(long, env = "AURA_MAX_INSTANCES", default_value_t = crate::runtime::DEFAULT_MAX_INSTANCES)]
         max_instances: u32,
+        /// MiB of memory all running functions may hold together (default:
+        /// half of the machine's memory); past it invocations get 503
+        #[arg(long, env = "AURA_MEMORY_BUDGET_MB", value_name = "MIB")]
+        memory_budget_mb: Option<u64>,
         /// Resolve NAME to IP for functions' outbound requests, before DNS
         /// (repeatable; AURA_RESOLVE takes a comma-separated list)
         #[arg(
@@ -315,6 +321,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Serve {
         addr,
         max_instances,
+        memory_budget_mb,
         resolve,
         outbound_ca,
         max_queued,
@@ -335,6 +342,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             addr,
             data_dir: connection.data_dir,
             max_instances,
+            memory_budget_mb,
             resolve,
             outbound_ca,
             max_queued,

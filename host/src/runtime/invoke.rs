@@ -42,6 +42,8 @@ pub enum Failure {
     /// The function already ran its share of the instance pool (this many
     /// invocations) and none finished while the request waited.
     Busy(u32),
+    /// The process-wide memory budget of functions is spent.
+    MemoryBudget,
 }
 
 impl Failure {
@@ -57,6 +59,7 @@ impl Failure {
             Failure::GuestError(_) => "guest_error",
             Failure::Capacity => "capacity",
             Failure::Busy(_) => "busy",
+            Failure::MemoryBudget => "memory_budget",
         }
     }
 }
@@ -84,6 +87,10 @@ impl std::fmt::Display for Failure {
             Failure::NoResponse => write!(f, "the function returned without sending a response"),
             Failure::GuestError(code) => write!(f, "the function reported an error: {code}"),
             Failure::Capacity => write!(f, "no instance slot is free; try again shortly"),
+            Failure::MemoryBudget => write!(
+                f,
+                "the server's memory budget for functions is spent; try again shortly"
+            ),
             Failure::Busy(share) => write!(
                 f,
                 "the function is running {share} invocations, its share of the instance pool, \
@@ -117,6 +124,13 @@ impl Runtime {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
+        // While the memory budget is spent, nothing new starts.
+        if self.sandbox.budget.spent() {
+            return Invocation {
+                response: Err(Failure::MemoryBudget),
+                finished: futures::future::ready(Some(Failure::MemoryBudget)).boxed(),
+            };
+        }
         let caller = request
             .extensions()
             .get::<Caller>()
@@ -272,6 +286,7 @@ impl Runtime {
             },
             hooks,
             monitor,
+            self.sandbox.budget.clone(),
         );
         let mut store = Store::new(prepared.pre.instance_pre().engine(), state);
         store.limiter(|state| &mut state.limiter);
@@ -300,6 +315,7 @@ pub(super) fn classify(
     instantiating: bool,
 ) -> Failure {
     match monitor.limit_hit() {
+        Some(LimitHit::Budget) => return Failure::MemoryBudget,
         Some(LimitHit::Memory) => return Failure::MemoryLimit(limits.memory_mb),
         Some(LimitHit::Cpu) => return Failure::Timeout,
         Some(LimitHit::RequestBody) => return Failure::RequestTooLarge(limits.max_request_bytes),

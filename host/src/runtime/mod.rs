@@ -6,6 +6,7 @@
 //! `functions` service decides *what* runs and this module runs it.
 
 mod auth;
+mod budget;
 mod capabilities;
 mod compile_cache;
 mod db;
@@ -20,6 +21,7 @@ mod secrets;
 mod state;
 mod storage;
 
+pub use budget::MemoryBudget;
 pub use capabilities::MissingGrant;
 pub use invoke::{Failure, Invocation, ResponseBody};
 pub use limits::{Limits, MAX_MEMORY_MB};
@@ -136,6 +138,8 @@ pub struct Sandbox {
     optimizing: std::sync::Mutex<()>,
     incremental: Arc<compile_cache::DiskCacheStore>,
     max_instances: u32,
+    /// The linear memory all instances may hold together.
+    budget: Arc<MemoryBudget>,
 }
 
 /// An engine and the linker of Aura's capabilities on it. Code compiled
@@ -179,7 +183,12 @@ pub struct Services {
 impl Sandbox {
     /// Builds the engine (pooling allocator when the address space allows it,
     /// epoch interruption), the linker, and starts the epoch ticker thread.
-    pub fn new(cache_dir: &Path, max_instances: u32, egress: Egress) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        cache_dir: &Path,
+        max_instances: u32,
+        budget: MemoryBudget,
+        egress: Egress,
+    ) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(max_instances > 0, "the instance limit must be at least 1");
         std::fs::create_dir_all(cache_dir)
             .with_context(|| format!("creating {}", cache_dir.display()))?;
@@ -208,6 +217,7 @@ impl Sandbox {
             optimizing: std::sync::Mutex::default(),
             incremental,
             max_instances,
+            budget: Arc::new(budget),
         }))
     }
 

@@ -5,6 +5,7 @@
 //! shared with another invocation except the monitor the caller holds.
 
 use super::auth::AuthAccess;
+use super::budget::MemoryBudget;
 use super::db::DbAccess;
 use super::events::EventAccess;
 use super::outbound::{NetworkAccess, OutboundPolicy};
@@ -31,6 +32,7 @@ pub struct Monitor {
     cpu_exceeded: AtomicBool,
     request_too_large: AtomicBool,
     response_too_large: AtomicBool,
+    budget_spent: AtomicBool,
     instantiate_ns: AtomicU64,
     /// The guest's captured stdout.
     pub stdout: CapturedOutput,
@@ -49,6 +51,8 @@ pub enum LimitHit {
     RequestBody,
     /// The response body was larger than allowed.
     ResponseBody,
+    /// The process-wide memory budget had no room for more memory.
+    Budget,
 }
 
 impl Default for Monitor {
@@ -58,6 +62,7 @@ impl Default for Monitor {
             cpu_exceeded: AtomicBool::new(false),
             request_too_large: AtomicBool::new(false),
             response_too_large: AtomicBool::new(false),
+            budget_spent: AtomicBool::new(false),
             instantiate_ns: AtomicU64::new(0),
             stdout: CapturedOutput::new(OUTPUT_CAPTURE_BYTES),
             stderr: CapturedOutput::new(OUTPUT_CAPTURE_BYTES),
@@ -73,6 +78,7 @@ impl Monitor {
             LimitHit::Cpu => &self.cpu_exceeded,
             LimitHit::RequestBody => &self.request_too_large,
             LimitHit::ResponseBody => &self.response_too_large,
+            LimitHit::Budget => &self.budget_spent,
         };
         flag.store(true, Ordering::Relaxed);
     }
@@ -94,6 +100,7 @@ impl Monitor {
     /// The first limit hit, in order of precedence.
     pub fn limit_hit(&self) -> Option<LimitHit> {
         [
+            (LimitHit::Budget, &self.budget_spent),
             (LimitHit::Memory, &self.memory_exceeded),
             (LimitHit::Cpu, &self.cpu_exceeded),
             (LimitHit::RequestBody, &self.request_too_large),
@@ -105,16 +112,20 @@ impl Monitor {
     }
 }
 
-/// Refuses linear memory growth past the function's limit.
+/// Refuses linear memory growth past the function's limit, and past the
+/// process-wide budget, which it charges as memory grows and gives back
+/// when the store is dropped.
 pub struct MemoryLimiter {
     max_bytes: usize,
     monitor: Arc<Monitor>,
+    budget: Arc<MemoryBudget>,
+    charged: u64,
 }
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -125,6 +136,12 @@ impl ResourceLimiter for MemoryLimiter {
                 self.max_bytes / (1024 * 1024)
             );
         }
+        let growth = desired.saturating_sub(current) as u64;
+        if !self.budget.take(growth) {
+            self.monitor.hit(LimitHit::Budget);
+            wasmtime::bail!("the server's memory budget for functions is spent");
+        }
+        self.charged += growth;
         Ok(true)
     }
 
@@ -139,6 +156,12 @@ impl ResourceLimiter for MemoryLimiter {
 }
 
 const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+impl Drop for MemoryLimiter {
+    fn drop(&mut self) {
+        self.budget.give(self.charged);
+    }
+}
 
 /// The `T` of every invocation's `Store<T>`.
 pub struct InvocationState {
@@ -191,6 +214,7 @@ impl InvocationState {
         }: Platform,
         hooks: OutboundPolicy,
         monitor: Arc<Monitor>,
+        budget: Arc<MemoryBudget>,
     ) -> Self {
         // No environment, arguments or preopened directories: the function
         // sees no host filesystem and only what the platform sets.
@@ -222,6 +246,8 @@ impl InvocationState {
             limiter: MemoryLimiter {
                 max_bytes: memory_bytes,
                 monitor: monitor.clone(),
+                budget,
+                charged: 0,
             },
             cpu_ticks: 0,
             cpu_limit_ticks,
