@@ -109,6 +109,20 @@ async fn filters_through_relations_obey_the_related_view_rules(db: &Db) {
     }
     // The post itself stays public, and what is hidden reads as empty.
     assert_eq!(count(db, None, "note.secret = ''").await, 1);
+    // Each relation hop costs a subquery per row: a caller's filter has a
+    // bounded number of them; the admin's has not.
+    let costly = vec!["note.secret = 'x'"; 25].join(" || ");
+    let response = db
+        .aura
+        .http
+        .get(db.aura.at("/api/collections/posts/records"))
+        .query(&[("filter", costly.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let body = crate::support::assert_error(response, 400, "invalid_filter").await;
+    assert!(body.to_string().contains("at most 24"), "{body}");
+    assert_eq!(count(db, Some(&db.aura.token), &costly).await, 0);
     // The note's owner reaches it through the post, and the admin all.
     for guess in &guesses {
         assert_eq!(

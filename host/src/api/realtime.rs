@@ -178,10 +178,7 @@ pub(super) async fn subscribe(
         None => None,
     };
     let filter = match query.filter.as_deref().map(str::trim) {
-        Some(text) if !text.is_empty() => Some(crate::db::filter::parse(text).map_err(|err| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", err.to_string())
-                .with_details(json!({ "position": err.position }))
-        })?),
+        Some(text) if !text.is_empty() => Some(crate::db::caller_filter(text, &caller)?),
         _ => None,
     };
     let last = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {

@@ -15,7 +15,7 @@ pub mod values;
 
 pub use backend::Location;
 pub use migrate::{Applied, Migration};
-pub use records::{BatchOp, ListQuery, Page, ReadQuery};
+pub use records::{BatchOp, ListQuery, Page, ReadQuery, caller_filter};
 pub use resolve::{Caller, User};
 
 use backend::Backend;

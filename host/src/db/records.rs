@@ -4,7 +4,7 @@
 
 use super::backend::{Arg, Query, Tx, ident, select_column, text_arg, to_arg, unique_violation};
 use super::filter::{self, Expr, FilterError};
-use super::resolve::{Caller, PathResolver, RequestData};
+use super::resolve::{Caller, MAX_FILTER_HOPS, PathResolver, RequestData};
 use super::schema::{Action, Collection, Field, FieldType, SYSTEM_FIELDS, Storage};
 use super::values::{self, FieldError};
 use super::{Catalog, Database, DbError, Entry, Rule};
@@ -221,9 +221,7 @@ impl Database {
         let written = filter_resolver(&catalog, definition, dialect, &request, caller);
         let resolvers = (&written, &resolver);
         let filter = match query.filter.as_deref().map(str::trim) {
-            Some(text) if !text.is_empty() => {
-                Some(filter::parse(text).map_err(|e| filter_error("filter", e))?)
-            }
+            Some(text) if !text.is_empty() => Some(caller_filter(text, caller)?),
             _ => None,
         };
         let mut keys = sort_keys(definition, query.sort.as_deref())?;
@@ -1382,6 +1380,25 @@ fn push_condition(
         .map_err(|e| anyhow::anyhow!("a stored rule no longer compiles: {e}"))?;
     query.condition(sql);
     Ok(())
+}
+
+/// A filter `caller` wrote, parsed: a caller other than a service may
+/// follow relations at most [`MAX_FILTER_HOPS`] times in all.
+pub fn caller_filter(text: &str, caller: &Caller) -> Result<Expr, DbError> {
+    let expr = filter::parse(text).map_err(|e| filter_error("filter", e))?;
+    let hops = expr.relation_hops();
+    if *caller != Caller::Service && hops > MAX_FILTER_HOPS {
+        return Err(filter_error(
+            "filter",
+            FilterError {
+                position: 0,
+                message: format!(
+                    "the filter follows relations {hops} times; at most {MAX_FILTER_HOPS} in all"
+                ),
+            },
+        ));
+    }
+    Ok(expr)
 }
 
 /// The resolver of an expression `caller` wrote (a filter): its relation

@@ -12,6 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Most segments in a relation path.
 pub const MAX_PATH_DEPTH: usize = 6;
 
+/// Most relation hops one filter a caller writes may take, all paths
+/// together: each is a subquery per row (with the related view rule), so
+/// this bounds what one request can make the database do.
+pub const MAX_FILTER_HOPS: usize = 24;
+
 /// The signed-in user a request acts for.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct User {

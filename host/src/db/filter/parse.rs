@@ -35,6 +35,22 @@ pub enum Expr {
     Compare(Compare),
 }
 
+impl Expr {
+    /// How many relation hops its paths take in all (`author.team.name`
+    /// is two; request values none): each is a subquery per row.
+    pub fn relation_hops(&self) -> usize {
+        let hops = |operand: &Operand| match operand {
+            Operand::Path { path, .. } if !path.starts_with('@') => path.matches('.').count(),
+            _ => 0,
+        };
+        match self {
+            Expr::And(a, b) | Expr::Or(a, b) => a.relation_hops() + b.relation_hops(),
+            Expr::Not(inner) => inner.relation_hops(),
+            Expr::Compare(compare) => hops(&compare.left) + hops(&compare.right),
+        }
+    }
+}
+
 /// `left op right`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Compare {
