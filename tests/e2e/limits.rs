@@ -218,38 +218,56 @@ async fn responses_over_the_limit_are_cut_and_logged() {
 
 #[tokio::test]
 async fn invocations_beyond_the_instance_pool_get_503_and_others_recover() {
-    // Two slots, one per function: two sleeping functions fill the pool.
-    let aura = Aura::start_with(tempfile::tempdir().unwrap(), &["--max-instances", "2"]);
+    // Four slots: one per function, three per environment. Three sleeping
+    // functions of the default environment and one of another fill them.
+    let aura = Aura::start_with(tempfile::tempdir().unwrap(), &["--max-instances", "4"]);
     for name in ["a", "b", "c"] {
         aura.deploy(name, "sleepy", json!({})).await;
     }
-    let slow: Vec<_> = ["a", "b"]
+    staging(&aura, &["x", "y"], "sleepy").await;
+    let slow: Vec<_> = ["/fn/a", "/fn/b", "/fn/c", "/env/staging/fn/x"]
         .into_iter()
-        .map(|name| {
-            let http = aura.http.clone();
-            let url = aura.at(&format!("/fn/{name}?ms=1500"));
-            tokio::spawn(async move {
-                http.get(url)
-                    .send()
-                    .await
-                    .expect("request")
-                    .status()
-                    .as_u16()
-            })
+        .map(|path| {
+            let request = aura.http.get(aura.at(&format!("{path}?ms=1500"))).send();
+            tokio::spawn(async move { request.await.expect("request").status().as_u16() })
         })
         .collect();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let response = aura.http.get(aura.at("/fn/c?ms=1")).send().await.unwrap();
+    let y = aura.at("/env/staging/fn/y?ms=1");
+    let response = aura.http.get(&y).send().await.unwrap();
     assert_error(response, 503, "capacity_exhausted").await;
     for task in slow {
         assert_eq!(task.await.unwrap(), 200);
     }
-    let response = aura.http.get(aura.at("/fn/c?ms=1")).send().await.unwrap();
+    let response = aura.http.get(&y).send().await.unwrap();
     assert_eq!(
         response.status(),
         200,
         "slots are returned when invocations end"
     );
+}
+
+/// Creates environment `staging` with `names` deployed from `component`.
+async fn staging(aura: &Aura, names: &[&str], component: &str) {
+    let (status, body) = aura
+        .admin_post("/api/admin/environments", json!({"name": "staging"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for name in names {
+        let form = reqwest::multipart::Form::new().part(
+            "component",
+            reqwest::multipart::Part::bytes(crate::support::wasm(component)).file_name("c.wasm"),
+        );
+        let deployed = aura
+            .http
+            .post(aura.at(&format!("/env/staging/api/admin/functions/{name}/versions")))
+            .bearer_auth(&aura.token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deployed.status(), 201);
+    }
 }
 
 /// A flood on one slow function takes only its share of the instance pool
@@ -309,5 +327,45 @@ async fn invocations_share_one_memory_budget() {
         // Its memory was given back: another function runs.
         let response = aura.http.get(aura.at("/fn/hello")).send().await.unwrap();
         assert_eq!(response.status(), 200);
+    }
+}
+
+/// Floods on several functions of one environment take at most three
+/// quarters of the pool: another environment's functions keep answering.
+#[tokio::test]
+async fn floods_in_one_environment_leave_instances_for_another() {
+    let aura = Aura::start_with(tempfile::tempdir().unwrap(), &["--max-instances", "8"]);
+    for name in ["a", "b", "c", "d"] {
+        aura.deploy(name, "sleepy", json!({})).await;
+    }
+    staging(&aura, &["hello"], "hello").await;
+    let flood: Vec<_> = ["a", "b", "c", "d"]
+        .iter()
+        .flat_map(|name| std::iter::repeat_n(*name, 3))
+        .map(|name| {
+            tokio::spawn(
+                aura.http
+                    .get(aura.at(&format!("/fn/{name}?ms=2000")))
+                    .send(),
+            )
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for _ in 0..5 {
+        let response = aura
+            .http
+            .get(aura.at("/env/staging/fn/hello"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "the other environment still answers"
+        );
+    }
+    for request in flood {
+        let status = request.await.unwrap().unwrap().status();
+        assert!(status == 200 || status == 503, "{status}");
     }
 }

@@ -146,6 +146,8 @@ pub struct Functions {
     /// Invocation logs.
     pub logs: InvocationLog,
     metrics: Arc<Metrics>,
+    /// This environment's share of the instance pool.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Functions {
@@ -160,7 +162,11 @@ impl Functions {
     ) -> anyhow::Result<Self> {
         tokio::fs::create_dir_all(&blobs).await?;
         let share = runtime.per_function_share();
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            runtime.per_environment_share() as usize
+        ));
         let service = Self {
+            slots,
             db,
             runtime,
             blobs,
@@ -542,29 +548,34 @@ impl Functions {
         let started_at = now();
         let method = request.method().to_string();
         let path = request.uri().path().to_owned();
-        // Past its share of the pool, a request waits its turn (in order)
-        // for a while, then is refused; other functions keep their slots.
+        // Past its function's share of the pool, then past its
+        // environment's, a request waits its turn (in order) for a while,
+        // then is refused; other functions and environments keep theirs.
         let wait = QUEUE_WAIT.min(Duration::from_millis(active.limits.timeout_ms));
-        let slot =
-            match tokio::time::timeout(wait, self.registry.slots(function).acquire_owned()).await {
-                Ok(Ok(slot)) => slot,
-                _ => {
-                    let failure = Failure::Busy(self.registry.share);
-                    self.registry.finished(Finished {
-                        id,
-                        function,
-                        version: active.version,
-                        method,
-                        path,
-                        status: Some(503),
-                        started_at,
-                        duration: started.elapsed(),
-                        failure: Some(failure.clone()),
-                        monitor: &Monitor::default(),
-                    });
-                    return Err(failure);
-                }
-            };
+        let shares = async {
+            let function_slot = self.registry.slots(function).acquire_owned().await?;
+            let environment_slot = self.slots.clone().acquire_owned().await?;
+            Ok::<_, tokio::sync::AcquireError>((function_slot, environment_slot))
+        };
+        let slot = match tokio::time::timeout(wait, shares).await {
+            Ok(Ok(slot)) => slot,
+            _ => {
+                let failure = Failure::Busy(self.registry.share);
+                self.registry.finished(Finished {
+                    id,
+                    function,
+                    version: active.version,
+                    method,
+                    path,
+                    status: Some(503),
+                    started_at,
+                    duration: started.elapsed(),
+                    failure: Some(failure.clone()),
+                    monitor: &Monitor::default(),
+                });
+                return Err(failure);
+            }
+        };
         let monitor = Arc::new(Monitor::default());
         let Invocation { response, finished } = self
             .runtime

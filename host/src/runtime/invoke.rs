@@ -93,8 +93,8 @@ impl std::fmt::Display for Failure {
             ),
             Failure::Busy(share) => write!(
                 f,
-                "the function is running {share} invocations, its share of the instance pool, \
-                 and none finished in time; try again shortly"
+                "the function runs its share of the instance pool ({share} invocations), or \
+                 its environment runs its own, and none finished in time; try again shortly"
             ),
         }
     }

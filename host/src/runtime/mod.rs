@@ -393,6 +393,13 @@ impl Runtime {
         (self.sandbox.max_instances / 4).max(1)
     }
 
+    /// How many invocations of one environment's functions may run at
+    /// once: three quarters of the pool (at least one), so a flood on
+    /// several functions of one environment leaves the rest to the others.
+    pub fn per_environment_share(&self) -> u32 {
+        (self.sandbox.max_instances.saturating_mul(3) / 4).max(1)
+    }
+
     /// Removes the compiled artifacts of the component with `hash`.
     pub fn evict(&self, hash: &str) {
         self.sandbox.evict(hash);
