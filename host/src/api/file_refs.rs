@@ -27,10 +27,12 @@ pub(super) async fn check(
     let Ok(definition) = state.db.collection(collection) else {
         return Ok(());
     };
+    let user = user.as_ref().map(|u| u.id.as_str());
     for field in &definition.fields {
         let Some(bucket) = field.bucket.as_deref() else {
             continue;
         };
+        let mut rules = None;
         // The value itself, or what `field+` adds to a multiple field.
         let named = [field.name.clone(), format!("{}+", field.name)];
         let keys = named
@@ -49,15 +51,7 @@ pub(super) async fn check(
             {
                 continue;
             }
-            if !readable(
-                state,
-                caller,
-                user.as_ref().map(|u| u.id.as_str()),
-                bucket,
-                key,
-            )
-            .await?
-            {
+            if !readable(state, caller, user, bucket, key, &mut rules).await? {
                 let error = FieldError::new(
                     "file_not_found",
                     format!("no object `{key}` in bucket `{bucket}`"),
@@ -71,13 +65,15 @@ pub(super) async fn check(
     Ok(())
 }
 
-/// Whether `caller` (user `user`) could download `key` of `bucket`.
+/// Whether `caller` (user `user`) could download `key` of `bucket`;
+/// `rules` keeps the bucket's rules once read.
 async fn readable(
     state: &AppState,
     caller: &Caller,
     user: Option<&str>,
     bucket: &str,
     key: &str,
+    rules: &mut Option<crate::db::Entry>,
 ) -> Result<bool, ApiError> {
     let object = match state.storage.head(bucket, key).await {
         Ok(object) => object,
@@ -87,10 +83,14 @@ async fn readable(
     if user.is_some() && object.owner.as_deref() == user {
         return Ok(true);
     }
-    let settings = state.storage.bucket(bucket).await?.settings;
-    let rules = Storage::rules(&settings)?;
+    let rules = match rules {
+        Some(rules) => rules,
+        None => rules.insert(Storage::rules(
+            &state.storage.bucket(bucket).await?.settings,
+        )?),
+    };
     Ok(state
         .storage
-        .allowed(&rules, Action::View, caller, &object.facts())
+        .allowed(rules, Action::View, caller, &object.facts())
         .await?)
 }

@@ -138,19 +138,20 @@ pub(super) async fn subscribe(
         }
         _ => None,
     };
-    let caller = state.caller(token).await?;
     // A user's stream lasts as long as their session (see `SessionCheck`).
-    let session = match (&caller, token) {
-        (Caller::User(Some(_)), Some(token)) => {
+    let (caller, session) = match token {
+        Some(token) if !state.is_admin(Some(token)) => {
             let signed_in = state.auth.authenticate(token).await?;
-            Some(SessionCheck {
+            let caller = Caller::User(Some(signed_in.user.clone()));
+            let session = SessionCheck {
                 auth: state.auth.clone(),
                 session: signed_in.session,
                 user: signed_in.user,
                 checked: Instant::now(),
-            })
+            };
+            (caller, Some(session))
         }
-        _ => None,
+        token => (state.caller(token).await?, None),
     };
     let list = query.channels.unwrap_or_default();
     let patterns: Vec<Pattern> = list

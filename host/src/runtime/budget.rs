@@ -36,11 +36,6 @@ impl MemoryBudget {
             .unwrap_or(4 << 30)
     }
 
-    /// The budget, in bytes.
-    pub fn limit(&self) -> u64 {
-        self.limit
-    }
-
     /// Takes `bytes` if they fit.
     pub(super) fn take(&self, bytes: u64) -> bool {
         self.used

@@ -80,12 +80,16 @@ impl DiskCacheStore {
 
 impl CacheStore for DiskCacheStore {
     fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
-        let path = self.path(key);
-        let bytes = std::fs::read(&path).ok()?;
+        use std::io::Read as _;
+        let mut file = std::fs::File::options()
+            .read(true)
+            .append(true)
+            .open(self.path(key))
+            .ok()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
         // The modification time is the entry's last use, for `trim`.
-        if let Ok(file) = std::fs::File::options().append(true).open(&path) {
-            let _ = file.set_modified(SystemTime::now());
-        }
+        let _ = file.set_modified(SystemTime::now());
         Some(Cow::Owned(bytes))
     }
 
