@@ -155,3 +155,116 @@ async fn old_audit_entries_are_pruned_by_policy() {
     }
     assert_eq!(paths, ["/api/admin/functions/hello/versions"]);
 }
+
+/// Entries of `event`, once at least `count` are written.
+async fn entries(aura: &Aura, event: &str, count: usize) -> Vec<Value> {
+    let mut entries = Vec::new();
+    for _ in 0..50 {
+        let (_, body) = aura
+            .admin_get(&format!("/api/admin/audit?event={event}"))
+            .await;
+        entries = body["entries"].as_array().cloned().unwrap_or_default();
+        if entries.len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    entries
+}
+
+#[tokio::test]
+async fn ended_sessions_are_audited_with_the_client_address() {
+    let aura = Aura::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--trusted-proxy", "127.0.0.0/8"],
+    );
+    let from = |request: reqwest::RequestBuilder| request.header("x-forwarded-for", "198.51.100.7");
+    let credentials = json!({"email": "ada@example.com", "password": "correct horse battery"});
+    let mut tokens = Vec::new();
+    for path in ["/api/auth/register", "/api/auth/login", "/api/auth/login"] {
+        let response = from(aura.http.post(aura.at(path)))
+            .json(&credentials)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        tokens.push(body["accessToken"].as_str().unwrap().to_owned());
+    }
+    let me: Value = aura
+        .http
+        .get(aura.at("/api/auth/me"))
+        .bearer_auth(&tokens[0])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sessions: Value = from(aura.http.get(aura.at("/api/auth/sessions")))
+        .bearer_auth(&tokens[0])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] != json!(true))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status = from(
+        aura.http
+            .delete(aura.at(&format!("/api/auth/sessions/{other}"))),
+    )
+    .bearer_auth(&tokens[0])
+    .send()
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(status, 204);
+    let status = from(aura.http.delete(aura.at("/api/auth/sessions")))
+        .bearer_auth(&tokens[0])
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let status = from(aura.http.post(aura.at("/api/auth/logout")))
+        .bearer_auth(&tokens[0])
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let user = me["id"].as_str().unwrap();
+    let status = aura
+        .http
+        .delete(aura.at(&format!("/api/admin/users/{user}/sessions")))
+        .header("x-forwarded-for", "192.0.2.1")
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+
+    let revoked = entries(&aura, "sessions_revoked", 3).await;
+    let mut addresses: Vec<_> = revoked.iter().map(|e| e["ip"].clone()).collect();
+    addresses.sort_by_key(|a| a.to_string());
+    assert_eq!(
+        addresses,
+        [
+            json!("192.0.2.1"),
+            json!("198.51.100.7"),
+            json!("198.51.100.7")
+        ],
+        "{revoked:?}"
+    );
+    let logout = entries(&aura, "logout", 1).await;
+    assert_eq!(logout[0]["ip"], "198.51.100.7", "{logout:?}");
+}

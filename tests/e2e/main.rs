@@ -19,6 +19,7 @@ mod js_functions;
 mod lifecycle;
 mod limits;
 mod list_changes;
+mod lockouts;
 mod oauth;
 mod project;
 

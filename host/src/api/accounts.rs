@@ -6,11 +6,12 @@
 use super::{ApiError, AppState};
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get};
 use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -43,18 +44,30 @@ async fn user_sessions(
 /// `DELETE /api/admin/users/{id}/sessions`: signs the user out everywhere.
 async fn revoke_all(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let revoked = state.auth.revoke_user_sessions(&id, None).await?;
+    let ip = super::auth::client(&state, &headers, peer).ip;
+    let revoked = state
+        .auth
+        .revoke_user_sessions(&id, None, ip.as_deref())
+        .await?;
     Ok(Json(json!({ "revoked": revoked })))
 }
 
 /// `DELETE /api/admin/users/{id}/sessions/{session}`: ends one session.
 async fn revoke_one(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path((id, session)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    state.auth.revoke_user_sessions(&id, Some(&session)).await?;
+    let ip = super::auth::client(&state, &headers, peer).ip;
+    state
+        .auth
+        .revoke_user_sessions(&id, Some(&session), ip.as_deref())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -111,10 +111,12 @@ pub(super) fn client(state: &AppState, headers: &HeaderMap, peer: SocketAddr) ->
     }
 }
 
-/// The signed-in user of a request with `Authorization: Bearer <access token>`.
+/// The signed-in user of a request with `Authorization: Bearer <access
+/// token>`, with the client's address (for the audit log).
 pub(super) async fn signed_in(
     state: &AppState,
     headers: &HeaderMap,
+    peer: SocketAddr,
 ) -> Result<Authenticated, ApiError> {
     let token = super::bearer(headers).ok_or_else(|| {
         ApiError::new(
@@ -123,7 +125,9 @@ pub(super) async fn signed_in(
             "sign in first: send Authorization: Bearer <access token>",
         )
     })?;
-    Ok(state.auth.authenticate(token).await?)
+    let mut auth = state.auth.authenticate(token).await?;
+    auth.address = client(state, headers, peer).ip;
+    Ok(auth)
 }
 
 #[derive(Deserialize)]
@@ -224,9 +228,10 @@ async fn refresh(
 
 async fn logout(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let auth = signed_in(&state, &headers).await?;
+    let auth = signed_in(&state, &headers, peer).await?;
     state.auth.logout(&auth).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     if cookies::cookie(&state, &headers, cookies::ACCESS).is_some() {
@@ -237,17 +242,19 @@ async fn logout(
 
 async fn me(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let auth = signed_in(&state, &headers).await?;
+    let auth = signed_in(&state, &headers, peer).await?;
     Ok(Json(state.auth.me(&auth).await?))
 }
 
 async fn sessions(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let auth = signed_in(&state, &headers).await?;
+    let auth = signed_in(&state, &headers, peer).await?;
     Ok(Json(
         json!({ "sessions": state.auth.sessions(&auth).await? }),
     ))
@@ -255,29 +262,32 @@ async fn sessions(
 
 async fn revoke(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let auth = signed_in(&state, &headers).await?;
+    let auth = signed_in(&state, &headers, peer).await?;
     state.auth.revoke(&auth, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn update_me(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let auth = signed_in(&state, &headers).await?;
+    let auth = signed_in(&state, &headers, peer).await?;
     let changes: serde_json::Value = body(&bytes)?;
     Ok(Json(state.auth.update_profile(&auth, changes).await?))
 }
 
 async fn delete_me(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let auth = signed_in(&state, &headers).await?;
+    let auth = signed_in(&state, &headers, peer).await?;
     state.auth.delete_account(&auth).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -285,9 +295,10 @@ async fn delete_me(
 /// `DELETE /api/auth/sessions`: sign out everywhere else.
 async fn revoke_others(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let auth = signed_in(&state, &headers).await?;
+    let auth = signed_in(&state, &headers, peer).await?;
     let revoked = state.auth.revoke_others(&auth).await?;
     Ok(Json(json!({ "revoked": revoked })))
 }
@@ -348,9 +359,10 @@ async fn reset_password(
 
 async fn request_verification(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let auth = signed_in(&state, &headers).await?;
+    let auth = signed_in(&state, &headers, peer).await?;
     state.auth.request_verification(&auth).await?;
     Ok(mail_accepted())
 }
@@ -488,9 +500,10 @@ async fn verify_code(
 
 async fn enroll_totp(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let auth = signed_in(&state, &headers).await?;
+    let auth = signed_in(&state, &headers, peer).await?;
     Ok(Json(state.auth.enroll_totp(&auth).await?))
 }
 
@@ -545,7 +558,7 @@ async fn verify_totp(
             SignIn::Tokens(tokens),
         ));
     }
-    let auth = signed_in(&state, &headers).await?;
+    let auth = signed_in(&state, &headers, peer).await?;
     let Proof::Code(code) = proof else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -559,10 +572,11 @@ async fn verify_totp(
 
 async fn disable_totp(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let auth = signed_in(&state, &headers).await?;
+    let auth = signed_in(&state, &headers, peer).await?;
     let input: TotpProof = body(&bytes)?;
     state.auth.disable_totp(&auth, input.proof()?).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -141,9 +141,10 @@ async fn exchange(
 
 async fn identities(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let auth = signed_in(&state, &headers).await?;
+    let auth = signed_in(&state, &headers, peer).await?;
     Ok(Json(
         json!({ "identities": state.auth.identities(&auth).await? }),
     ))
@@ -151,10 +152,11 @@ async fn identities(
 
 async fn unlink(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(provider): Path<String>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let auth = signed_in(&state, &headers).await?;
+    let auth = signed_in(&state, &headers, peer).await?;
     state.auth.unlink(&auth, &provider).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -42,11 +42,13 @@ impl Auth {
         self.open_sessions(user, None).await
     }
 
-    /// Revokes one session of `user`, or all of them; answers how many.
+    /// Revokes one session of `user`, or all of them, at the request of an
+    /// admin at `ip`; answers how many.
     pub async fn revoke_user_sessions(
         &self,
         user: &str,
         session: Option<&str>,
+        ip: Option<&str>,
     ) -> Result<u64, AuthError> {
         self.existing(user).await?;
         let mut revoke = self.query();
@@ -67,7 +69,7 @@ impl Auth {
         self.audit.record(
             "sessions_revoked",
             Some(user),
-            None,
+            ip,
             json!({ "count": revoked, "by": "admin", "session": session }),
         );
         Ok(revoked)
@@ -79,17 +81,22 @@ impl Auth {
         self.limits
             .lockouts()
             .into_iter()
-            .map(|(account, failures, left)| {
-                json!({ "account": account, "failures": failures, "seconds": left.as_secs().max(1) })
+            .map(|locked| {
+                json!({
+                    "account": locked.account,
+                    "failures": locked.failures,
+                    "seconds": locked.left.as_secs().max(1),
+                    "addresses": locked.addresses,
+                    "everywhere": locked.ceiling,
+                })
             })
             .collect()
     }
 
     /// Unlocks an account before its lockout ends; false if it was not locked.
     pub fn unlock(&self, account: &str) -> bool {
-        let locked = self.limits.lockouts().iter().any(|(a, ..)| a == account);
+        let locked = self.limits.unlock(account);
         if locked {
-            self.limits.succeeded(account);
             self.audit.record(
                 "account_unlocked",
                 None,

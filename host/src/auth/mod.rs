@@ -25,6 +25,7 @@ mod once;
 mod passwordless;
 pub mod proxies;
 mod recovery;
+use recovery::Sender;
 pub mod totp;
 
 use crate::audit::AuditLog;
@@ -123,6 +124,23 @@ pub struct Client {
     pub user_agent: Option<String>,
     /// The peer address.
     pub ip: Option<String>,
+}
+
+/// The audit detail of a lockout: `detail` with its length and scope.
+fn lockout_detail(lockout: limits::Lockout, mut detail: Value) -> Value {
+    detail["seconds"] = json!(lockout.duration().as_secs());
+    detail["scope"] = json!(match lockout {
+        limits::Lockout::Address(_) => "address",
+        limits::Lockout::Account(_) => "account",
+    });
+    detail
+}
+
+impl Client {
+    /// The peer address, or "" where there is none (the key of its limits).
+    pub fn address(&self) -> &str {
+        self.ip.as_deref().unwrap_or_default()
+    }
 }
 
 /// What sign-in and refresh answer.
@@ -262,6 +280,8 @@ pub struct Authenticated {
     pub user: User,
     /// The session the token belongs to.
     pub session: String,
+    /// The client's address, where the request's is known.
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -610,7 +630,7 @@ impl Auth {
             Ok(user) => user,
             Err(DbError::Unique(_)) if self.require_verified => {
                 // The same answer as for a new address; the owner hears of it.
-                self.limit_mail(&email)?;
+                self.limit_mail(&email, Sender::Client(client))?;
                 self.mailer.send(
                     &email,
                     "Someone tried to register with your address",
@@ -644,7 +664,8 @@ impl Auth {
         self.audit
             .record("register", Some(&id), client.ip.as_deref(), json!({}));
         if self.require_verified {
-            self.send_verification(&id, &email).await?;
+            self.send_verification(&id, &email, Sender::Client(client))
+                .await?;
             return Ok(Registered::Pending);
         }
         Ok(Registered::SignedIn(self.open_session(user, client).await?))
@@ -660,7 +681,7 @@ impl Auth {
         self.limit(client)?;
         let email = normal_email(email);
         self.limits
-            .check_account(&email)
+            .check_account(&email, &email, client.address())
             .map_err(AuthError::RateLimited)?;
         let found = self.user_by_email(&email).await?;
         let (id, hash) = match &found {
@@ -676,17 +697,17 @@ impl Auth {
                 client.ip.as_deref(),
                 json!({ "email": email }),
             );
-            if let Some(lockout) = self.limits.failed(&email) {
+            if let Some(lockout) = self.limits.failed(&email, client.address()) {
                 self.audit.record(
                     "lockout",
                     user,
                     client.ip.as_deref(),
-                    json!({ "email": email, "seconds": lockout.as_secs() }),
+                    lockout_detail(lockout, json!({ "email": email })),
                 );
             }
             return Err(AuthError::InvalidCredentials);
         }
-        self.limits.succeeded(&email);
+        self.limits.succeeded(&email, client.address());
         if stale {
             let hash = hash_password(password.to_owned()).await?;
             let mut update = self.query();
@@ -727,6 +748,11 @@ impl Auth {
             .arg(text_arg(&expires), Storage::Text)
             .sql(")");
         self.write(insert).await?;
+        let persons = [
+            user["email"].as_str().unwrap_or_default(),
+            user["id"].as_str().unwrap_or_default(),
+        ];
+        self.limits.signed_in(&persons, client.address());
         self.issue(user, &session).await
     }
 
@@ -864,7 +890,7 @@ impl Auth {
         self.audit.record(
             "logout",
             Some(&auth.user.id),
-            None,
+            auth.address.as_deref(),
             json!({ "session": auth.session }),
         );
         Ok(())
@@ -918,6 +944,7 @@ impl Auth {
         Ok(Authenticated {
             user,
             session: claims.sid,
+            address: None,
         })
     }
 
@@ -980,7 +1007,7 @@ impl Auth {
         self.audit.record(
             "sessions_revoked",
             Some(&auth.user.id),
-            None,
+            auth.address.as_deref(),
             json!({ "count": revoked, "kept": auth.session }),
         );
         Ok(revoked)
@@ -1079,8 +1106,12 @@ impl Auth {
             Ok(()) | Err(DbError::RecordNotFound(..)) => {}
             Err(other) => return Err(other.into()),
         }
-        self.audit
-            .record("account_deleted", Some(id), None, json!({}));
+        self.audit.record(
+            "account_deleted",
+            Some(id),
+            auth.address.as_deref(),
+            json!({}),
+        );
         Ok(())
     }
 
@@ -1097,6 +1128,12 @@ impl Auth {
         if self.write(revoke).await? == 0 {
             return Err(AuthError::SessionNotFound);
         }
+        self.audit.record(
+            "sessions_revoked",
+            Some(&auth.user.id),
+            auth.address.as_deref(),
+            json!({ "count": 1, "session": session }),
+        );
         Ok(())
     }
 }

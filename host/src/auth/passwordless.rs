@@ -3,8 +3,10 @@
 //! is used (so the request answers the same for every address), and using
 //! either verifies the address.
 
+use super::limits::Lockout;
 use super::once::Purpose;
-use super::{Auth, AuthError, Client, SignIn, normal_email};
+use super::recovery::Sender;
+use super::{Auth, AuthError, Client, SignIn, lockout_detail, normal_email};
 use crate::db::schema;
 use crate::db::{Caller, DbError, ReadQuery, values};
 use serde_json::{Value, json};
@@ -27,7 +29,7 @@ impl Auth {
     pub async fn send_magic_link(&self, email: &str, client: &Client) -> Result<(), AuthError> {
         self.limit(client)?;
         let email = Self::checked_email(email)?;
-        self.limit_mail(&email)?;
+        self.limit_mail(&email, Sender::Client(client))?;
         let user = self.user_id_by_email(&email).await?;
         let token = self
             .issue_once(Purpose::MagicLink, user.as_deref(), &email, json!({}))
@@ -62,7 +64,7 @@ impl Auth {
     pub async fn send_code(&self, email: &str, client: &Client) -> Result<(), AuthError> {
         self.limit(client)?;
         let email = Self::checked_email(email)?;
-        self.limit_mail(&email)?;
+        self.limit_mail(&email, Sender::Client(client))?;
         let user = self.user_id_by_email(&email).await?;
         let code = self
             .issue_once(Purpose::Code, user.as_deref(), &email, json!({}))
@@ -91,24 +93,28 @@ impl Auth {
         let email = normal_email(email);
         let account = format!("{CODE_ATTEMPTS}{email}");
         self.limits
-            .check_account(&account)
+            .check_account(&account, &email, client.address())
             .map_err(AuthError::RateLimited)?;
         let found = match self.consume_code(&email, code.trim()).await {
             Ok(found) => found,
             Err(err) => {
-                if self.limits.failed(&account).is_some() {
-                    self.retire_once(Purpose::Code, &email).await?;
+                if let Some(lockout) = self.limits.failed(&account, client.address()) {
+                    // Only guesses from everywhere void the codes: one
+                    // address guessing must not void its owner's.
+                    if let Lockout::Account(_) = lockout {
+                        self.retire_once(Purpose::Code, &email).await?;
+                    }
                     self.audit.record(
                         "lockout",
                         None,
                         client.ip.as_deref(),
-                        json!({ "email": email, "method": "code" }),
+                        lockout_detail(lockout, json!({ "email": email, "method": "code" })),
                     );
                 }
                 return Err(err);
             }
         };
-        self.limits.succeeded(&account);
+        self.limits.succeeded(&account, client.address());
         let user = self.passwordless_user(&found.email).await?;
         self.sign_in(user, client, "code").await
     }

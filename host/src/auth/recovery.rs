@@ -10,6 +10,16 @@ use crate::db::schema;
 use crate::db::{Caller, DbError, ReadQuery, values};
 use serde_json::{Value, json};
 
+/// Who asks for a mail.
+#[derive(Clone, Copy)]
+pub(super) enum Sender<'a> {
+    /// A client, by address: held to the mailbox's ceiling unless the
+    /// mailbox's account signed in from there.
+    Client(&'a Client),
+    /// Signed-in user `user`, for their own address (`own`) or another.
+    User { user: &'a str, own: bool },
+}
+
 impl Auth {
     /// A link for a mail: to the app's page when an app URL is configured,
     /// otherwise to Aura's own endpoint (if the flow has one).
@@ -33,9 +43,18 @@ impl Auth {
         }
     }
 
-    /// Counts a mail to `email` against its limit (429 past it).
-    pub(super) fn limit_mail(&self, email: &str) -> Result<(), AuthError> {
-        self.limits.mail(email).map_err(AuthError::RateLimited)
+    /// Counts a mail to `email` against its limits (429 past them).
+    pub(super) fn limit_mail(&self, email: &str, sender: Sender) -> Result<(), AuthError> {
+        let (from, exempt) = match sender {
+            Sender::Client(client) => (
+                client.address().to_owned(),
+                self.limits.knows(email, client.address()),
+            ),
+            Sender::User { user, own } => (format!("user:{user}"), own),
+        };
+        self.limits
+            .mail(email, &from, exempt)
+            .map_err(AuthError::RateLimited)
     }
 
     /// `POST /api/auth/password/forgot`: mails a reset token if the address
@@ -43,7 +62,7 @@ impl Auth {
     pub async fn forgot_password(&self, email: &str, client: &Client) -> Result<(), AuthError> {
         self.limit(client)?;
         let email = normal_email(email);
-        self.limit_mail(&email)?;
+        self.limit_mail(&email, Sender::Client(client))?;
         let Some(user) = self.user_id_by_email(&email).await? else {
             return Ok(());
         };
@@ -97,7 +116,7 @@ impl Auth {
         .await?;
         tx.commit().await?;
         self.set_verified(&user).await?;
-        self.limits.succeeded(&found.email);
+        self.limits.unlock(&found.email);
         self.audit.record(
             "password_reset",
             Some(&user),
@@ -117,12 +136,21 @@ impl Auth {
             ));
         }
         let email = record["email"].as_str().unwrap_or_default().to_owned();
-        self.send_verification(&auth.user.id, &email).await
+        let sender = Sender::User {
+            user: &auth.user.id,
+            own: true,
+        };
+        self.send_verification(&auth.user.id, &email, sender).await
     }
 
     /// Mails `email` a link that confirms it for account `user`.
-    pub(super) async fn send_verification(&self, user: &str, email: &str) -> Result<(), AuthError> {
-        self.limit_mail(email)?;
+    pub(super) async fn send_verification(
+        &self,
+        user: &str,
+        email: &str,
+        sender: Sender<'_>,
+    ) -> Result<(), AuthError> {
+        self.limit_mail(email, sender)?;
         let token = self
             .issue_once(Purpose::Verify, Some(user), email, json!({}))
             .await?;
@@ -168,7 +196,11 @@ impl Auth {
         if self.user_id_by_email(&new_email).await?.is_some() {
             return Err(AuthError::EmailTaken);
         }
-        self.limit_mail(&new_email)?;
+        let sender = Sender::User {
+            user: &auth.user.id,
+            own: false,
+        };
+        self.limit_mail(&new_email, sender)?;
         let token = self
             .issue_once(
                 Purpose::EmailChange,
@@ -201,7 +233,7 @@ impl Auth {
         self.audit.record(
             "email_change_requested",
             Some(&auth.user.id),
-            None,
+            auth.address.as_deref(),
             json!({ "to": new_email }),
         );
         Ok(new_email)

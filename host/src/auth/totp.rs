@@ -239,8 +239,12 @@ impl Auth {
         ))
         .await?;
         tx.commit().await?;
-        self.audit
-            .record("2fa_enabled", Some(user), None, json!({}));
+        self.audit.record(
+            "2fa_enabled",
+            Some(user),
+            auth.address.as_deref(),
+            json!({}),
+        );
         Ok(codes)
     }
 
@@ -255,9 +259,10 @@ impl Auth {
         let Some((secret, true)) = self.totp_secret(user).await? else {
             return Err(AuthError::Invalid("two-factor sign-in is not on".into()));
         };
-        self.second_step_allowed(user)?;
+        let address = auth.address.as_deref();
+        self.second_step_allowed(user, address)?;
         if !self.check_proof(user, &secret, proof).await? {
-            self.second_step_failed(user, None);
+            self.second_step_failed(user, address);
             return Err(AuthError::InvalidCode);
         }
         let mut tx = self.db.backend().begin().await?;
@@ -269,26 +274,31 @@ impl Auth {
         ))
         .await?;
         tx.commit().await?;
-        self.audit
-            .record("2fa_disabled", Some(user), None, json!({}));
+        self.audit.record(
+            "2fa_disabled",
+            Some(user),
+            auth.address.as_deref(),
+            json!({}),
+        );
         Ok(())
     }
 
-    fn second_step_allowed(&self, user: &str) -> Result<(), AuthError> {
+    fn second_step_allowed(&self, user: &str, address: Option<&str>) -> Result<(), AuthError> {
+        let address = address.unwrap_or_default();
         self.limits
-            .check_account(&format!("{SECOND_STEP}{user}"))
+            .check_account(&format!("{SECOND_STEP}{user}"), user, address)
             .map_err(AuthError::RateLimited)
     }
 
-    fn second_step_failed(&self, user: &str, client: Option<&Client>) {
-        let ip = client.and_then(|c| c.ip.as_deref());
+    fn second_step_failed(&self, user: &str, ip: Option<&str>) {
         self.audit.record("2fa_failed", Some(user), ip, json!({}));
-        if let Some(lockout) = self.limits.failed(&format!("{SECOND_STEP}{user}")) {
+        let address = ip.unwrap_or_default();
+        if let Some(lockout) = self.limits.failed(&format!("{SECOND_STEP}{user}"), address) {
             self.audit.record(
                 "lockout",
                 Some(user),
                 ip,
-                json!({ "method": "2fa", "seconds": lockout.as_secs() }),
+                super::lockout_detail(lockout, json!({ "method": "2fa" })),
             );
         }
     }
@@ -338,18 +348,19 @@ impl Auth {
         self.limit(client)?;
         let found = self.find_once(Purpose::SecondFactor, mfa_token).await?;
         let user = found.user.clone().unwrap_or_default();
-        self.second_step_allowed(&user)?;
+        self.second_step_allowed(&user, client.ip.as_deref())?;
         let Some((secret, true)) = self.totp_secret(&user).await? else {
             return Err(AuthError::InvalidToken(
                 "two-factor sign-in is no longer on".into(),
             ));
         };
         if !self.check_proof(&user, &secret, proof).await? {
-            self.second_step_failed(&user, Some(client));
+            self.second_step_failed(&user, client.ip.as_deref());
             return Err(AuthError::InvalidCode);
         }
         self.use_up(&found).await?;
-        self.limits.succeeded(&format!("{SECOND_STEP}{user}"));
+        self.limits
+            .succeeded(&format!("{SECOND_STEP}{user}"), client.address());
         self.audit.record(
             "login",
             Some(&user),
