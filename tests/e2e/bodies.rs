@@ -71,3 +71,25 @@ async fn every_route_bounds_its_body_and_answers_errors_in_json() {
     }
     assert!(checked.len() > 20, "{checked:?}");
 }
+
+/// Refused requests are the client's business: the server log holds no
+/// error for them, on the API port or the S3 port.
+#[tokio::test]
+async fn refusals_are_not_logged_as_errors() {
+    let aura = Aura::start();
+    for url in [
+        aura.at("/api/collections/missing/records"),
+        aura.at("/api/collections/missing/records?filter=%28"),
+        aura.at("/fn/missing"),
+        format!("{}/bucket/key", aura.s3_url),
+        format!("{}/", aura.s3_url),
+    ] {
+        let status = aura.http.get(&url).send().await.unwrap().status();
+        assert!(status.is_client_error(), "{url}: {status}");
+    }
+    let put = format!("{}/bucket/key", aura.s3_url);
+    let status = aura.http.put(&put).body("x").send().await.unwrap().status();
+    assert!(status.is_client_error(), "{status}");
+    let log = aura.log();
+    assert!(!log.contains("ERROR"), "{log}");
+}

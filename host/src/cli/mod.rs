@@ -126,6 +126,10 @@ enum Command {
         /// Days the audit log keeps its entries (0: forever)
         #[arg(long, env = "AURA_AUDIT_RETENTION_DAYS", default_value_t = 90)]
         audit_retention_days: u32,
+        /// Milliseconds a record list shaped by its caller (a filter, a
+        /// sort) may run before it is stopped with 503 `query_timeout`
+        #[arg(long, env = "AURA_QUERY_TIMEOUT_MS", value_name = "MS", default_value_t = crate::db::DEFAULT_QUERY_TIMEOUT.as_millis() as u64)]
+        query_timeout_ms: u64,
         /// Print a one-time dashboard sign-in link at start: `auto` only
         /// when standard output is a terminal (so service logs never hold
         /// one), `always`, or `never`
@@ -334,6 +338,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         master_key,
         auto_backup,
         audit_retention_days,
+        query_timeout_ms,
         sign_in_link,
     } = cli.command
     {
@@ -355,6 +360,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             master_key,
             auto_backup,
             audit_retention_days,
+            query_timeout: std::time::Duration::from_millis(query_timeout_ms.max(1)),
             sign_in_link: match sign_in_link {
                 SignInLink::Auto => std::io::IsTerminal::is_terminal(&std::io::stdout()),
                 SignInLink::Always => true,
@@ -908,7 +914,9 @@ fn text(value: &Value) -> &str {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AURA_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,wasmtime_cranelift=warn,cranelift=warn")
+        // s3s logs every refused request as an error; the S3 server logs
+        // outcomes itself (`storage::s3::logged`).
+        tracing_subscriber::EnvFilter::new("info,wasmtime_cranelift=warn,cranelift=warn,s3s=off")
     });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()

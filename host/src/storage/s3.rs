@@ -26,14 +26,34 @@ pub async fn serve(
     storage: Arc<Storage>,
 ) -> std::io::Result<()> {
     let service = service(storage);
-    let app = axum::Router::new().fallback_service(axum::error_handling::HandleError::new(
-        service,
-        |err: s3s::HttpError| async move {
-            tracing::error!("S3 transport error: {err:?}");
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR
-        },
-    ));
+    let app = axum::Router::new()
+        .fallback_service(axum::error_handling::HandleError::new(
+            service,
+            |err: s3s::HttpError| async move {
+                tracing::error!("S3 transport error: {err:?}");
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR
+            },
+        ))
+        .layer(axum::middleware::from_fn(logged));
     axum::serve(listener, app).await
+}
+
+/// Logs a request's outcome: server errors as errors, refusals (a missing
+/// key, a bad signature: the client's business) at debug level.
+async fn logged(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.is_server_error() {
+        tracing::error!(%method, %path, %status, "S3 request failed");
+    } else if status.is_client_error() {
+        tracing::debug!(%method, %path, %status, "S3 request refused");
+    }
+    response
 }
 
 impl From<StorageError> for S3Error {
