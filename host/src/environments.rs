@@ -211,7 +211,7 @@ async fn open(name: &str, dir: &Path, shared: &Shared) -> anyhow::Result<Arc<App
     let options = &shared.options;
     let broker = Arc::new(Broker::new(options.realtime_buffer));
     let location = location(options, name, dir).await?;
-    let records = Database::open(location.clone())
+    let records = Database::open(location.clone(), options.query_timeout)
         .await
         .with_context(|| format!("opening the database ({})", location.describe()))?;
     tracing::info!(environment = name, database = %location.describe(), "database open");

@@ -50,6 +50,8 @@ pub struct ServeOptions {
     pub sign_in_link: bool,
     /// Days audit entries are kept (0: forever).
     pub audit_retention_days: u32,
+    /// How long a read shaped by its caller (a filter, a sort) may run.
+    pub query_timeout: std::time::Duration,
 }
 
 /// Runs the server until interrupted.

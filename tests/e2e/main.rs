@@ -22,6 +22,7 @@ mod list_changes;
 mod lockouts;
 mod oauth;
 mod project;
+mod query_limits;
 
 mod presence;
 mod py_functions;

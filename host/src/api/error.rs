@@ -164,6 +164,9 @@ impl From<crate::db::DbError> for ApiError {
             E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
             E::Unique(fields) => Self::new(StatusCode::CONFLICT, "unique_violation", message)
                 .with_details(json!({ "fields": fields })),
+            E::Timeout(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "query_timeout", message),
+            E::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "database_busy", message)
+                .with_retry_after(1),
             E::Internal(err) => Self::internal(format!("{err:#}")),
         }
     }

@@ -18,7 +18,47 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// SQLite virtual-machine steps between checks of a read's deadline.
+const DEADLINE_CHECK_OPS: i32 = 1000;
+
+/// Whether `err` is a read cut off at its deadline (SQLite's interrupt,
+/// PostgreSQL's `statement_timeout`).
+pub fn timed_out(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => matches!(db.code().as_deref(), Some("9" | "57014")),
+            _ => false,
+        })
+}
+
+/// While alive, statements on a SQLite connection stop at a deadline (its
+/// progress handler interrupts them); once dropped the handler lets every
+/// statement run, until the next deadline replaces it.
+struct Deadline(Arc<AtomicBool>);
+
+impl Deadline {
+    async fn set(conn: &mut sqlx::SqliteConnection, limit: Duration) -> anyhow::Result<Self> {
+        let armed = Arc::new(AtomicBool::new(true));
+        let flag = armed.clone();
+        let until = Instant::now() + limit;
+        conn.lock_handle()
+            .await?
+            .set_progress_handler(DEADLINE_CHECK_OPS, move || {
+                !flag.load(Ordering::Relaxed) || Instant::now() < until
+            });
+        Ok(Self(armed))
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
 
 /// Where records live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,6 +325,36 @@ pub const SCHEMA_CHANNEL: &str = "aura_schema";
 /// The key of the advisory lock that serialises schema changes.
 const SCHEMA_LOCK: i64 = 0x4155_5241_0001;
 
+/// Evaluates `$body` with `$conn` a reader whose statements stop after
+/// `$limit`: SQLite's progress handler, PostgreSQL's `statement_timeout`
+/// for the transaction.
+macro_rules! bounded {
+    ($backend:expr, $limit:expr, $conn:ident => $body:expr) => {
+        match $backend {
+            Backend::Sqlite { reader, .. } => {
+                let mut connection = reader.acquire().await?;
+                let _deadline = Deadline::set(&mut connection, $limit).await?;
+                let $conn = Conn::Sqlite(&mut connection);
+                $body
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let timeout = format!(
+                    "SET LOCAL statement_timeout = {}",
+                    $limit.as_millis().max(1)
+                );
+                sqlx::query(&timeout).execute(&mut *tx).await?;
+                let result = {
+                    let $conn = Conn::Postgres(&mut tx);
+                    $body?
+                };
+                tx.commit().await?;
+                Ok(result)
+            }
+        }
+    };
+}
+
 impl Backend {
     /// Writes a consistent copy of a SQLite database to `path` (`VACUUM
     /// INTO`, on a reader: writes go on meanwhile). `None` for PostgreSQL,
@@ -465,6 +535,31 @@ impl Backend {
     /// Runs a read returning one integer (a count).
     pub async fn count(&self, query: &Query) -> anyhow::Result<i64> {
         self.reader().count(query).await
+    }
+
+    /// Connections that serve reads at once.
+    pub fn readers(&self) -> u32 {
+        match self {
+            Backend::Sqlite { reader, .. } => reader.options().get_max_connections(),
+            Backend::Postgres(pool) => pool.options().get_max_connections(),
+        }
+    }
+
+    /// Runs a read like [`Backend::fetch`], cut off after `limit` (an
+    /// error for which [`timed_out`] holds): for statements whose cost
+    /// callers control, such as their filters.
+    pub async fn fetch_bounded(
+        &self,
+        query: &Query,
+        columns: &[Storage],
+        limit: Duration,
+    ) -> anyhow::Result<Vec<Vec<Value>>> {
+        bounded!(self, limit, conn => conn.fetch(query, columns).await)
+    }
+
+    /// Runs a count like [`Backend::count`], cut off after `limit`.
+    pub async fn count_bounded(&self, query: &Query, limit: Duration) -> anyhow::Result<i64> {
+        bounded!(self, limit, conn => conn.count(query).await)
     }
 }
 

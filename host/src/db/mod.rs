@@ -127,10 +127,20 @@ pub enum DbError {
     /// A unique field or index already holds the value.
     #[error("another record has the same {}", .0.join(", "))]
     Unique(Vec<String>),
+    /// A read whose cost the caller shaped ran past the query timeout.
+    #[error("the query ran longer than {} ms and was stopped: narrow the filter, or sort by an indexed field", .0.as_millis())]
+    Timeout(std::time::Duration),
+    /// Anonymous reads have their share of the database's connections in
+    /// use and none came free in time.
+    #[error("too many anonymous reads are running; try again shortly, or sign in")]
+    Busy,
     /// Anything else: logged, answered as an internal error.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
+
+/// The default of `--query-timeout-ms`.
+pub const DEFAULT_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Creates `schema` in the PostgreSQL database at `url` if it is missing
 /// (an environment's tables live in a schema of their own).
@@ -162,19 +172,32 @@ pub struct Database {
     catalog: RwLock<Arc<Catalog>>,
     /// Where committed changes are published, once set.
     events: std::sync::OnceLock<Arc<crate::realtime::Broker>>,
+    /// How long a read whose cost the caller shapes (a filter, a sort) may
+    /// run.
+    query_timeout: std::time::Duration,
+    /// Anonymous lists hold one of these while they read: at most half of
+    /// the readers, so signed-in users and the admin always find one.
+    anonymous_readers: tokio::sync::Semaphore,
 }
 
 impl Database {
     /// Connects, creates the system tables and loads the collections. On
     /// PostgreSQL, also follows other nodes' schema changes.
-    pub async fn open(location: Location) -> anyhow::Result<Arc<Self>> {
+    pub async fn open(
+        location: Location,
+        query_timeout: std::time::Duration,
+    ) -> anyhow::Result<Arc<Self>> {
         let backend = Backend::open(&location).await?;
         backend::prepare(&backend).await?;
+        let anonymous_readers =
+            tokio::sync::Semaphore::new((backend.readers() as usize / 2).max(1));
         let db = Arc::new(Self {
             backend,
             location,
             catalog: RwLock::new(Arc::default()),
             events: std::sync::OnceLock::new(),
+            query_timeout,
+            anonymous_readers,
         });
         db.reload().await?;
         if let Backend::Postgres(pool) = &db.backend {

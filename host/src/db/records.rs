@@ -205,6 +205,57 @@ impl Database {
         Ok((catalog, entry))
     }
 
+    /// Runs a read; cut off at the query timeout when `bounded`.
+    async fn read(
+        &self,
+        query: &Query,
+        storages: &[Storage],
+        bounded: bool,
+    ) -> Result<Vec<Vec<Value>>, DbError> {
+        if !bounded {
+            return Ok(self.backend.fetch(query, storages).await?);
+        }
+        self.backend
+            .fetch_bounded(query, storages, self.query_timeout)
+            .await
+            .map_err(|err| self.read_error(err))
+    }
+
+    /// Runs a count; cut off at the query timeout when `bounded`.
+    async fn read_count(&self, query: &Query, bounded: bool) -> Result<i64, DbError> {
+        if !bounded {
+            return Ok(self.backend.count(query).await?);
+        }
+        self.backend
+            .count_bounded(query, self.query_timeout)
+            .await
+            .map_err(|err| self.read_error(err))
+    }
+
+    fn read_error(&self, err: anyhow::Error) -> DbError {
+        if super::backend::timed_out(&err) {
+            DbError::Timeout(self.query_timeout)
+        } else {
+            DbError::Internal(err)
+        }
+    }
+
+    /// For an anonymous caller, one of the readers anonymous callers share,
+    /// held while it reads (503 `database_busy` if none comes free within
+    /// the query timeout).
+    async fn reader_share(
+        &self,
+        caller: &Caller,
+    ) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, DbError> {
+        if !matches!(caller, Caller::User(None)) {
+            return Ok(None);
+        }
+        match tokio::time::timeout(self.query_timeout, self.anonymous_readers.acquire()).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            _ => Err(DbError::Busy),
+        }
+    }
+
     /// Lists records the caller may see.
     pub async fn list(
         &self,
@@ -258,6 +309,11 @@ impl Database {
             ident(&definition.name)
         ));
         where_clause(&mut sql, filter.as_ref(), rule, resolvers)?;
+        // What the caller shapes is cut off at the query timeout; anonymous
+        // callers read on their share of the connections.
+        let bounded = !matches!(caller, Caller::Service)
+            && (filter.is_some() || query.sort.as_deref().is_some_and(|s| !s.trim().is_empty()));
+        let _share = self.reader_share(caller).await?;
 
         let mut page = Page {
             page: None,
@@ -276,7 +332,7 @@ impl Database {
             }
             order_by(&mut sql, &keys);
             sql.sql(" LIMIT ").int(i64::from(per_page) + 1);
-            let mut rows = self.backend.fetch(&sql, &storages).await?;
+            let mut rows = self.read(&sql, &storages, bounded).await?;
             let more = rows.len() > per_page as usize;
             rows.truncate(per_page as usize);
             page.next_cursor = Some(Value::Null);
@@ -315,11 +371,11 @@ impl Database {
             // The count and the page run at once, on two connections.
             let total = async {
                 match &count {
-                    Some(count) => self.backend.count(count).await.map(Some),
+                    Some(count) => self.read_count(count, bounded).await.map(Some),
                     None => Ok(None),
                 }
             };
-            let (total, rows) = futures::try_join!(total, self.backend.fetch(&sql, &storages))?;
+            let (total, rows) = futures::try_join!(total, self.read(&sql, &storages, bounded))?;
             if let Some(total) = total {
                 let total = total as u64;
                 page.total_items = Some(total);

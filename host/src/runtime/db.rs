@@ -55,6 +55,8 @@ fn error(err: DbError) -> Error {
         | DbError::CollectionExists(_)
         | DbError::Lossy(_)
         | DbError::InUse(..) => Error::Conflict(message),
+        // The WIT has no variant of its own for these; the message says.
+        DbError::Timeout(_) | DbError::Busy => Error::Internal(message),
         DbError::Internal(err) => {
             tracing::error!(error = %format!("{err:#}"), "database error in a function call");
             Error::Internal("an internal error occurred; see the server log".into())
