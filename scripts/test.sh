@@ -2,8 +2,9 @@
 # Runs Aura's whole test suite from a fresh checkout: installs the wasm
 # target, builds the guest components (examples and test components), checks
 # formatting and lints, builds the TypeScript and Python examples with
-# `aura build`, runs the host's unit and end-to-end tests, then the
-# dashboard's and the JavaScript SDK's.
+# `aura build`, runs the host's unit and end-to-end tests, schemathesis
+# against the OpenAPI document, then the dashboard's and the JavaScript
+# SDK's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,11 @@ examples/.venv/bin/pip install --quiet --disable-pip-version-check -r examples/p
 
 echo "== tests"
 cargo test --locked -p aura
+
+echo "== API property tests: schemathesis against the OpenAPI document, as admin and as a user"
+[ -x tests/api/.venv/bin/schemathesis ] || python3 -m venv tests/api/.venv
+tests/api/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/api/requirements.txt
+tests/api/.venv/bin/python tests/api/run.py "$aura_bin" 60
 
 echo "== dashboard: rebuild, compare with the committed dist, browser tests"
 if ! command -v chromium >/dev/null 2>&1; then
