@@ -3,8 +3,8 @@
 # target, builds the guest components (examples and test components), checks
 # formatting and lints, builds the TypeScript and Python examples with
 # `aura build`, runs the host's unit and end-to-end tests, schemathesis
-# against the OpenAPI document, then the dashboard's and the JavaScript
-# SDK's.
+# against the OpenAPI document, a short run of each fuzz target, then the
+# dashboard's and the JavaScript SDK's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +18,7 @@ cargo build --release --locked --target wasm32-wasip2 --workspace --exclude aura
 
 echo "== formatting and lints"
 cargo fmt --all --check
-cargo clippy --locked -p aura --all-targets -- -D warnings
+cargo clippy --locked -p aura -p aura-filter --all-targets -- -D warnings
 cargo clippy --locked --release --target wasm32-wasip2 --workspace --exclude aura -- -D warnings
 
 echo "== TypeScript and Python functions: the examples' pinned tools, aura build, declarations"
@@ -35,12 +35,20 @@ examples/.venv/bin/pip install --quiet --disable-pip-version-check -r examples/p
 (cd examples/py-hello && "$aura_bin" build)
 
 echo "== tests"
-cargo test --locked -p aura
+cargo test --locked -p aura -p aura-filter
 
 echo "== API property tests: schemathesis against the OpenAPI document, as admin and as a user"
 [ -x tests/api/.venv/bin/schemathesis ] || python3 -m venv tests/api/.venv
 tests/api/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/api/requirements.txt
 tests/api/.venv/bin/python tests/api/run.py "$aura_bin" 60
+
+echo "== fuzzing: each target for 60 s from its committed corpus"
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz@0.13.2
+for target in filter keys schedule; do
+    scratch="$(mktemp -d)"
+    (cd fuzz && cargo fuzz run -s none "$target" "$scratch" "corpus/$target" -- -max_total_time=60)
+    rm -rf "$scratch"
+done
 
 echo "== dashboard: rebuild, compare with the committed dist, browser tests"
 if ! command -v chromium >/dev/null 2>&1; then

@@ -6,7 +6,7 @@
 //! methods here, with a [`Caller`] that says whose rules apply.
 
 pub mod backend;
-pub mod filter;
+pub use aura_filter as filter;
 mod migrate;
 mod records;
 pub mod resolve;

@@ -10,6 +10,11 @@
 //! operators prefixed with `?` hold if *any* value of a multi-valued operand
 //! matches, unprefixed ones need *all* to; `~` is a case-insensitive
 //! "contains".
+//!
+//! A crate of its own (no database, no runtime) so the fuzz targets under
+//! `fuzz/` build in seconds.
+
+#![deny(missing_docs)]
 
 mod parse;
 
