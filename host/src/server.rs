@@ -61,7 +61,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let token_path = data_dir.join("admin.token");
-    let admin_token = admin_token(&token_path)?;
+    let (admin_token, token_from_env) = admin_token(&token_path)?;
     // Bound before the services start, so links in mail can name the port.
     let listener = tokio::net::TcpListener::bind(&options.addr)
         .await
@@ -96,6 +96,15 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         admin_token,
         base_url,
     })
+    .await?;
+    let default = environments
+        .get(DEFAULT)
+        .expect("the default environment is open");
+    crate::cluster::check_admin_token(
+        default.db.backend(),
+        environments.admin_token(),
+        token_from_env,
+    )
     .await?;
 
     tracing::info!(%addr, pooling, environments = ?environments.names(), startup = ?started.elapsed(), "ready");
@@ -150,15 +159,39 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the admin token at `path` (`DIR/admin.token`), creating it
-/// (mode 0600) on first start.
-fn admin_token(path: &Path) -> anyhow::Result<String> {
+/// The admin token: `AURA_ADMIN_TOKEN` (written to `path` for the CLI on
+/// this machine; `true`: it is every node's), else the one at `path`
+/// (`DIR/admin.token`), created (mode 0600) on first start.
+fn admin_token(path: &Path) -> anyhow::Result<(String, bool)> {
+    if let Ok(token) = std::env::var("AURA_ADMIN_TOKEN") {
+        let token = token.trim().to_owned();
+        anyhow::ensure!(
+            token.len() >= 32,
+            "AURA_ADMIN_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)"
+        );
+        if std::fs::read_to_string(path)
+            .map(|t| t.trim().to_owned())
+            .ok()
+            != Some(token.clone())
+        {
+            let _ = std::fs::remove_file(path);
+            write_token(path, &token)?;
+        }
+        return Ok((token, true));
+    }
     if let Ok(token) = std::fs::read_to_string(path) {
         let token = token.trim().to_owned();
         anyhow::ensure!(!token.is_empty(), "{} is empty", path.display());
-        return Ok(token);
+        return Ok((token, false));
     }
     let token = hex::encode(rand::random::<[u8; 32]>());
+    write_token(path, &token)?;
+    eprintln!("aura: created an admin token in {}", path.display());
+    Ok((token, false))
+}
+
+/// Writes `token` to a new file at `path`, readable by its owner only.
+fn write_token(path: &Path, token: &str) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -167,8 +200,7 @@ fn admin_token(path: &Path) -> anyhow::Result<String> {
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
     writeln!(file, "{token}")?;
-    eprintln!("aura: created an admin token in {}", path.display());
-    Ok(token)
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -1549,9 +1549,8 @@ async fn two_nodes_share_collections_over_postgres() {
     let Some(a) = Db::postgres().await else {
         return;
     };
-    let url = postgres_url_of(&a);
     let b = Db {
-        aura: Aura::start_with(tempfile::tempdir().unwrap(), &["--database", &url]),
+        aura: second_node(&a, &[]),
         postgres: None,
     };
     a.define(json!({"name": "notes", "fields": [{"name": "text", "type": "text"}]}))
@@ -1659,6 +1658,28 @@ async fn two_nodes_share_collections_over_postgres() {
 pub fn postgres_url_of(db: &Db) -> String {
     let (url, name) = db.postgres.as_ref().expect("a PostgreSQL server");
     format!("{}/{name}", url.rsplit_once('/').expect("a database URL").0)
+}
+
+/// What a second node on `db`'s PostgreSQL database needs to join it: the
+/// same admin token and master key as the first (`AURA_ADMIN_TOKEN`,
+/// `AURA_MASTER_KEY`).
+pub fn node_env(db: &Db) -> [(&'static str, String); 2] {
+    let key = std::fs::read_to_string(db.aura.data_dir().join("master.key"))
+        .expect("the first node's master key");
+    [
+        ("AURA_ADMIN_TOKEN", db.aura.token.clone()),
+        ("AURA_MASTER_KEY", key.trim().to_owned()),
+    ]
+}
+
+/// A second node on `db`'s PostgreSQL database, with `extra` arguments.
+pub fn second_node(db: &Db, extra: &[&str]) -> Aura {
+    let url = postgres_url_of(db);
+    let mut arguments = vec!["--database", url.as_str()];
+    arguments.extend_from_slice(extra);
+    let env = node_env(db);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Aura::start_with_env(tempfile::tempdir().unwrap(), &arguments, &env)
 }
 
 /// Repeats a request until it answers `status` (other nodes learn of schema

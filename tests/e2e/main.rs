@@ -7,6 +7,7 @@ mod auth_flows;
 mod backup;
 mod bodies;
 mod cli;
+mod cluster;
 mod compiled_cache;
 mod database;
 mod deploy;

@@ -3,7 +3,7 @@
 //! who is present, and leave when their stream drops, on one node and
 //! across two nodes sharing PostgreSQL.
 
-use crate::database::{Db, postgres_url_of};
+use crate::database::Db;
 use crate::support::{Aura, assert_error, encode};
 use eventsource_stream::{Event, Eventsource};
 use futures::{Stream, StreamExt};
@@ -372,11 +372,7 @@ async fn presence_spans_nodes_and_outlives_no_stopped_node() {
     let Some(a) = Db::postgres_with(&["--presence-timeout", "3"]).await else {
         return;
     };
-    let url = postgres_url_of(&a);
-    let b = Aura::start_with(
-        tempfile::tempdir().unwrap(),
-        &["--database", &url, "--presence-timeout", "3"],
-    );
+    let b = crate::database::second_node(&a, &["--presence-timeout", "3"]);
     // Rules are read from the shared database: set on A, applied on B.
     let rule = json!({ "subscribeRule": "@request.auth.id != ''" });
     assert_eq!(put_rule(&a.aura, "chat.{room}", rule).await.status(), 200);

@@ -241,8 +241,7 @@ async fn two_nodes_share_the_queue_over_postgres() {
     let Some(a) = crate::database::Db::postgres().await else {
         return;
     };
-    let url = crate::database::postgres_url_of(&a);
-    let b = Aura::start_with(tempfile::tempdir().unwrap(), &["--database", &url]);
+    let b = crate::database::second_node(&a, &[]);
     for node in [&a.aura, &b] {
         node.deploy("echo", "echo", json!({})).await;
     }

@@ -366,8 +366,7 @@ async fn two_nodes_fire_each_tick_once_over_postgres() {
     let Some(a) = crate::database::Db::postgres().await else {
         return;
     };
-    let url = crate::database::postgres_url_of(&a);
-    let b = Aura::start_with(tempfile::tempdir().unwrap(), &["--database", &url]);
+    let b = crate::database::second_node(&a, &[]);
     // Functions are deployed per node.
     for node in [&a.aura, &b] {
         node.deploy("hello", "hello", json!({})).await;

@@ -1932,11 +1932,7 @@ async fn nodes_share_objects_through_a_remote_s3_service() {
     let extra = ["--storage-url", url.as_str()];
     let (first, second) = match crate::database::Db::postgres_with(&extra).await {
         Some(first) => {
-            let database = crate::database::postgres_url_of(&first);
-            let second = Aura::start_with(
-                tempfile::tempdir().unwrap(),
-                &["--database", &database, "--storage-url", &url],
-            );
+            let second = crate::database::second_node(&first, &["--storage-url", &url]);
             (first, Some(second))
         }
         None => (crate::database::Db::sqlite_with(&extra), None),

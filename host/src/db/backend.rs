@@ -886,6 +886,7 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
     statements.extend(crate::scheduler::tables(backend.dialect()));
     statements.extend(crate::queue::tables(backend.dialect()));
     statements.extend(crate::secrets::tables(backend.dialect()));
+    statements.extend(crate::cluster::tables(backend.dialect()));
     if backend.dialect() == Dialect::Postgres {
         // Realtime events too large for a NOTIFY payload (see realtime::relay).
         statements.push("CREATE TABLE IF NOT EXISTS _aura_event_payloads (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now())".to_owned());

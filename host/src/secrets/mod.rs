@@ -168,6 +168,10 @@ impl Secrets {
                 current.id
             );
         }
+        crate::cluster::check_master_key(self.db.backend(), &current.id, |id| {
+            self.keyring().key(id).is_some()
+        })
+        .await?;
         let stale: Vec<&Row> = rows.iter().filter(|row| row.key_id != current.id).collect();
         if !stale.is_empty() {
             let count = self.reseal(&stale, &current).await?;
@@ -400,6 +404,7 @@ impl Secrets {
         };
         std::fs::rename(&next, &path).map_err(anyhow::Error::from)?;
         keys::sync_dir(&path)?;
+        crate::cluster::register(self.db.backend(), crate::cluster::MASTER_KEY, &key.id).await?;
         let old = {
             let mut keyring = self.keyring.write().unwrap_or_else(|e| e.into_inner());
             std::mem::replace(&mut keyring.current, key.clone()).id
