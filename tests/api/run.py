@@ -88,6 +88,9 @@ def main():
                 ])
                 failed |= result.returncode != 0
             if failed:
+                log.flush()
+                errors = [line for line in open(os.path.join(data, "server.log")) if "ERROR" in line]
+                print("the server's errors:", *errors[-20:], sep="\n", file=sys.stderr)
                 print("schemathesis found answers the OpenAPI document does not describe", file=sys.stderr)
                 sys.exit(1)
         finally:

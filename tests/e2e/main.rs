@@ -24,6 +24,7 @@ mod lockouts;
 mod oauth;
 mod project;
 mod query_limits;
+mod races;
 
 mod presence;
 mod py_functions;

@@ -167,6 +167,11 @@ impl From<crate::db::DbError> for ApiError {
             E::Timeout(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "query_timeout", message),
             E::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "database_busy", message)
                 .with_retry_after(1),
+            E::Internal(err) if crate::db::backend::missing_table(&err) => Self::new(
+                StatusCode::NOT_FOUND,
+                "collection_not_found",
+                "the collection was deleted while the request was under way",
+            ),
             E::Internal(err) => Self::internal(format!("{err:#}")),
         }
     }

@@ -35,6 +35,18 @@ pub fn timed_out(err: &anyhow::Error) -> bool {
         })
 }
 
+/// Whether `err` is a statement on a table that is gone: a collection
+/// deleted while a request on it was under way.
+pub fn missing_table(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => {
+                db.code().as_deref() == Some("42P01") || db.message().starts_with("no such table")
+            }
+            _ => false,
+        })
+}
+
 /// While alive, statements on a SQLite connection stop at a deadline (its
 /// progress handler interrupts them); once dropped the handler lets every
 /// statement run, until the next deadline replaces it.
