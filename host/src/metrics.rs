@@ -16,6 +16,10 @@ pub struct Metrics {
     /// Components compiled from source by the baseline compiler first (their
     /// optimized code follows in the background).
     pub components_baseline: AtomicU64,
+    /// Components compiled around their language engine's cached code.
+    pub components_reused: AtomicU64,
+    /// Language engines compiled alone, for later builds to reuse.
+    pub engines_compiled: AtomicU64,
     /// Invocation log entries dropped because the log writer fell behind.
     pub logs_dropped: AtomicU64,
     /// Instantiations measured, and their total time in nanoseconds.
@@ -54,6 +58,8 @@ impl Metrics {
             ),
             ("aura_components_compiled_total", &self.components_compiled),
             ("aura_components_baseline_total", &self.components_baseline),
+            ("aura_components_reused_total", &self.components_reused),
+            ("aura_engines_compiled_total", &self.engines_compiled),
             ("aura_invocation_logs_dropped_total", &self.logs_dropped),
         ];
         let mut out = String::new();

@@ -17,6 +17,7 @@ mod grants;
 mod imports;
 mod invoke;
 mod js_functions;
+mod js_redeploy;
 mod lifecycle;
 mod limits;
 mod list_changes;

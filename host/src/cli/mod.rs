@@ -883,6 +883,9 @@ fn compile_note(compile: &Value) -> String {
         Some("baseline") => format!(
             "; compiled for a quick start in {seconds:.2} s, optimized code follows in the background"
         ),
+        Some("reused") => format!(
+            "; compiled in {seconds:.2} s around the language engine's cached code, the whole component's follows in the background"
+        ),
         _ => String::new(),
     }
 }

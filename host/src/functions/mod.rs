@@ -238,6 +238,7 @@ impl Functions {
                 CacheOutcome::Hit => "cached",
                 CacheOutcome::Compiled => "optimized",
                 CacheOutcome::Baseline => "baseline",
+                CacheOutcome::Reused => "reused",
             },
             ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         };
@@ -665,18 +666,24 @@ impl Functions {
             let compiled = async {
                 let wasm = tokio::fs::read(&path).await?;
                 let callees: Arc<dyn Callees> = registry.clone();
-                let (name, hash) = (name.clone(), hash.clone());
+                let (name, hash, runtime) = (name.clone(), hash.clone(), runtime.clone());
                 tokio::task::spawn_blocking(move || {
-                    runtime.optimize(&name, &wasm, &hash, &grants, &callees)
+                    let prepared = runtime.optimize(&name, &wasm, &hash, &grants, &callees);
+                    prepared.map(|prepared| (prepared, wasm))
                 })
                 .await?
                 .map_err(anyhow::Error::from)
             };
             match compiled.await {
-                Ok(prepared) => {
+                Ok((prepared, wasm)) => {
                     Metrics::inc(&metrics.components_compiled);
                     if registry.upgrade(&name, version, prepared) {
                         tracing::info!(function = %name, version, "optimized code is active");
+                    }
+                    // Then the language engine alone, for the next builds.
+                    let kept = tokio::task::spawn_blocking(move || runtime.keep_engine(&wasm));
+                    if let Ok(true) = kept.await {
+                        Metrics::inc(&metrics.engines_compiled);
                     }
                 }
                 Err(err) => {
@@ -721,6 +728,7 @@ impl Functions {
             CacheOutcome::Hit => &self.metrics.component_cache_hits,
             CacheOutcome::Compiled => &self.metrics.components_compiled,
             CacheOutcome::Baseline => &self.metrics.components_baseline,
+            CacheOutcome::Reused => &self.metrics.components_reused,
         });
         Ok((prepared, outcome))
     }

@@ -230,7 +230,9 @@ pub(super) fn foreign_imports(engine: &Engine, component: &Component) -> Vec<For
     component
         .component_type()
         .imports(engine)
-        .filter(|(name, _)| requirement(name).is_none())
+        .filter(|(name, _)| {
+            requirement(name).is_none() && !name.starts_with(super::split::IMPORT_PREFIX)
+        })
         .map(|(name, import)| ForeignImport {
             name: name.to_owned(),
             ty: import.ty,

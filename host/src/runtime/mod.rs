@@ -18,6 +18,7 @@ mod outbound;
 mod output;
 mod platform;
 mod secrets;
+mod split;
 mod state;
 mod storage;
 
@@ -83,6 +84,11 @@ pub enum CacheOutcome {
     /// Compiled now with the baseline compiler: ready at once, slower to
     /// run; [`Runtime::optimize`] makes the optimized code to replace it.
     Baseline,
+    /// The optimized code of its language engine, compiled for an earlier
+    /// build, with the rest compiled now ([`split`]): ready at once;
+    /// [`Runtime::optimize`] makes the whole component's code to replace it
+    /// (whose memory snapshot maps copy-on-write instead of being copied).
+    Reused,
 }
 
 /// Components at least this large compile first with the baseline
@@ -293,6 +299,19 @@ impl Runtime {
             .map(|(prepared, _)| prepared)
     }
 
+    /// Compiles and caches the language engine of `wasm` ([`split`]) if it
+    /// has one not cached yet, so later builds on it deploy in a moment.
+    /// Waits for other optimizations to finish first; true if it compiled
+    /// one. CPU-heavy: call from a blocking thread.
+    pub fn keep_engine(&self, wasm: &[u8]) -> bool {
+        let _turn = self
+            .sandbox
+            .optimizing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.sandbox.keep_engine(wasm)
+    }
+
     fn prepare_with(
         self: &Arc<Self>,
         function: &str,
@@ -330,8 +349,15 @@ impl Runtime {
         capabilities::check_format(wasm)?;
         let sandbox = &self.sandbox;
         let cached = sandbox.cached_artifact(hash);
+        let mut engine_module = None;
         let (component, outcome) = match sandbox.load_cached(&cached) {
             Some(component) => (component, CacheOutcome::Hit),
+            None if let Some((component, import, module)) =
+                baseline_first.then(|| sandbox.reuse_engine(wasm)).flatten() =>
+            {
+                engine_module = Some((import, module));
+                (component, CacheOutcome::Reused)
+            }
             None => {
                 let (compiler, outcome) = if baseline_first {
                     (&sandbox.baseline, CacheOutcome::Baseline)
@@ -356,12 +382,25 @@ impl Runtime {
             &sandbox.optimized
         };
         let engine = &compiler.engine;
+        let with_engine;
+        let base = match &engine_module {
+            Some((import, module)) => {
+                let mut linker = compiler.linker.clone();
+                linker
+                    .root()
+                    .module(import, module)
+                    .map_err(|err| InvalidComponent::new(format!("{err:#}")))?;
+                with_engine = linker;
+                &with_engine
+            }
+            None => &compiler.linker,
+        };
         let foreign = capabilities::foreign_imports(engine, &component);
         let links = links::resolve(engine, function, &foreign, grants, callees.as_ref())?;
         let pre = if links.is_empty() {
-            capabilities::pre_link(engine, &compiler.linker, &component, grants)?
+            capabilities::pre_link(engine, base, &component, grants)?
         } else {
-            let linker = links::linker(self, &compiler.linker, &foreign, &links, callees)?;
+            let linker = links::linker(self, base, &foreign, &links, callees)?;
             capabilities::pre_link(engine, &linker, &component, grants)?
         };
         let exports = component
@@ -372,7 +411,7 @@ impl Runtime {
         Ok((
             Prepared {
                 pre,
-                baseline: outcome == CacheOutcome::Baseline,
+                baseline: matches!(outcome, CacheOutcome::Baseline | CacheOutcome::Reused),
                 network,
                 events,
                 db,
@@ -427,6 +466,72 @@ impl Sandbox {
             .hash(&mut hasher);
         self.cache_dir
             .join(format!("{hash}-{:016x}.cwasm", hasher.finish()))
+    }
+
+    /// For a component whose language engine's optimized code is cached
+    /// ([`split`]): the rest, compiled now, the name it imports the engine
+    /// under, and the engine.
+    fn reuse_engine(&self, wasm: &[u8]) -> Option<(Component, String, wasmtime::Module)> {
+        let started = Instant::now();
+        let split = split::split(wasm)?;
+        let path = self.cached_artifact(&split.hash);
+        if !path.exists() {
+            return None;
+        }
+        let split_at = started.elapsed();
+        let engine = &self.optimized.engine;
+        // SAFETY: as in `load_cached`: written by `keep_engine` from
+        // `Module::serialize` of this engine configuration, in Aura's own
+        // data directory; wasmtime re-checks compatibility.
+        let module = match unsafe { wasmtime::Module::deserialize_file(engine, &path) } {
+            Ok(module) => module,
+            Err(err) => {
+                tracing::warn!(path = %path.display(), error = %err, "ignoring unusable compiled engine");
+                return None;
+            }
+        };
+        let loaded_at = started.elapsed();
+        let component = match Component::new(engine, &split.component) {
+            Ok(component) => component,
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "the component without its engine does not compile");
+                return None;
+            }
+        };
+        tracing::info!(engine = %split.hash, ?split_at, ?loaded_at, elapsed = ?started.elapsed(), "compiled component around a cached engine");
+        Some((component, split.import, module))
+    }
+
+    /// Compiles and caches the language engine of `wasm` ([`split`]), if
+    /// it has one that is not cached yet; true if it did.
+    fn keep_engine(&self, wasm: &[u8]) -> bool {
+        let Some(split) = split::split(wasm) else {
+            return false;
+        };
+        let path = self.cached_artifact(&split.hash);
+        if path.exists() {
+            return false;
+        }
+        let started = Instant::now();
+        let result = wasmtime::Module::new(&self.optimized.engine, &split.engine)
+            .and_then(|module| module.serialize())
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, bytes)?;
+                std::fs::rename(&tmp, &path)?;
+                Ok(())
+            });
+        match result {
+            Ok(()) => {
+                tracing::info!(engine = %split.hash, elapsed = ?started.elapsed(), "compiled a language engine for later builds");
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "could not compile a language engine");
+                false
+            }
+        }
     }
 
     fn load_cached(&self, path: &Path) -> Option<Component> {
