@@ -156,6 +156,22 @@ async fn old_audit_entries_are_pruned_by_policy() {
     assert_eq!(paths, ["/api/admin/functions/hello/versions"]);
 }
 
+/// Sends `request` from client `address` (behind the trusted loopback
+/// proxy) with `token`: status and JSON body.
+async fn sent(
+    request: reqwest::RequestBuilder,
+    address: &str,
+    token: Option<&str>,
+) -> (u16, Value) {
+    let mut request = request.header("x-forwarded-for", address);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 /// Entries of `event`, once at least `count` are written.
 async fn entries(aura: &Aura, event: &str, count: usize) -> Vec<Value> {
     let mut entries = Vec::new();
@@ -178,36 +194,21 @@ async fn ended_sessions_are_audited_with_the_client_address() {
         tempfile::tempdir().unwrap(),
         &["--trusted-proxy", "127.0.0.0/8"],
     );
-    let from = |request: reqwest::RequestBuilder| request.header("x-forwarded-for", "198.51.100.7");
     let credentials = json!({"email": "ada@example.com", "password": "correct horse battery"});
     let mut tokens = Vec::new();
     for path in ["/api/auth/register", "/api/auth/login", "/api/auth/login"] {
-        let response = from(aura.http.post(aura.at(path)))
-            .json(&credentials)
-            .send()
-            .await
-            .unwrap();
-        let body: Value = response.json().await.unwrap();
+        let request = aura.http.post(aura.at(path)).json(&credentials);
+        let (_, body) = sent(request, "198.51.100.7", None).await;
         tokens.push(body["accessToken"].as_str().unwrap().to_owned());
     }
-    let me: Value = aura
-        .http
-        .get(aura.at("/api/auth/me"))
-        .bearer_auth(&tokens[0])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sessions: Value = from(aura.http.get(aura.at("/api/auth/sessions")))
-        .bearer_auth(&tokens[0])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ada = Some(tokens[0].as_str());
+    let (_, me) = sent(aura.http.get(aura.at("/api/auth/me")), "198.51.100.7", ada).await;
+    let (_, sessions) = sent(
+        aura.http.get(aura.at("/api/auth/sessions")),
+        "198.51.100.7",
+        ada,
+    )
+    .await;
     let other = sessions["sessions"]
         .as_array()
         .unwrap()
@@ -217,41 +218,19 @@ async fn ended_sessions_are_audited_with_the_client_address() {
         .as_str()
         .unwrap()
         .to_owned();
-    let status = from(
-        aura.http
-            .delete(aura.at(&format!("/api/auth/sessions/{other}"))),
-    )
-    .bearer_auth(&tokens[0])
-    .send()
-    .await
-    .unwrap()
-    .status();
-    assert_eq!(status, 204);
-    let status = from(aura.http.delete(aura.at("/api/auth/sessions")))
-        .bearer_auth(&tokens[0])
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
-    let status = from(aura.http.post(aura.at("/api/auth/logout")))
-        .bearer_auth(&tokens[0])
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 204);
-    let user = me["id"].as_str().unwrap();
-    let status = aura
+    let one = aura
         .http
-        .delete(aura.at(&format!("/api/admin/users/{user}/sessions")))
-        .header("x-forwarded-for", "192.0.2.1")
-        .bearer_auth(&aura.token)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+        .delete(aura.at(&format!("/api/auth/sessions/{other}")));
+    assert_eq!(sent(one, "198.51.100.7", ada).await.0, 204);
+    let others = aura.http.delete(aura.at("/api/auth/sessions"));
+    assert_eq!(sent(others, "198.51.100.7", ada).await.0, 200);
+    let logout = aura.http.post(aura.at("/api/auth/logout"));
+    assert_eq!(sent(logout, "198.51.100.7", ada).await.0, 204);
+    let user = me["id"].as_str().unwrap();
+    let all = aura
+        .http
+        .delete(aura.at(&format!("/api/admin/users/{user}/sessions")));
+    assert_eq!(sent(all, "192.0.2.1", Some(&aura.token)).await.0, 200);
 
     let revoked = entries(&aura, "sessions_revoked", 3).await;
     let mut addresses: Vec<_> = revoked.iter().map(|e| e["ip"].clone()).collect();
