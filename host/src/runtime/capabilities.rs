@@ -231,7 +231,9 @@ pub(super) fn foreign_imports(engine: &Engine, component: &Component) -> Vec<For
         .component_type()
         .imports(engine)
         .filter(|(name, _)| {
-            requirement(name).is_none() && !name.starts_with(super::split::IMPORT_PREFIX)
+            requirement(name).is_none()
+                && !name.starts_with(super::split::IMPORT_PREFIX)
+                && *name != super::split::SNAPSHOT_IMPORT
         })
         .map(|(name, import)| ForeignImport {
             name: name.to_owned(),

@@ -349,13 +349,13 @@ impl Runtime {
         capabilities::check_format(wasm)?;
         let sandbox = &self.sandbox;
         let cached = sandbox.cached_artifact(hash);
-        let mut engine_module = None;
+        let mut imported_modules = Vec::new();
         let (component, outcome) = match sandbox.load_cached(&cached) {
             Some(component) => (component, CacheOutcome::Hit),
-            None if let Some((component, import, module)) =
+            None if let Some((component, modules)) =
                 baseline_first.then(|| sandbox.reuse_engine(wasm)).flatten() =>
             {
-                engine_module = Some((import, module));
+                imported_modules = modules;
                 (component, CacheOutcome::Reused)
             }
             None => {
@@ -382,18 +382,19 @@ impl Runtime {
             &sandbox.optimized
         };
         let engine = &compiler.engine;
-        let with_engine;
-        let base = match &engine_module {
-            Some((import, module)) => {
-                let mut linker = compiler.linker.clone();
+        let with_modules;
+        let base = if imported_modules.is_empty() {
+            &compiler.linker
+        } else {
+            let mut linker = compiler.linker.clone();
+            for (name, module) in &imported_modules {
                 linker
                     .root()
-                    .module(import, module)
+                    .module(name, module)
                     .map_err(|err| InvalidComponent::new(format!("{err:#}")))?;
-                with_engine = linker;
-                &with_engine
             }
-            None => &compiler.linker,
+            with_modules = linker;
+            &with_modules
         };
         let foreign = capabilities::foreign_imports(engine, &component);
         let links = links::resolve(engine, function, &foreign, grants, callees.as_ref())?;
@@ -469,41 +470,69 @@ impl Sandbox {
     }
 
     /// For a component whose language engine's optimized code is cached
-    /// ([`split`]): the rest, compiled now, the name it imports the engine
-    /// under, and the engine.
-    fn reuse_engine(&self, wasm: &[u8]) -> Option<(Component, String, wasmtime::Module)> {
+    /// ([`split`]): the rest (its artifact, or compiled now) and the modules
+    /// it imports by name (the engine, and its snapshot compiled now).
+    fn reuse_engine(&self, wasm: &[u8]) -> Option<(Component, Vec<(String, wasmtime::Module)>)> {
         let started = Instant::now();
         let split = split::split(wasm)?;
-        let path = self.cached_artifact(&split.hash);
+        let engine = &self.optimized.engine;
+        let engine_module = self.load_module(&self.cached_artifact(&split.hash))?;
+        let loaded = started.elapsed();
+        let component = self.rest(&split)?;
+        let rest = started.elapsed();
+        let mut modules = vec![(split.import, engine_module)];
+        if let Some(snapshot) = &split.snapshot {
+            match wasmtime::Module::new(engine, snapshot) {
+                Ok(module) => modules.push((split::SNAPSHOT_IMPORT.to_owned(), module)),
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "the snapshot of a component does not compile");
+                    return None;
+                }
+            }
+        }
+        tracing::info!(engine = %split.hash, ?loaded, ?rest, elapsed = ?started.elapsed(), "compiled component around a cached engine");
+        Some((component, modules))
+    }
+
+    /// The rest of a split component: its cached artifact, or compiled and
+    /// cached now.
+    fn rest(&self, split: &split::Split) -> Option<Component> {
+        let path = self.cached_artifact(&split.component_hash);
+        if let Some(component) = self.load_cached(&path) {
+            return Some(component);
+        }
+        match Component::new(&self.optimized.engine, &split.component) {
+            Ok(component) => {
+                self.store_artifact(&component, &path);
+                Some(component)
+            }
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "the component without its engine does not compile");
+                None
+            }
+        }
+    }
+
+    /// A module compiled earlier into `path`, if it is there and usable.
+    fn load_module(&self, path: &Path) -> Option<wasmtime::Module> {
         if !path.exists() {
             return None;
         }
-        let split_at = started.elapsed();
-        let engine = &self.optimized.engine;
         // SAFETY: as in `load_cached`: written by `keep_engine` from
         // `Module::serialize` of this engine configuration, in Aura's own
         // data directory; wasmtime re-checks compatibility.
-        let module = match unsafe { wasmtime::Module::deserialize_file(engine, &path) } {
-            Ok(module) => module,
+        match unsafe { wasmtime::Module::deserialize_file(&self.optimized.engine, path) } {
+            Ok(module) => Some(module),
             Err(err) => {
                 tracing::warn!(path = %path.display(), error = %err, "ignoring unusable compiled engine");
-                return None;
+                None
             }
-        };
-        let loaded_at = started.elapsed();
-        let component = match Component::new(engine, &split.component) {
-            Ok(component) => component,
-            Err(err) => {
-                tracing::warn!(error = %format!("{err:#}"), "the component without its engine does not compile");
-                return None;
-            }
-        };
-        tracing::info!(engine = %split.hash, ?split_at, ?loaded_at, elapsed = ?started.elapsed(), "compiled component around a cached engine");
-        Some((component, split.import, module))
+        }
     }
 
-    /// Compiles and caches the language engine of `wasm` ([`split`]), if
-    /// it has one that is not cached yet; true if it did.
+    /// Compiles and caches the language engine of `wasm` ([`split`]) and
+    /// the rest around it, if it has one that is not cached yet; true if it
+    /// did.
     fn keep_engine(&self, wasm: &[u8]) -> bool {
         let Some(split) = split::split(wasm) else {
             return false;
@@ -524,6 +553,7 @@ impl Sandbox {
             });
         match result {
             Ok(()) => {
+                self.rest(&split);
                 tracing::info!(engine = %split.hash, elapsed = ?started.elapsed(), "compiled a language engine for later builds");
                 true
             }

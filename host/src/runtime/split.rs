@@ -12,14 +12,19 @@
 //!   empty passive one (same segment count, same behaviour: active segments
 //!   are dropped after instantiation anyway). It is the same for every
 //!   build on one engine version, compiled once and kept by its hash;
-//! - the **rest** is the component with that module *imported* (a core
-//!   module import, [`IMPORT_PREFIX`] and the engine's hash) and, last, a
-//!   tiny module that imports the engine's memory and holds the original
-//!   active segments, so instantiating it writes the snapshot where it was.
+//! - the **snapshot** is a module of data alone: it imports the engine's
+//!   memory and holds the original active segments, so instantiating it
+//!   writes the snapshot where it was;
+//! - the **rest** is the component with the engine *imported* (a core
+//!   module import named [`IMPORT_PREFIX`] and the engine's hash) and, last,
+//!   the snapshot imported ([`SNAPSHOT_IMPORT`]) and instantiated on the
+//!   engine's instance. It holds the glue only, so it too is the same bytes
+//!   for every build, compiled once and kept by its hash.
 //!
-//! The rest compiles in milliseconds; the data is copied at each
-//! instantiation instead of mapped copy-on-write, so the whole component's
-//! own compilation replaces this form once it is ready.
+//! A new build then compiles only its snapshot, a module without code; the
+//! data is copied at each instantiation instead of mapped copy-on-write, so
+//! the whole component's own compilation replaces this form once it is
+//! ready.
 
 use sha2::Digest as _;
 use wasm_encoder::reencode::{Reencode as _, RoundtripReencoder};
@@ -28,8 +33,15 @@ use wasmparser::{DataKind, ExternalKind, Payload, TypeRef};
 /// Component imports of engines start with this, then the engine's hash.
 pub const IMPORT_PREFIX: &str = "aura-engine-h";
 
-/// Engines with less code than this are not worth splitting out.
+/// The component import of the snapshot.
+pub const SNAPSHOT_IMPORT: &str = "aura-engine-snapshot";
+
+/// Engines with less code than this are not worth splitting out (any
+/// code at all when fuzzing, so that small inputs reach the rewriting).
+#[cfg(not(fuzzing))]
 const MIN_ENGINE_CODE: usize = 1024 * 1024;
+#[cfg(fuzzing)]
+const MIN_ENGINE_CODE: usize = 1;
 
 /// The size of a core module's code section.
 fn code_size(module: &[u8]) -> usize {
@@ -48,8 +60,12 @@ pub struct Split {
     pub hash: String,
     /// The name the rest imports the engine under.
     pub import: String,
-    /// The rest: a component importing the engine.
+    /// The rest: a component importing the engine (and the snapshot).
     pub component: Vec<u8>,
+    /// The rest's SHA-256, hex.
+    pub component_hash: String,
+    /// The snapshot module, if the engine had active data.
+    pub snapshot: Option<Vec<u8>>,
 }
 
 /// A section of a module or component: its id and its bytes.
@@ -188,13 +204,18 @@ pub fn split(wasm: &[u8]) -> Option<Split> {
         }
         let mut types = wasm_encoder::CoreTypeSection::new();
         types.ty().module(&parts.ty);
+        if let Some((_, snapshot_ty)) = &parts.snapshot {
+            types.ty().module(snapshot_ty);
+        }
         push_encoded(&mut component, &types);
         let mut imports = wasm_encoder::ComponentImportSection::new();
         imports.import(import.as_str(), wasm_encoder::ComponentTypeRef::Module(0));
         push_encoded(&mut component, &imports);
     }
-    if let Some(snapshot) = &parts.snapshot {
-        push_encoded(&mut component, &wasm_encoder::ModuleSection(snapshot));
+    if parts.snapshot.is_some() {
+        let mut imports = wasm_encoder::ComponentImportSection::new();
+        imports.import(SNAPSHOT_IMPORT, wasm_encoder::ComponentTypeRef::Module(1));
+        push_encoded(&mut component, &imports);
         let mut instantiate = wasm_encoder::InstanceSection::new();
         instantiate.instantiate(
             modules,
@@ -206,8 +227,56 @@ pub fn split(wasm: &[u8]) -> Option<Split> {
         engine: parts.engine,
         hash,
         import,
+        component_hash: hex::encode(sha2::Sha256::digest(&component)),
         component,
+        snapshot: parts.snapshot.map(|(module, _)| module.finish()),
     })
+}
+
+/// The offset of an active segment, when it is an `i32.const`.
+fn constant_offset(expr: &wasmparser::ConstExpr) -> Option<u32> {
+    let mut reader = expr.get_operators_reader();
+    let offset = match reader.read().ok()? {
+        wasmparser::Operator::I32Const { value } => value as u32,
+        _ => return None,
+    };
+    matches!(reader.read().ok()?, wasmparser::Operator::End).then_some(offset)
+}
+
+/// Segments closer than this are written as one, with zeros between.
+const MERGE_GAP: u32 = 4096;
+
+/// The active segments as few segments (Wizer writes thousands, and each
+/// costs wasmtime compile time): sorted, and those nearer than
+/// [`MERGE_GAP`] joined. `None` when an offset is not a constant or two
+/// segments overlap (then their order matters: kept as they are).
+fn merged(segments: &[(Option<u32>, &[u8])]) -> Option<wasm_encoder::DataSection> {
+    let mut sorted: Vec<(u32, &[u8])> = segments
+        .iter()
+        .map(|(offset, data)| offset.map(|o| (o, *data)))
+        .collect::<Option<_>>()?;
+    sorted.sort_by_key(|(offset, _)| *offset);
+    let mut runs: Vec<(u32, Vec<u8>)> = Vec::new();
+    for (offset, data) in sorted {
+        match runs.last_mut() {
+            Some((start, bytes)) if offset >= *start + bytes.len() as u32 => {
+                let end = *start + bytes.len() as u32;
+                if offset - end <= MERGE_GAP {
+                    bytes.resize((offset - *start) as usize, 0);
+                    bytes.extend_from_slice(data);
+                    continue;
+                }
+                runs.push((offset, data.to_vec()));
+            }
+            Some(_) => return None,
+            None => runs.push((offset, data.to_vec())),
+        }
+    }
+    let mut section = wasm_encoder::DataSection::new();
+    for (offset, bytes) in runs {
+        section.active(0, &wasm_encoder::ConstExpr::i32_const(offset as i32), bytes);
+    }
+    Some(section)
 }
 
 /// Appends an encoded component section.
@@ -226,9 +295,9 @@ struct Parts {
     /// Its type, for the component's import.
     ty: wasm_encoder::ModuleType,
     /// The module writing the active segments into the engine's memory,
-    /// if it had any (CPython's engine keeps its snapshot in a module of
-    /// its own, which stays in the rest as it is).
-    snapshot: Option<wasm_encoder::Module>,
+    /// and its type, if it had any (CPython's engine keeps its snapshot in
+    /// a module of its own, which stays in the rest as it is).
+    snapshot: Option<(wasm_encoder::Module, wasm_encoder::ModuleType)>,
 }
 
 impl Parts {
@@ -243,6 +312,7 @@ impl Parts {
         let mut exports = Vec::new();
         let mut passive = wasm_encoder::DataSection::new();
         let mut active = wasm_encoder::DataSection::new();
+        let mut segments = Vec::new();
         let mut imports = Vec::new();
         for payload in wasmparser::Parser::new(0).parse_all(module) {
             match payload.ok()? {
@@ -317,6 +387,7 @@ impl Parts {
                                 offset_expr,
                             } => {
                                 passive.passive([]);
+                                segments.push((constant_offset(&offset_expr), data.data));
                                 let offset = reencoder.const_expr(offset_expr).ok()?;
                                 active.active(0, &offset, data.data.iter().copied());
                             }
@@ -369,19 +440,23 @@ impl Parts {
             }
         }
 
+        if let Some(merged) = merged(&segments) {
+            active = merged;
+        }
         let snapshot = if active.is_empty() {
             None
         } else {
+            let memory_export = memory_export?;
+            let memory =
+                wasm_encoder::EntityType::Memory(reencoder.memory_type(*memories.first()?).ok()?);
             let mut snapshot = wasm_encoder::Module::new();
             let mut memory_import = wasm_encoder::ImportSection::new();
-            memory_import.import(
-                "engine",
-                &memory_export?,
-                wasm_encoder::EntityType::Memory(reencoder.memory_type(*memories.first()?).ok()?),
-            );
+            memory_import.import("engine", &memory_export, memory);
             snapshot.section(&memory_import);
             snapshot.section(&active);
-            Some(snapshot)
+            let mut ty = wasm_encoder::ModuleType::new();
+            ty.import("engine", &memory_export, memory);
+            Some((snapshot, ty))
         };
         Some(Self {
             engine,
@@ -435,7 +510,28 @@ mod tests {
         validator
             .validate_all(&split.component)
             .expect("the rest validates");
+        if let Some(snapshot) = &split.snapshot {
+            let mut validator =
+                wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
+            validator
+                .validate_all(snapshot)
+                .expect("the snapshot validates");
+        }
         assert!(split.component.len() < wasm.len());
         assert!(split.import.starts_with(IMPORT_PREFIX));
+        // Another build of a JavaScript function (here: its greeting
+        // changed in the snapshot) has the same engine and rest, and another
+        // snapshot.
+        let greeting = b"Hello from TypeScript!";
+        if let Some(at) = wasm.windows(greeting.len()).position(|w| w == greeting) {
+            let mut other = wasm.to_vec();
+            other[at] = b'J';
+            let again = super::split(&other).expect("the other build splits");
+            assert_eq!(
+                (&again.hash, &again.component_hash),
+                (&split.hash, &split.component_hash)
+            );
+            assert_ne!(again.snapshot, split.snapshot);
+        }
     }
 }
