@@ -6,12 +6,12 @@ use crate::support::Aura;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// The `admin_action` entries, once at least `count` are written.
-async fn admin_actions(aura: &Aura, count: usize) -> Vec<Value> {
+/// Entries of `event` (up to 100), once at least `count` are written.
+async fn entries(aura: &Aura, event: &str, count: usize) -> Vec<Value> {
     let mut entries = Vec::new();
     for _ in 0..50 {
         let (_, body) = aura
-            .admin_get("/api/admin/audit?event=admin_action&limit=100")
+            .admin_get(&format!("/api/admin/audit?event={event}&limit=100"))
             .await;
         entries = body["entries"].as_array().cloned().unwrap_or_default();
         if entries.len() >= count {
@@ -20,6 +20,11 @@ async fn admin_actions(aura: &Aura, count: usize) -> Vec<Value> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     entries
+}
+
+/// The `admin_action` entries, once at least `count` are written.
+async fn admin_actions(aura: &Aura, count: usize) -> Vec<Value> {
+    entries(aura, "admin_action", count).await
 }
 
 #[tokio::test]
@@ -170,22 +175,6 @@ async fn sent(
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// Entries of `event`, once at least `count` are written.
-async fn entries(aura: &Aura, event: &str, count: usize) -> Vec<Value> {
-    let mut entries = Vec::new();
-    for _ in 0..50 {
-        let (_, body) = aura
-            .admin_get(&format!("/api/admin/audit?event={event}"))
-            .await;
-        entries = body["entries"].as_array().cloned().unwrap_or_default();
-        if entries.len() >= count {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    entries
 }
 
 #[tokio::test]
