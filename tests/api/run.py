@@ -55,6 +55,9 @@ def main():
             [aura_bin, "serve", "--addr", f"127.0.0.1:{port}", "--s3-addr", "off",
              "--data-dir", data, "--auth-rate-limit", "0", "--sign-in-link", "never"],
             stdout=log, stderr=subprocess.STDOUT,
+            # Relative paths the admin API is given (a backup's `to`) and
+            # schemathesis's cache land in the scratch directory.
+            cwd=data,
         )
         try:
             for _ in range(200):
@@ -85,7 +88,7 @@ def main():
                     "--workers", "2",
                     "--seed", "1",
                     "--warnings", "off",
-                ])
+                ], cwd=data)
                 failed |= result.returncode != 0
             if failed:
                 log.flush()
