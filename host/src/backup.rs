@@ -2,14 +2,14 @@
 //! restoring one into a fresh data directory.
 //!
 //! A backup is a directory holding
-//! - `collections.db`: the collections' SQLite database (records, users,
-//!   auth, object metadata, schedules, the queue, secrets sealed as they
-//!   are), by `VACUUM INTO` on a reader, so writes go on meanwhile;
-//! - `aura.db`: functions and their versions, the same way;
-//! - `components/` and `storage/blobs/`: component and object bytes,
-//!   hard-linked (copied across filesystems). Both are immutable files
-//!   under content or random ids; while a backup runs, deploys and blob
-//!   removals wait, so every file the databases name is there;
+//! - `collections.db`: the environment's SQLite database (records, users,
+//!   auth, functions with their versions and components, object metadata,
+//!   schedules, the queue, secrets sealed as they are), by `VACUUM INTO`
+//!   on a reader, so writes go on meanwhile;
+//! - `storage/blobs/`: object bytes, hard-linked (copied across
+//!   filesystems). They are immutable files under random ids; while a
+//!   backup runs, blob removals wait, so every file the database names is
+//!   there;
 //! - `manifest.json`: what it holds, with each file's size and SHA-256.
 //!
 //! Not in it: the master key (keep it apart: without it the secrets in a
@@ -25,14 +25,12 @@
 //! that key.
 
 use crate::db::Database;
-use crate::functions::Functions;
 use crate::secrets::keys::MasterKey;
 use crate::storage::Storage;
 use anyhow::Context as _;
 use chrono::{DateTime, Datelike as _, Utc};
 use serde_json::{Value, json};
 use sha2::Digest as _;
-use sqlx::SqlitePool;
 use std::collections::BTreeSet;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -48,8 +46,6 @@ const NAME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 pub struct Backups {
     data_dir: PathBuf,
     records: Arc<Database>,
-    local: SqlitePool,
-    functions: Arc<Functions>,
     storage: Arc<Storage>,
     secrets: Arc<crate::secrets::Secrets>,
     /// One backup at a time.
@@ -137,8 +133,6 @@ impl Backups {
     pub fn start(
         data_dir: &Path,
         records: Arc<Database>,
-        local: SqlitePool,
-        functions: Arc<Functions>,
         storage: Arc<Storage>,
         secrets: Arc<crate::secrets::Secrets>,
         auto: bool,
@@ -146,8 +140,6 @@ impl Backups {
         let backups = Arc::new(Self {
             data_dir: data_dir.to_owned(),
             records,
-            local,
-            functions,
             storage,
             secrets,
             running: tokio::sync::Mutex::new(()),
@@ -218,8 +210,7 @@ impl Backups {
     async fn fill(&self, dir: &Path, now: DateTime<Utc>) -> anyhow::Result<Value> {
         let mut files: Vec<PathBuf> = Vec::new();
         let collections = {
-            // Deploys and blob removals wait until every file is linked.
-            let (components, _deploys) = self.functions.hold_changes().await;
+            // Blob removals wait until every file is linked.
             let blobs = self.storage.hold_blobs().await;
             let collections = self
                 .records
@@ -230,17 +221,6 @@ impl Backups {
             if collections {
                 files.push("collections.db".into());
             }
-            sqlx::query("VACUUM INTO ?")
-                .bind(dir.join("aura.db").to_string_lossy().into_owned())
-                .execute(&self.local)
-                .await
-                .context("writing aura.db")?;
-            files.push("aura.db".into());
-            files.extend(link_tree(
-                &components,
-                &dir.join("components"),
-                Path::new("components"),
-            )?);
             if let Some((blobs, _removals)) = blobs {
                 files.extend(link_tree(
                     &blobs,

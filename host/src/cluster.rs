@@ -80,6 +80,37 @@ pub async fn check_admin_token(
     )
 }
 
+/// This node's lasting id, kept in `DATA/node.id`: a restarted node knows
+/// what it left running, and its temporary files.
+pub fn node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node.id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let id = uuid::Uuid::now_v7().to_string();
+            std::fs::write(&path, &id)?;
+            Ok(id)
+        }
+    }
+}
+
+/// Checks where this node keeps object bytes (`here`, as
+/// `Blobs::identity` describes it) against where the other nodes do: on a
+/// shared database they must be the same place, or each node would list
+/// objects whose bytes only another has.
+pub async fn check_object_store(backend: &Backend, here: &str) -> anyhow::Result<()> {
+    let found = registered(backend, "object_store", here).await?;
+    if found == here {
+        return Ok(());
+    }
+    if !shared(backend) {
+        return register(backend, "object_store", here).await;
+    }
+    anyhow::bail!(
+        "the other nodes of this database keep object bytes in {found}, and this node would keep them in {here}: nodes of one database need one object store: give each node the same --storage-url (AURA_STORAGE_URL), an S3 bucket (s3+https://KEY:SECRET@host/bucket) or file:///path on a filesystem every node mounts"
+    )
+}
+
 /// The name the master key of the secrets is registered under.
 pub const MASTER_KEY: &str = "master_key_id";
 

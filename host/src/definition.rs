@@ -12,6 +12,8 @@
 
 use crate::api::{ApiError, AppState};
 use crate::db::ApplyOptions;
+use crate::db::backend::{Arg, text_arg};
+use crate::db::schema::Storage;
 use crate::db::schema::{Collection, USERS};
 use crate::functions::VersionConfig;
 use crate::grants::Grants;
@@ -498,79 +500,90 @@ async fn record(
     unless_latest: bool,
 ) -> Result<i64, ApiError> {
     let text = serde_json::to_string(definition).map_err(ApiError::internal)?;
-    let pool = state.functions.pool();
-    if unless_latest {
-        let latest: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, definition FROM snapshots ORDER BY id DESC LIMIT 1")
-                .fetch_optional(pool)
-                .await
-                .map_err(ApiError::internal)?;
-        if let Some((id, latest)) = latest
-            && serde_json::from_str::<Definition>(&latest).ok().as_ref() == Some(definition)
-        {
-            return Ok(id);
-        }
+    let backend = state.db.backend();
+    if unless_latest
+        && let Some(latest) = snapshot_rows(state, "ORDER BY id DESC LIMIT 1", None)
+            .await?
+            .pop()
+        && latest.definition == *definition
+    {
+        return Ok(latest.id);
     }
-    let mut tx = pool.begin().await.map_err(ApiError::internal)?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO snapshots (label, definition, created_at) VALUES (?, ?, ?) RETURNING id",
-    )
-    .bind(label)
-    .bind(&text)
-    .bind(crate::db::values::now())
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(ApiError::internal)?;
+    let mut tx = backend.begin().await.map_err(ApiError::internal)?;
+    let id = tx
+        .fetch(
+            &backend.statement(
+                "INSERT INTO _aura_snapshots (label, definition, created_at) VALUES (?, ?, ?) RETURNING CAST(id AS TEXT)",
+                [text_arg(label), Arg::Text(text), Arg::Text(crate::db::values::now())],
+            ),
+            &[Storage::Text],
+        )
+        .await
+        .map_err(ApiError::internal)?
+        .first()
+        .and_then(|row| row[0].as_str()?.parse::<i64>().ok())
+        .ok_or_else(|| ApiError::internal("a snapshot got no id"))?;
     for function in definition.functions.values() {
-        sqlx::query("INSERT OR IGNORE INTO snapshot_components (snapshot, hash) VALUES (?, ?)")
-            .bind(id)
-            .bind(&function.component)
-            .execute(&mut *tx)
-            .await
-            .map_err(ApiError::internal)?;
+        tx.execute(&backend.statement(
+            "INSERT INTO _aura_snapshot_components (snapshot, hash) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [Arg::Number(id as f64), text_arg(&function.component)],
+        ))
+        .await
+        .map_err(ApiError::internal)?;
     }
     tx.commit().await.map_err(ApiError::internal)?;
     Ok(id)
 }
 
-/// The snapshots, newest first.
-pub async fn snapshots(state: &AppState) -> Result<Vec<Snapshot>, ApiError> {
-    let rows: Vec<(i64, String, String, String)> =
-        sqlx::query_as("SELECT id, label, definition, created_at FROM snapshots ORDER BY id DESC")
-            .fetch_all(state.functions.pool())
-            .await
-            .map_err(ApiError::internal)?;
-    rows.into_iter()
-        .map(|(id, label, definition, created_at)| {
+/// The snapshots `tail` selects (`ORDER BY …`), or snapshot `id`.
+async fn snapshot_rows(
+    state: &AppState,
+    tail: &str,
+    id: Option<i64>,
+) -> Result<Vec<Snapshot>, ApiError> {
+    let mut sql =
+        "SELECT CAST(id AS TEXT), label, definition, created_at FROM _aura_snapshots".to_owned();
+    let mut args = Vec::new();
+    if let Some(id) = id {
+        sql.push_str(" WHERE id = ?");
+        args.push(Arg::Int(id));
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    state
+        .db
+        .backend()
+        .rows(&sql, args, &[Storage::Text; 4])
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|row| {
+            let text = |i: usize| row[i].as_str().unwrap_or_default().to_owned();
             Ok(Snapshot {
-                id,
-                label,
-                created_at,
-                definition: serde_json::from_str(&definition).map_err(ApiError::internal)?,
+                id: text(0).parse().map_err(ApiError::internal)?,
+                label: text(1),
+                created_at: text(3),
+                definition: serde_json::from_str(&text(2)).map_err(ApiError::internal)?,
             })
         })
         .collect()
 }
 
+/// The snapshots, newest first.
+pub async fn snapshots(state: &AppState) -> Result<Vec<Snapshot>, ApiError> {
+    snapshot_rows(state, "ORDER BY id DESC", None).await
+}
+
 /// Snapshot `id`.
 pub async fn snapshot(state: &AppState, id: i64) -> Result<Snapshot, ApiError> {
-    let row: Option<(String, String, String)> =
-        sqlx::query_as("SELECT label, definition, created_at FROM snapshots WHERE id = ?")
-            .bind(id)
-            .fetch_optional(state.functions.pool())
-            .await
-            .map_err(ApiError::internal)?;
-    let (label, definition, created_at) = row.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "snapshot_not_found",
-            format!("there is no snapshot {id}"),
-        )
-    })?;
-    Ok(Snapshot {
-        id,
-        label,
-        created_at,
-        definition: serde_json::from_str(&definition).map_err(ApiError::internal)?,
-    })
+    snapshot_rows(state, "", Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "snapshot_not_found",
+                format!("there is no snapshot {id}"),
+            )
+        })
 }

@@ -211,7 +211,7 @@ async fn open(name: &str, dir: &Path, shared: &Shared) -> anyhow::Result<Arc<App
     let options = &shared.options;
     let broker = Arc::new(Broker::new(options.realtime_buffer));
     let location = location(options, name, dir).await?;
-    let records = Database::open(location.clone(), options.query_timeout)
+    let records = Database::open(location.clone(), options.query_timeout, options.durability)
         .await
         .with_context(|| format!("opening the database ({})", location.describe()))?;
     tracing::info!(environment = name, database = %location.describe(), "database open");
@@ -235,15 +235,15 @@ async fn open(name: &str, dir: &Path, shared: &Shared) -> anyhow::Result<Arc<App
     auth_options.public_url = Some(public_url.clone());
     let auth =
         crate::auth::Auth::start(records.clone(), audit.clone(), &auth_options, public_url).await?;
+    let (storage_root, remote) =
+        crate::storage::place(options.storage_url.as_deref(), &dir.join("storage"), name)?;
     let storage = crate::storage::Storage::open(
         records.clone(),
-        &dir.join("storage"),
+        &storage_root,
+        &crate::cluster::node_id(&options.data_dir)?,
         crate::storage::DEFAULT_MAX_OBJECT_BYTES,
-        options
-            .storage_url
-            .as_deref()
-            .map(crate::storage::remote::Remote::from_url)
-            .transpose()?,
+        remote,
+        options.durability,
     )
     .await
     .context("opening the object store")?;
@@ -265,21 +265,32 @@ async fn open(name: &str, dir: &Path, shared: &Shared) -> anyhow::Result<Arc<App
         },
         auth.public_url(),
     );
-    let db = store::open_data(dir).await?;
+    // The node's own database: what earlier versions kept there is moved
+    // into the environment's database.
+    let local = store::open_data(dir).await?;
+    let kept = crate::functions::store::Store::open(
+        records.backend().clone(),
+        dir.join("components"),
+        crate::functions::store::channel(name),
+    )
+    .await?;
+    kept.adopt(&local)
+        .await
+        .context("moving functions out of aura.db")?;
     let logs = InvocationLog::start(store::open_logs(dir).await?, shared.metrics.clone());
-    let functions = Arc::new(
-        Functions::load(
-            db.clone(),
-            runtime,
-            dir.join("components"),
-            logs,
-            shared.metrics.clone(),
-        )
-        .await?,
-    );
-    let scheduler = Scheduler::start(&db, records.clone(), functions.clone()).await?;
+    let functions = Arc::new(Functions::load(kept, runtime, logs, shared.metrics.clone()).await?);
+    if let Some(pool) = records.postgres_pool() {
+        crate::functions::follow::start(&functions, pool).await?;
+    }
+    let scheduler = Scheduler::start(
+        &local,
+        records.clone(),
+        functions.clone(),
+        crate::cluster::node_id(&options.data_dir)?,
+    )
+    .await?;
     let queue = Queue::start(
-        &db,
+        &local,
         records.clone(),
         dir,
         functions.clone(),
@@ -289,8 +300,6 @@ async fn open(name: &str, dir: &Path, shared: &Shared) -> anyhow::Result<Arc<App
     let backups = crate::backup::Backups::start(
         dir,
         records.clone(),
-        db.clone(),
-        functions.clone(),
         storage.clone(),
         secrets.clone(),
         options.auto_backup,

@@ -52,6 +52,8 @@ pub struct ServeOptions {
     pub audit_retention_days: u32,
     /// How long a read shaped by its caller (a filter, a sort) may run.
     pub query_timeout: std::time::Duration,
+    /// What an acknowledged write survives.
+    pub durability: crate::db::Durability,
 }
 
 /// Runs the server until interrupted.

@@ -139,11 +139,14 @@ async fn a_backup_taken_under_writes_restores_consistently() {
         .iter()
         .map(|f| f["path"].as_str().unwrap())
         .collect();
+    // Functions and their components are in collections.db.
+    assert!(files.contains(&"collections.db"), "{files:?}");
     assert!(
-        files.contains(&"collections.db") && files.contains(&"aura.db"),
+        !files
+            .iter()
+            .any(|f| f.starts_with("components/") || *f == "aura.db"),
         "{files:?}"
     );
-    assert!(files.iter().any(|f| f.starts_with("components/")));
     assert!(files.iter().any(|f| f.starts_with("storage/blobs/")));
     assert!(
         !files.iter().any(|f| f.contains("master.key")),
@@ -231,8 +234,12 @@ async fn a_backup_taken_under_writes_restores_consistently() {
     assert_eq!(hello.status(), 200);
 
     // A damaged backup is refused before anything is copied.
-    // (aura.db is a copy; blobs are links to the live files.)
-    std::fs::write(std::path::Path::new(&path).join("aura.db"), b"tampered").unwrap();
+    // (collections.db is a copy; blobs are links to the live files.)
+    std::fs::write(
+        std::path::Path::new(&path).join("collections.db"),
+        b"tampered",
+    )
+    .unwrap();
     let target = tempfile::tempdir().unwrap();
     let damaged = aura.cli(&[
         "backup",
@@ -378,7 +385,7 @@ async fn encrypted_backups_restore_only_with_their_key() {
     .await;
     assert_eq!(page["items"][0]["text"], marker.as_str());
     // A flipped byte is noticed, and the data directory is left empty.
-    let sealed = path.join("aura.db.sealed");
+    let sealed = path.join("collections.db.sealed");
     let mut bytes = std::fs::read(&sealed).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 1;

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 /// Starts `aura serve` on `url` with `env`, expecting it to refuse: answers
 /// what it said.
-fn refused(url: &str, env: &[(&str, &str)]) -> String {
+fn refused(url: &str, storage: Option<&str>, env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_aura"))
         .args([
@@ -21,6 +21,7 @@ fn refused(url: &str, env: &[(&str, &str)]) -> String {
             "--database",
             url,
         ])
+        .args(storage.map(|s| ["--storage-url", s]).into_iter().flatten())
         .arg("--data-dir")
         .arg(dir.path())
         .env_remove("AURA_ADMIN_TOKEN")
@@ -41,21 +42,36 @@ async fn a_node_with_another_token_or_key_refuses_to_join() {
     };
     let url = postgres_url_of(&a);
     let [(_, token), (_, key)] = node_env(&a);
-    let said = refused(&url, &[]);
+    let storage = format!("file://{}", a.aura.data_dir().join("storage").display());
+    let shared = Some(storage.as_str());
+    let said = refused(&url, shared, &[]);
     assert!(
         said.contains("master key") && said.contains("AURA_MASTER_KEY"),
         "{said}"
     );
-    let said = refused(&url, &[("AURA_MASTER_KEY", &key)]);
+    let said = refused(&url, shared, &[("AURA_MASTER_KEY", &key)]);
     assert!(
         said.contains("admin token") && said.contains("AURA_ADMIN_TOKEN"),
         "{said}"
     );
     let said = refused(
         &url,
+        shared,
         &[("AURA_MASTER_KEY", &key), ("AURA_ADMIN_TOKEN", "short")],
     );
     assert!(said.contains("at least 32"), "{said}");
+
+    // With both but object bytes in a directory of its own, it would
+    // list objects it cannot read: it refuses too.
+    let said = refused(
+        &url,
+        None,
+        &[("AURA_MASTER_KEY", &key), ("AURA_ADMIN_TOKEN", &token)],
+    );
+    assert!(
+        said.contains("object store") && said.contains("--storage-url"),
+        "{said}"
+    );
 
     // With both, it joins: the first node's token works on it.
     let b = second_node(&a, &[]);
@@ -83,6 +99,125 @@ async fn a_node_with_another_token_or_key_refuses_to_join() {
         .unwrap();
     assert_eq!(read.status(), 200);
     assert!(read.text().await.unwrap().contains("from A"));
+    drop(b);
+    a.finish().await;
+}
+
+/// What `GET /fn/greet` answers on `node`: status and body.
+async fn greet(node: &crate::support::Aura) -> (u16, String) {
+    let response = node.http.get(node.at("/fn/greet")).send().await.unwrap();
+    (
+        response.status().as_u16(),
+        response.text().await.unwrap_or_default(),
+    )
+}
+
+/// Waits until every node of `nodes` answers `/fn/greet` as `expected`
+/// says; answers how long the slowest took.
+async fn until_all(
+    nodes: &[&crate::support::Aura],
+    expected: impl Fn(u16, &str) -> bool,
+) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    for node in nodes {
+        loop {
+            let (status, body) = greet(node).await;
+            if expected(status, &body) {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{}: still {status} {body}",
+                node.url
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    started.elapsed()
+}
+
+/// A function deployed on one node is served by every node of the
+/// database, and a rollback or delete on any node reaches all of them: the
+/// versions and components live in the shared database (issue 19).
+#[tokio::test]
+async fn a_function_deployed_on_one_node_runs_on_every_node() {
+    let Some(a) = Db::postgres().await else {
+        return;
+    };
+    let b = second_node(&a, &[]);
+    let c = second_node(&a, &[]);
+    let nodes = [&a.aura, &b, &c];
+    let hello = |status: u16, body: &str| status == 200 && body.starts_with("Hello from Aura");
+    let echo = |status: u16, body: &str| status == 200 && body.contains("\"method\"");
+
+    a.aura.deploy("greet", "hello", json!({})).await;
+    let took = until_all(&nodes, hello).await;
+    eprintln!("deploy on A -> every node serves it: {took:?}");
+
+    // A new version deployed on B replaces it everywhere.
+    let deployed = b.deploy("greet", "echo", json!({})).await;
+    assert_eq!(deployed["version"], 2, "{deployed}");
+    until_all(&nodes, echo).await;
+    let (status, listed) = c.admin_get("/api/admin/functions/greet/versions").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["versions"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+
+    // A rollback on C: every node runs version 1 again.
+    let (status, rolled) = c
+        .admin_post("/api/admin/functions/greet/rollback", json!({}))
+        .await;
+    assert_eq!(status, 200, "{rolled}");
+    until_all(&nodes, hello).await;
+
+    // A node started after the changes serves the active version at once.
+    let late = second_node(&a, &[]);
+    let (status, body) = greet(&late).await;
+    assert!(hello(status, &body), "{status} {body}");
+
+    // A delete on A: gone from every node.
+    let (status, _) = a.aura.admin_delete("/api/admin/functions/greet").await;
+    assert_eq!(status, 204);
+    until_all(&[&a.aura, &b, &c, &late], |status, _| status == 404).await;
+    drop((b, c, late));
+    a.finish().await;
+}
+
+/// Nodes that keep object bytes in one directory (`file://`, a filesystem
+/// they all mount) read each other's objects.
+#[tokio::test]
+async fn nodes_on_a_shared_directory_read_each_others_objects() {
+    let Some(a) = Db::postgres().await else {
+        return;
+    };
+    let b = second_node(&a, &[]);
+    let (status, created) = a
+        .aura
+        .admin_post("/api/admin/storage/buckets", json!({"name": "files"}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let put = a
+        .aura
+        .http
+        .put(a.aura.at("/api/storage/files/notes/a.txt"))
+        .bearer_auth(&a.aura.token)
+        .body("written on A")
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let got = b
+        .http
+        .get(b.at("/api/storage/files/notes/a.txt"))
+        .bearer_auth(&b.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.text().await.unwrap(), "written on A");
     drop(b);
     a.finish().await;
 }

@@ -1672,10 +1672,16 @@ pub fn node_env(db: &Db) -> [(&'static str, String); 2] {
     ]
 }
 
-/// A second node on `db`'s PostgreSQL database, with `extra` arguments.
+/// A second node on `db`'s PostgreSQL database, with `extra` arguments;
+/// unless they name a `--storage-url`, it keeps object bytes in the first
+/// node's storage directory (as nodes on a shared filesystem do).
 pub fn second_node(db: &Db, extra: &[&str]) -> Aura {
     let url = postgres_url_of(db);
+    let shared = format!("file://{}", db.aura.data_dir().join("storage").display());
     let mut arguments = vec!["--database", url.as_str()];
+    if !extra.contains(&"--storage-url") {
+        arguments.extend(["--storage-url", shared.as_str()]);
+    }
     arguments.extend_from_slice(extra);
     let env = node_env(db);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -202,3 +202,62 @@ fn text(body: &Value) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// Functions, versions and snapshots an earlier version kept in the node's
+/// `aura.db` (components in `DATA/components`) move into the environment's
+/// database at start, where every node of a shared database finds them.
+#[tokio::test]
+async fn functions_of_an_earlier_version_are_moved_at_start() {
+    let aura = Aura::start();
+    let dir = aura.stop();
+    let component = wasm("hello");
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&component));
+    std::fs::write(
+        dir.path().join("components").join(format!("{hash}.wasm")),
+        &component,
+    )
+    .unwrap();
+    let size = component.len();
+    crate::support::sqlite_exec(
+        &dir.path().join("aura.db"),
+        &[
+            "CREATE TABLE functions (name TEXT PRIMARY KEY, active_version INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+            "CREATE TABLE function_versions (function TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE, version INTEGER NOT NULL, hash TEXT NOT NULL, size INTEGER NOT NULL, limits TEXT NOT NULL, created_at TEXT NOT NULL, grants TEXT NOT NULL DEFAULT '{}', PRIMARY KEY (function, version))",
+            "CREATE TABLE snapshots (id INTEGER PRIMARY KEY AUTOINCREMENT, label TEXT NOT NULL, definition TEXT NOT NULL, created_at TEXT NOT NULL)",
+            "CREATE TABLE snapshot_components (snapshot INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE, hash TEXT NOT NULL, PRIMARY KEY (snapshot, hash))",
+            "INSERT INTO functions VALUES ('greet', 2, '2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z')",
+            &format!("INSERT INTO function_versions (function, version, hash, size, limits, created_at) VALUES ('greet', 1, '{hash}', {size}, '{{}}', '2026-01-01T00:00:00.000Z')"),
+            &format!("INSERT INTO function_versions (function, version, hash, size, limits, created_at) VALUES ('greet', 2, '{hash}', {size}, '{{}}', '2026-01-02T00:00:00.000Z')"),
+            "INSERT INTO snapshots (id, label, definition, created_at) VALUES (7, 'push', '{}', '2026-01-02T00:00:00.000Z')",
+            &format!("INSERT INTO snapshot_components VALUES (7, '{hash}')"),
+        ],
+    )
+    .await;
+
+    let aura = Aura::start_in(dir);
+    let response = aura.http.get(aura.at("/fn/greet")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, versions) = aura.admin_get("/api/admin/functions/greet/versions").await;
+    assert_eq!(status, 200, "{versions}");
+    let numbers: Vec<&Value> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["version"])
+        .collect();
+    assert_eq!(numbers, [&json!(2), &json!(1)]);
+    assert_eq!(versions["versions"][0]["active"], true);
+    let (status, snapshot) = aura.admin_get("/api/admin/snapshots/7").await;
+    assert_eq!(
+        (status, &snapshot["label"]),
+        (200, &json!("push")),
+        "{snapshot}"
+    );
+    // The snapshot outlives the function, and a restart moves nothing twice.
+    let (status, _) = aura.admin_delete("/api/admin/functions/greet").await;
+    assert_eq!(status, 204);
+    let dir = aura.stop();
+    let aura = Aura::start_in(dir);
+    let (status, _) = aura.admin_get("/api/admin/snapshots/7").await;
+    assert_eq!(status, 200);
+}

@@ -367,11 +367,10 @@ async fn two_nodes_fire_each_tick_once_over_postgres() {
         return;
     };
     let b = crate::database::second_node(&a, &[]);
-    // Functions are deployed per node.
-    for node in [&a.aura, &b] {
-        node.deploy("hello", "hello", json!({})).await;
-        node.deploy("sleepy", "sleepy", json!({})).await;
-    }
+    a.aura.deploy("hello", "hello", json!({})).await;
+    a.aura.deploy("sleepy", "sleepy", json!({})).await;
+    serving(&b, "/fn/sleepy?ms=1").await;
+    serving(&b, "/fn/hello").await;
     let spec = json!({"function": "hello", "cron": "* * * * * *"});
     assert_eq!(put(&a.aura, "tick", spec).await.0, 200);
     let slow =
@@ -484,4 +483,86 @@ async fn overlapping_runs_wait_their_turn_when_queued() {
     let start = |r: &Value| r["started_at"].as_str().unwrap().to_owned();
     assert!(start(ok[1]) >= end(ok[0]), "runs overlap: {ok:?}");
     assert_ne!(ok[0]["scheduled_for"], ok[1]["scheduled_for"]);
+}
+
+/// Waits until `node` answers 200 on `path` (a function deployed on
+/// another node reaches it within moments).
+async fn serving(node: &Aura, path: &str) {
+    for _ in 0..500 {
+        let response = node.http.get(node.at(path)).send().await.unwrap();
+        if response.status() == 200 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} never served {path}", node.url);
+}
+
+/// A scheduled run whose node is killed mid-run is recorded `lost`, naming
+/// that node, once its lease lapses; a surviving node retries it under the
+/// schedule's policy, and later ticks run (issue 19).
+#[tokio::test]
+async fn a_run_killed_with_its_node_is_recorded_lost_and_retried() {
+    let Some(mut a) = crate::database::Db::postgres().await else {
+        return;
+    };
+    let mut b = crate::database::second_node(&a, &[]);
+    a.aura.deploy("sleepy", "sleepy", json!({})).await;
+    serving(&b, "/fn/sleepy?ms=1").await;
+    let slow =
+        json!({"function": "sleepy", "cron": "* * * * * *", "path": "/?ms=2500", "retries": 1});
+    assert_eq!(put(&a.aura, "slow", slow).await.0, 200);
+    let first = runs_until(&a.aura, "slow", |runs| {
+        !with_status(runs, "running").is_empty()
+    })
+    .await;
+    let running = with_status(&first, "running")[0].clone();
+    let node_of = |aura: &Aura| {
+        std::fs::read_to_string(aura.data_dir().join("node.id"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let victim = running["node"].as_str().unwrap().to_owned();
+    let survivor = if victim == node_of(&a.aura) {
+        a.aura.kill();
+        &b
+    } else {
+        assert_eq!(victim, node_of(&b), "{running}");
+        b.kill();
+        &a.aura
+    };
+
+    // Once the lease lapses, the run is lost (naming the node), retried
+    // as attempt 2 of the same tick, and later ticks run.
+    let tick = running["scheduled_for"].clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let history = loop {
+        let history = runs(survivor, "slow").await;
+        let lost = history
+            .iter()
+            .find(|r| r["scheduled_for"] == tick && r["attempt"] == 1);
+        let retried = history
+            .iter()
+            .any(|r| r["scheduled_for"] == tick && r["attempt"] == 2 && r["status"] == "ok");
+        let later = history
+            .iter()
+            .any(|r| r["status"] == "ok" && r["scheduled_for"].as_str() > tick.as_str());
+        if lost.is_some_and(|r| r["status"] == "lost") && retried && later {
+            break history;
+        }
+        assert!(std::time::Instant::now() < deadline, "{history:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let lost = history
+        .iter()
+        .find(|r| r["scheduled_for"] == tick && r["attempt"] == 1)
+        .unwrap();
+    assert!(lost["error"].as_str().unwrap().contains(&victim), "{lost}");
+    assert!(
+        with_status(&history, "running").len() <= 1,
+        "only the survivor's run may be going: {history:?}"
+    );
+    drop(b);
+    a.finish().await;
 }

@@ -444,6 +444,7 @@ async fn objects(aura: &Aura) {
     assert_eq!(
         std::fs::read_dir(aura.data_dir().join("storage/tmp"))
             .unwrap()
+            .flat_map(|node| std::fs::read_dir(node.unwrap().path()).unwrap())
             .count(),
         0,
         "no temporary files are left"

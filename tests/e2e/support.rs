@@ -93,6 +93,12 @@ impl Aura {
         }
     }
 
+    /// Kills the server (`SIGKILL`) where it stands.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops the server, keeping its data directory for a restart.
     pub fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();

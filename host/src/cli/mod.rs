@@ -107,9 +107,10 @@ enum Command {
         /// a `postgres://` URL [default: DATA/collections.db]
         #[arg(long, env = "AURA_DATABASE_URL", value_name = "URL")]
         database: Option<String>,
-        /// Keep object bytes in a bucket of an S3 service, for several nodes:
-        /// `s3+https://KEY:SECRET@host/bucket[/prefix]?region=…`
-        /// [default: DATA/storage]
+        /// Where object bytes live, one place for every node of a shared
+        /// database: a bucket of an S3 service
+        /// (`s3+https://KEY:SECRET@host/bucket[/prefix]?region=…`) or a
+        /// directory every node mounts (`file:///path`) [default: DATA/storage]
         #[arg(long, env = "AURA_STORAGE_URL", value_name = "URL")]
         storage_url: Option<String>,
         /// Where the S3-compatible API listens (`off` to disable it)
@@ -130,6 +131,11 @@ enum Command {
         /// sort) may run before it is stopped with 503 `query_timeout`
         #[arg(long, env = "AURA_QUERY_TIMEOUT_MS", value_name = "MS", default_value_t = crate::db::DEFAULT_QUERY_TIMEOUT.as_millis() as u64)]
         query_timeout_ms: u64,
+        /// What an acknowledged write survives: `fast`, the process being
+        /// killed; `safe`, an OS crash or power loss too (SQLite
+        /// `synchronous=FULL`, directories synced after renames)
+        #[arg(long, env = "AURA_DURABILITY", value_enum, default_value_t = crate::db::Durability::Fast)]
+        durability: crate::db::Durability,
         /// Print a one-time dashboard sign-in link at start: `auto` only
         /// when standard output is a terminal (so service logs never hold
         /// one), `always`, or `never`
@@ -339,6 +345,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         auto_backup,
         audit_retention_days,
         query_timeout_ms,
+        durability,
         sign_in_link,
     } = cli.command
     {
@@ -361,6 +368,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             auto_backup,
             audit_retention_days,
             query_timeout: std::time::Duration::from_millis(query_timeout_ms.max(1)),
+            durability,
             sign_in_link: match sign_in_link {
                 SignInLink::Auto => std::io::IsTerminal::is_terminal(&std::io::stdout()),
                 SignInLink::Always => true,

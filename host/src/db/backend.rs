@@ -132,6 +132,8 @@ pub enum Arg {
     /// parameter types, so a NULL must have the same type as the values
     /// the same statement binds later.
     NullOf(Storage),
+    /// Bytes (a BLOB in SQLite, BYTEA in PostgreSQL).
+    Bytes(bytes::Bytes),
 }
 
 impl From<Param> for Arg {
@@ -143,6 +145,21 @@ impl From<Param> for Arg {
             Param::Null => Arg::Null,
         }
     }
+}
+
+/// What an acknowledged write survives. On PostgreSQL it is the server's
+/// to say (`synchronous_commit`), in either mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// The process being killed (SQLite `synchronous=NORMAL` in WAL mode:
+    /// an OS crash or power loss may lose the newest writes, never
+    /// corrupt the database).
+    #[default]
+    Fast,
+    /// An OS crash or power loss too: SQLite `synchronous=FULL`, and each
+    /// directory a file is renamed into is synced before the write is
+    /// acknowledged.
+    Safe,
 }
 
 /// A statement under construction: text plus arguments in order.
@@ -210,11 +227,21 @@ impl Query {
                 arg @ Arg::Bool(_) => self.arg(arg, Storage::Bool),
                 arg @ Arg::Json(_) => self.arg(arg, Storage::Json),
                 Arg::NullOf(storage) => self.arg(Arg::Null, storage),
+                arg @ Arg::Bytes(_) => self.bytes(arg),
                 arg => self.arg(arg, Storage::Text),
             };
             self.sql(part);
         }
         debug_assert!(args.next().is_none(), "more arguments than `?` marks");
+        self
+    }
+
+    fn bytes(&mut self, arg: Arg) -> &mut Self {
+        self.args.push(arg);
+        match self.dialect {
+            Dialect::Sqlite => self.text.push_str(&format!("?{}", self.args.len())),
+            Dialect::Postgres => self.text.push_str(&format!("${}::bytea", self.args.len())),
+        }
         self
     }
 
@@ -257,6 +284,7 @@ macro_rules! bind_all {
                 }
                 Arg::NullOf(Storage::Number) => query.bind(None::<f64>),
                 Arg::NullOf(Storage::Bool) => query.bind(None::<bool>),
+                Arg::Bytes(v) => query.bind(&v[..]),
             };
         }
         query
@@ -384,7 +412,7 @@ impl Backend {
     }
 
     /// Connects, creating the SQLite file if needed.
-    pub async fn open(location: &Location) -> anyhow::Result<Self> {
+    pub async fn open(location: &Location, durability: Durability) -> anyhow::Result<Self> {
         Ok(match location {
             Location::Memory => {
                 // One connection that never closes: the database lives in it.
@@ -406,7 +434,10 @@ impl Backend {
                     .filename(path)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
+                    .synchronous(match durability {
+                        Durability::Fast => SqliteSynchronous::Normal,
+                        Durability::Safe => SqliteSynchronous::Full,
+                    })
                     .busy_timeout(Duration::from_secs(10))
                     .pragma("cache_size", "-16000");
                 let writer = SqlitePoolOptions::new()
@@ -549,6 +580,15 @@ impl Backend {
         self.reader().count(query).await
     }
 
+    /// Reads the one binary column of the first row, if there is one.
+    pub async fn bytes(
+        &self,
+        sql: &str,
+        args: impl IntoIterator<Item = Arg>,
+    ) -> anyhow::Result<Option<Vec<u8>>> {
+        self.reader().bytes(&self.statement(sql, args)).await
+    }
+
     /// Connections that serve reads at once.
     pub fn readers(&self) -> u32 {
         match self {
@@ -613,6 +653,14 @@ impl Conn<'_> {
         ))
     }
 
+    async fn bytes(self, query: &Query) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(
+            on_conn!(self, e => bind_all!(sqlx::query_scalar::<_, Vec<u8>>(&query.text), &query.args)
+            .fetch_optional(e)
+            .await?),
+        )
+    }
+
     async fn count(self, query: &Query) -> anyhow::Result<i64> {
         Ok(
             on_conn!(self, e => bind_all!(sqlx::query_scalar::<_, i64>(&query.text), &query.args)
@@ -658,10 +706,16 @@ impl Tx {
     /// definition of `collection` changed (PostgreSQL `NOTIFY`; a no-op on
     /// SQLite, which one process owns).
     pub async fn notify_schema_change(&mut self, collection: &str) -> Result<(), sqlx::Error> {
+        self.notify(SCHEMA_CHANNEL, collection).await
+    }
+
+    /// Sends `payload` on PostgreSQL channel `channel` once this
+    /// transaction commits (a no-op on SQLite, which one process owns).
+    pub async fn notify(&mut self, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
         if let Conn::Postgres(conn) = self.conn() {
             sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(SCHEMA_CHANNEL)
-                .bind(collection)
+                .bind(channel)
+                .bind(payload)
                 .execute(conn)
                 .await?;
         }
@@ -899,6 +953,7 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
     statements.extend(crate::queue::tables(backend.dialect()));
     statements.extend(crate::secrets::tables(backend.dialect()));
     statements.extend(crate::cluster::tables(backend.dialect()));
+    statements.extend(crate::functions::store::tables(backend.dialect()));
     if backend.dialect() == Dialect::Postgres {
         // Realtime events too large for a NOTIFY payload (see realtime::relay).
         statements.push("CREATE TABLE IF NOT EXISTS _aura_event_payloads (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now())".to_owned());
@@ -908,6 +963,31 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
         let mut query = backend.query();
         query.sql(&statement);
         tx.execute(&query).await?;
+    }
+    // Columns later versions added to tables that exist already.
+    for (table, column, definition) in crate::scheduler::added_columns() {
+        let present = match backend.dialect() {
+            Dialect::Sqlite => {
+                tx.count(&backend.statement(
+                    "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?",
+                    [text_arg(table), text_arg(column)],
+                ))
+                .await?
+                    > 0
+            }
+            Dialect::Postgres => false,
+        };
+        if !present {
+            let exists = match backend.dialect() {
+                Dialect::Sqlite => "",
+                Dialect::Postgres => "IF NOT EXISTS ",
+            };
+            let mut query = backend.query();
+            query.sql(&format!(
+                "ALTER TABLE {table} ADD COLUMN {exists}{column} {definition}"
+            ));
+            tx.execute(&query).await?;
+        }
     }
     tx.commit().await?;
     Ok(())

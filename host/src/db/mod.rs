@@ -13,7 +13,7 @@ pub mod resolve;
 pub mod schema;
 pub mod values;
 
-pub use backend::Location;
+pub use backend::{Durability, Location};
 pub use migrate::{Applied, Migration};
 pub use records::{BatchOp, ListQuery, Page, ReadQuery, caller_filter};
 pub use resolve::{Caller, User};
@@ -186,8 +186,9 @@ impl Database {
     pub async fn open(
         location: Location,
         query_timeout: std::time::Duration,
+        durability: Durability,
     ) -> anyhow::Result<Arc<Self>> {
-        let backend = Backend::open(&location).await?;
+        let backend = Backend::open(&location, durability).await?;
         backend::prepare(&backend).await?;
         let anonymous_readers =
             tokio::sync::Semaphore::new((backend.readers() as usize / 2).max(1));

@@ -1,13 +1,16 @@
 //! The functions service: deploying components as immutable versions,
 //! activating and rolling back versions, and invoking the active version.
 //!
-//! It owns the `functions` and `function_versions` tables, the component
-//! blobs under `DATA/components/`, and the in-memory table of active,
-//! pre-linked versions. The admin API and the invoke route are thin doors
-//! onto it; it knows nothing of axum.
+//! Versions and components live in the environment's database
+//! ([`store`]); this service keeps the in-memory table of active,
+//! pre-linked versions, and on a database shared by several nodes follows
+//! the changes other nodes make ([`follow`]). The admin API and the invoke
+//! route are thin doors onto it; it knows nothing of axum.
 
+pub mod follow;
 pub mod logs;
 mod registry;
+pub mod store;
 
 use crate::grants::Grants;
 use crate::metrics::Metrics;
@@ -22,10 +25,9 @@ use logs::InvocationLog;
 use registry::{Finished, Registry};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::{Row, SqlitePool};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use store::Store;
 
 /// What a version is deployed with besides its component: limits and grants.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,9 +139,8 @@ pub const KEEP_COMPILED: i64 = 3;
 
 /// The functions service.
 pub struct Functions {
-    db: SqlitePool,
+    store: Arc<Store>,
     runtime: Arc<Runtime>,
-    blobs: PathBuf,
     registry: Arc<Registry>,
     /// Serialises deploy, rollback and delete so versions activate in order.
     admin: tokio::sync::Mutex<()>,
@@ -154,66 +155,56 @@ impl Functions {
     /// Opens the service and loads every function's active version
     /// (from the compiled cache when possible).
     pub async fn load(
-        db: SqlitePool,
+        store: Store,
         runtime: Arc<Runtime>,
-        blobs: PathBuf,
         logs: InvocationLog,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
-        tokio::fs::create_dir_all(&blobs).await?;
         let share = runtime.per_function_share();
         let slots = Arc::new(tokio::sync::Semaphore::new(
             runtime.per_environment_share() as usize
         ));
         let service = Self {
             slots,
-            db,
+            store: Arc::new(store),
             runtime,
-            blobs,
             registry: Arc::new(Registry::new(logs.clone(), metrics.clone(), share)),
             admin: tokio::sync::Mutex::default(),
             logs,
             metrics,
         };
-        let rows = sqlx::query(
-            "SELECT f.name, v.version, v.hash, v.limits, v.grants FROM functions f \
-             JOIN function_versions v ON v.function = f.name AND v.version = f.active_version",
-        )
-        .fetch_all(&service.db)
-        .await?;
-        let mut pending = Vec::new();
-        for row in rows {
-            let name: String = row.try_get("name")?;
-            let version: i64 = row.try_get("version")?;
-            let hash: String = row.try_get("hash")?;
-            let limits: Limits = serde_json::from_str(row.try_get("limits")?)?;
-            let grants: Grants = serde_json::from_str(row.try_get("grants")?)?;
-            pending.push((name, version, hash, limits, grants));
-        }
-        // A function that imports another loads after it: retry in rounds
-        // until nothing more loads.
+        let actives = service.store.actives(None).await?;
+        service.load_all(actives).await;
+        Ok(service)
+    }
+
+    /// Prepares and activates `pending` versions. A function that imports
+    /// another loads after it: retries in rounds until nothing more loads.
+    async fn load_all(&self, mut pending: Vec<(String, store::Version)>) {
         loop {
             let before = pending.len();
             let mut failed = Vec::new();
-            for (name, version, hash, limits, grants) in pending {
-                match service.prepare_stored(&name, &hash, &grants).await {
+            for (name, version) in pending {
+                match self
+                    .prepare_stored(&name, &version.hash, &version.grants)
+                    .await
+                {
                     Ok((prepared, outcome)) => {
-                        tracing::info!(function = %name, version, cache = ?outcome, "loaded function");
-                        service.activate(&name, version, limits, prepared, &hash, &grants);
+                        tracing::info!(function = %name, version = version.version, cache = ?outcome, "loaded function");
+                        self.activate(&name, &version, prepared);
                     }
-                    Err(err) => failed.push(((name, version, hash, limits, grants), err)),
+                    Err(err) => failed.push(((name, version), err)),
                 }
             }
             let stuck = failed.len() == before;
             if failed.is_empty() || stuck {
-                for ((name, version, ..), err) in failed {
-                    tracing::error!(function = %name, version, error = %err, "cannot load function");
+                for ((name, version), err) in failed {
+                    tracing::error!(function = %name, version = version.version, error = %err, "cannot load function");
                 }
                 break;
             }
             pending = failed.into_iter().map(|(entry, _)| entry).collect();
         }
-        Ok(service)
     }
 
     /// Deploys `wasm` as a new version of `name` and makes it active.
@@ -243,56 +234,27 @@ impl Functions {
             ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         };
         self.check_importers(name, &prepared)?;
-        self.store_blob(&hash, &wasm).await?;
         let now = now();
-        let limits_json = serde_json::to_string(&limits).map_err(anyhow::Error::from)?;
-        let grants_json = serde_json::to_string(&grants).map_err(anyhow::Error::from)?;
-        let mut tx = self.db.begin().await?;
-        let version: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM function_versions WHERE function = ?",
-        )
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO functions (name, active_version, created_at, updated_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT(name) DO UPDATE SET active_version = excluded.active_version, updated_at = excluded.updated_at",
-        )
-        .bind(name)
-        .bind(version)
-        .bind(&now)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO function_versions (function, version, hash, size, limits, grants, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(name)
-        .bind(version)
-        .bind(&hash)
-        .bind(wasm.len() as i64)
-        .bind(&limits_json)
-        .bind(&grants_json)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        self.activate(name, version, limits, prepared, &hash, &grants);
-        tracing::info!(function = name, version, hash, "deployed");
-        if let Err(err) = self.prune_compiled(name).await {
-            tracing::warn!(function = name, "pruning compiled artifacts: {err:#}");
-        }
-        Ok(VersionInfo {
-            function: name.to_owned(),
+        let version = self
+            .store
+            .add_version(name, &hash, &wasm, &limits, &grants, &now)
+            .await?;
+        let stored = store::Version {
             version,
             hash,
             size: wasm.len() as i64,
             limits,
             grants,
-            active: true,
             created_at: now,
+        };
+        self.activate(name, &stored, prepared);
+        tracing::info!(function = name, version, hash = stored.hash, "deployed");
+        if let Err(err) = self.prune_compiled(name).await {
+            tracing::warn!(function = name, "pruning compiled artifacts: {err:#}");
+        }
+        Ok(VersionInfo {
             compile: Some(compile),
+            ..VersionInfo::of(name, stored, true)
         })
     }
 
@@ -306,16 +268,14 @@ impl Functions {
         let active = self.info(name).await?.active_version;
         let target = match to {
             Some(version) => version,
-            None => sqlx::query_scalar::<_, Option<i64>>(
-                "SELECT MAX(version) FROM function_versions WHERE function = ? AND version < ?",
-            )
-            .bind(name)
-            .bind(active)
-            .fetch_one(&self.db)
-            .await?
-            .ok_or_else(|| FunctionError::NoPreviousVersion(name.to_owned(), active))?,
+            None => self
+                .store
+                .previous(name, active)
+                .await?
+                .ok_or_else(|| FunctionError::NoPreviousVersion(name.to_owned(), active))?,
         };
-        let mut version = self
+        let version = self
+            .store
             .versions(name)
             .await?
             .into_iter()
@@ -324,24 +284,11 @@ impl Functions {
         let (prepared, _) = self
             .prepare_stored(name, &version.hash, &version.grants)
             .await?;
-        sqlx::query("UPDATE functions SET active_version = ?, updated_at = ? WHERE name = ?")
-            .bind(target)
-            .bind(now())
-            .bind(name)
-            .execute(&self.db)
-            .await?;
         self.check_importers(name, &prepared)?;
-        self.activate(
-            name,
-            target,
-            version.limits,
-            prepared,
-            &version.hash,
-            &version.grants,
-        );
+        self.store.set_active(name, target, &now()).await?;
+        self.activate(name, &version, prepared);
         tracing::info!(function = name, from = active, to = target, "rolled back");
-        version.active = true;
-        Ok(version)
+        Ok(VersionInfo::of(name, version, true))
     }
 
     /// Makes `name`'s active version the component with SHA-256 `hash`
@@ -370,14 +317,9 @@ impl Functions {
             None => {
                 let wasm = match wasm {
                     Some(wasm) => wasm,
-                    None => tokio::fs::read(self.blob_path(hash))
-                        .await
-                        .map(Bytes::from)
-                        .map_err(|err| {
-                            FunctionError::Internal(anyhow::anyhow!(
-                                "component {hash} is not stored: {err}"
-                            ))
-                        })?,
+                    None => self.component(hash).await.ok_or_else(|| {
+                        FunctionError::Internal(anyhow::anyhow!("component {hash} is not stored"))
+                    })?,
                 };
                 self.deploy(name, wasm, config).await.map(drop)
             }
@@ -386,33 +328,18 @@ impl Functions {
 
     /// Whether the component with SHA-256 `hash` is stored.
     pub async fn has_component(&self, hash: &str) -> bool {
-        hash.bytes().all(|b| b.is_ascii_hexdigit())
-            && tokio::fs::try_exists(self.blob_path(hash))
-                .await
-                .unwrap_or(false)
+        self.store.has_component(hash).await.unwrap_or_else(|err| {
+            tracing::warn!(hash, "looking up a component: {err:#}");
+            false
+        })
     }
 
     /// The stored component with SHA-256 `hash`.
     pub async fn component(&self, hash: &str) -> Option<Bytes> {
-        if !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        tokio::fs::read(self.blob_path(hash))
-            .await
-            .ok()
-            .map(Bytes::from)
-    }
-
-    /// The database of functions (`aura.db`), which also keeps the
-    /// environment's snapshots.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.db
-    }
-
-    /// Holds off deploys, rollbacks and deletes while the guard lives (for
-    /// a backup); answers the component directory.
-    pub async fn hold_changes(&self) -> (std::path::PathBuf, tokio::sync::MutexGuard<'_, ()>) {
-        (self.blobs.clone(), self.admin.lock().await)
+        self.store.component(hash).await.unwrap_or_else(|err| {
+            tracing::warn!(hash, "reading a component: {err:#}");
+            None
+        })
     }
 
     /// Removes the compiled artifacts of `name`'s older versions: those
@@ -421,19 +348,7 @@ impl Functions {
     /// it again (and another environment running the same bytes does so at
     /// its next start).
     async fn prune_compiled(&self, name: &str) -> Result<(), FunctionError> {
-        let stale: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT v.hash FROM function_versions v WHERE v.function = ?1 \
-             AND v.hash NOT IN ( \
-               SELECT k.hash FROM function_versions k \
-               WHERE k.version > (SELECT MAX(m.version) FROM function_versions m WHERE m.function = k.function) - ?2 \
-               UNION SELECT a.hash FROM function_versions a \
-               JOIN functions f ON f.name = a.function AND f.active_version = a.version)",
-        )
-        .bind(name)
-        .bind(KEEP_COMPILED)
-        .fetch_all(&self.db)
-        .await?;
-        for hash in stale {
+        for hash in self.store.stale(name, KEEP_COMPILED).await? {
             self.runtime.evict(&hash);
         }
         Ok(())
@@ -442,28 +357,14 @@ impl Functions {
     /// Removes a function, its versions, its logs and blobs no other version uses.
     pub async fn delete(&self, name: &str) -> Result<(), FunctionError> {
         let _guard = self.admin.lock().await;
-        let versions = self.versions(name).await?;
+        self.info(name).await?;
         let importers = self.registry.importers_of(name);
         if !importers.is_empty() {
             return Err(FunctionError::InUse(in_use_message(name, &importers)));
         }
         self.registry.remove(name);
-        sqlx::query("DELETE FROM functions WHERE name = ?")
-            .bind(name)
-            .execute(&self.db)
-            .await?;
-        for version in versions {
-            let still_used: bool = sqlx::query_scalar(
-                "SELECT EXISTS(SELECT 1 FROM function_versions WHERE hash = ?1) \
-                     OR EXISTS(SELECT 1 FROM snapshot_components WHERE hash = ?1)",
-            )
-            .bind(&version.hash)
-            .fetch_one(&self.db)
-            .await?;
-            if !still_used {
-                let _ = tokio::fs::remove_file(self.blob_path(&version.hash)).await;
-                self.runtime.evict(&version.hash);
-            }
+        for hash in self.store.remove(name).await? {
+            self.runtime.evict(&hash);
         }
         self.logs.delete_function(name).await?;
         tracing::info!(function = name, "deleted");
@@ -472,58 +373,31 @@ impl Functions {
 
     /// All functions, by name.
     pub async fn list(&self) -> Result<Vec<FunctionInfo>, FunctionError> {
-        let rows = sqlx::query(
-            "SELECT f.name, f.active_version, f.created_at, f.updated_at, \
-             (SELECT COUNT(*) FROM function_versions v WHERE v.function = f.name) AS versions \
-             FROM functions f ORDER BY f.name",
-        )
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter().map(function_from_row).collect()
+        Ok(self.store.functions(None).await?)
     }
 
     /// One function.
     pub async fn info(&self, name: &str) -> Result<FunctionInfo, FunctionError> {
-        let row = sqlx::query(
-            "SELECT f.name, f.active_version, f.created_at, f.updated_at, \
-             (SELECT COUNT(*) FROM function_versions v WHERE v.function = f.name) AS versions \
-             FROM functions f WHERE f.name = ?",
-        )
-        .bind(name)
-        .fetch_optional(&self.db)
-        .await?
-        .ok_or_else(|| FunctionError::NotFound(name.to_owned()))?;
-        function_from_row(&row)
+        self.store
+            .functions(Some(name))
+            .await?
+            .pop()
+            .ok_or_else(|| FunctionError::NotFound(name.to_owned()))
     }
 
     /// A function's versions, newest first.
     pub async fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, FunctionError> {
         let active = self.info(name).await?.active_version;
-        let rows = sqlx::query(
-            "SELECT version, hash, size, limits, grants, created_at FROM function_versions \
-             WHERE function = ? ORDER BY version DESC",
-        )
-        .bind(name)
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let version: i64 = row.try_get("version")?;
-                Ok(VersionInfo {
-                    function: name.to_owned(),
-                    version,
-                    hash: row.try_get("hash")?,
-                    size: row.try_get("size")?,
-                    limits: serde_json::from_str(row.try_get("limits")?)
-                        .map_err(anyhow::Error::from)?,
-                    grants: serde_json::from_str(row.try_get("grants")?)
-                        .map_err(anyhow::Error::from)?,
-                    active: version == active,
-                    created_at: row.try_get("created_at")?,
-                    compile: None,
-                })
+        Ok(self
+            .store
+            .versions(name)
+            .await?
+            .into_iter()
+            .map(|v| {
+                let is_active = v.version == active;
+                VersionInfo::of(name, v, is_active)
             })
-            .collect()
+            .collect())
     }
 
     /// The active version of `name`, if deployed.
@@ -636,21 +510,15 @@ impl Functions {
     /// the active `version` of `name`. Baseline code is replaced by
     /// optimized code compiled in the background, if the version is still
     /// active when it is ready.
-    fn activate(
-        &self,
-        name: &str,
-        version: i64,
-        limits: Limits,
-        prepared: Prepared,
-        hash: &str,
-        grants: &Grants,
-    ) {
+    fn activate(&self, name: &str, stored: &store::Version, prepared: Prepared) {
         let baseline = prepared.is_baseline();
+        let version = stored.version;
         self.registry.activate(
             name,
             Loaded {
                 version,
-                limits,
+                hash: stored.hash.clone(),
+                limits: stored.limits,
                 prepared,
             },
         );
@@ -660,11 +528,14 @@ impl Functions {
         let runtime = self.runtime.clone();
         let registry = self.registry.clone();
         let metrics = self.metrics.clone();
-        let path = self.blob_path(hash);
-        let (name, hash, grants) = (name.to_owned(), hash.to_owned(), grants.clone());
+        let store = self.store.clone();
+        let (name, hash, grants) = (name.to_owned(), stored.hash.clone(), stored.grants.clone());
         tokio::spawn(async move {
             let compiled = async {
-                let wasm = tokio::fs::read(&path).await?;
+                let wasm = store
+                    .component(&hash)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("component {hash} is not stored"))?;
                 let callees: Arc<dyn Callees> = registry.clone();
                 let (name, hash, runtime) = (name.clone(), hash.clone(), runtime.clone());
                 tokio::task::spawn_blocking(move || {
@@ -739,37 +610,30 @@ impl Functions {
         hash: &str,
         grants: &Grants,
     ) -> Result<(Prepared, CacheOutcome), FunctionError> {
-        let wasm = tokio::fs::read(self.blob_path(hash))
+        let wasm = self
+            .store
+            .component(hash)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("component {hash} is not stored"))?;
+        self.prepare(name, wasm, hash.to_owned(), grants.clone())
             .await
-            .map_err(|err| anyhow::anyhow!("reading component {hash}: {err}"))?;
-        self.prepare(name, wasm.into(), hash.to_owned(), grants.clone())
-            .await
-    }
-
-    async fn store_blob(&self, hash: &str, wasm: &[u8]) -> anyhow::Result<()> {
-        let path = self.blob_path(hash);
-        if tokio::fs::try_exists(&path).await? {
-            return Ok(());
-        }
-        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::now_v7()));
-        tokio::fs::write(&tmp, wasm).await?;
-        tokio::fs::rename(&tmp, &path).await?;
-        Ok(())
-    }
-
-    fn blob_path(&self, hash: &str) -> PathBuf {
-        self.blobs.join(format!("{hash}.wasm"))
     }
 }
 
-fn function_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<FunctionInfo, FunctionError> {
-    Ok(FunctionInfo {
-        name: row.try_get("name")?,
-        active_version: row.try_get("active_version")?,
-        versions: row.try_get("versions")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+impl VersionInfo {
+    fn of(function: &str, stored: store::Version, active: bool) -> Self {
+        Self {
+            function: function.to_owned(),
+            version: stored.version,
+            hash: stored.hash,
+            size: stored.size,
+            limits: stored.limits,
+            grants: stored.grants,
+            active,
+            created_at: stored.created_at,
+            compile: None,
+        }
+    }
 }
 
 /// Function names: 1-63 of `a-z 0-9 - _`, starting with a letter or digit.

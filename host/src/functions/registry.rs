@@ -86,10 +86,16 @@ impl Registry {
         }
         *current = Arc::new(Loaded {
             version,
+            hash: current.hash.clone(),
             limits: current.limits,
             prepared,
         });
         true
+    }
+
+    /// The names of the active functions.
+    pub fn names(&self) -> Vec<String> {
+        self.read().keys().cloned().collect()
     }
 
     /// Forgets `name`.

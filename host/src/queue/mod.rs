@@ -118,20 +118,6 @@ fn base64_text(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// This node's lasting id: kept in `DATA/node.id`, so a restarted node
-/// knows which invocations it left running.
-fn node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
-    let path = data_dir.join("node.id");
-    match std::fs::read_to_string(&path) {
-        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
-        _ => {
-            let id = uuid::Uuid::now_v7().to_string();
-            std::fs::write(&path, &id)?;
-            Ok(id)
-        }
-    }
-}
-
 /// The durable queue and its dispatcher.
 pub struct Queue {
     db: Arc<Database>,
@@ -157,7 +143,7 @@ impl Queue {
             db,
             functions,
             max_queued,
-            node: node_id(data_dir)?,
+            node: crate::cluster::node_id(data_dir)?,
             running: Mutex::default(),
             wake: Notify::new(),
         });

@@ -29,6 +29,8 @@ use wasmtime::component::{Linker, Type, Val};
 pub struct Loaded {
     /// Version number.
     pub version: i64,
+    /// SHA-256 of its component (hex).
+    pub hash: String,
     /// Its limits.
     pub limits: Limits,
     /// The compiled, pre-linked component.

@@ -14,7 +14,12 @@
 //! - a running schedule holds a lease (`busy_until`), renewed while it runs
 //!   and lapsing if its node stops; a tick claimed while the lease is held
 //!   is skipped, or queued (one waiting tick per schedule) for whichever
-//!   node holds or next takes the lease.
+//!   node holds or next takes the lease;
+//! - an attempt is in the history from its start (`running`, with its
+//!   node); the node that next takes the lease records attempts still
+//!   `running` as `lost` (their node stopped) and retries them under the
+//!   schedule's retry policy. A node restarting gives up the leases it
+//!   held at once.
 
 mod spec;
 
@@ -40,10 +45,11 @@ use tokio::sync::Notify;
 const RETAINED_RUNS: i64 = 1000;
 /// Longest wait between checks for due schedules.
 const MAX_SLEEP: Duration = Duration::from_millis(500);
-/// How long a running schedule's lease lasts unless renewed.
-const LEASE: Duration = Duration::from_secs(30);
+/// How long a running schedule's lease lasts unless renewed: how long a
+/// run whose node died holds later ticks back.
+const LEASE: Duration = Duration::from_secs(6);
 /// How often a running schedule renews its lease.
-const RENEW: Duration = Duration::from_secs(10);
+const RENEW: Duration = Duration::from_secs(2);
 
 /// A stored schedule.
 #[derive(Debug, Clone, Serialize)]
@@ -78,7 +84,8 @@ pub struct Run {
     pub started_at: String,
     /// End of the attempt.
     pub finished_at: String,
-    /// `ok`, `failed`, `skipped` (overlap) or `missed` (downtime).
+    /// `running`, `ok`, `failed`, `lost` (its node stopped during the
+    /// run), `skipped` (overlap) or `missed` (downtime).
     pub status: String,
     /// 1 for the first attempt, 2 for the first retry…
     pub attempt: i64,
@@ -90,6 +97,8 @@ pub struct Run {
     pub invocation_id: Option<String>,
     /// Attempt duration in milliseconds.
     pub duration_ms: f64,
+    /// The node that ran it (none for skipped and missed ticks).
+    pub node: Option<String>,
 }
 
 /// Errors of the scheduler; the API maps each to a stable code.
@@ -107,6 +116,11 @@ pub enum ScheduleError {
     /// Database trouble; logged, never shown verbatim.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+/// Columns added to the scheduler's tables after they were first made.
+pub fn added_columns() -> [(&'static str, &'static str, &'static str); 1] {
+    [("_aura_schedule_runs", "node", "TEXT")]
 }
 
 /// The scheduler's tables, created with the other system tables.
@@ -154,6 +168,8 @@ const SCHEDULE_STORAGE: [Storage; 13] = [
 pub struct Scheduler {
     db: Arc<Database>,
     functions: Arc<Functions>,
+    /// This node's lasting id, on its leases and runs.
+    node: String,
     wake: Notify,
 }
 
@@ -165,12 +181,24 @@ impl Scheduler {
         local: &SqlitePool,
         db: Arc<Database>,
         functions: Arc<Functions>,
+        node: String,
     ) -> Result<Arc<Self>, ScheduleError> {
         let scheduler = Arc::new(Self {
             db,
             functions,
+            node,
             wake: Notify::new(),
         });
+        // What this node ran before it stopped is over: the next node to
+        // take those leases records the runs lost and retries them.
+        scheduler
+            .db
+            .backend()
+            .run(
+                "UPDATE _aura_schedules SET busy_until = NULL, busy_holder = NULL WHERE busy_holder LIKE ?",
+                [Arg::Text(format!("{}/%", scheduler.node))],
+            )
+            .await?;
         scheduler
             .adopt(local)
             .await
@@ -193,12 +221,15 @@ impl Scheduler {
             }
             let record = Attempt::new(&schedule, &schedule.next_run_at, 0);
             scheduler
-                .record(record.finish(
-                    "missed",
+                .record(
                     None,
-                    Some("every server was down at this time".into()),
-                    None,
-                ))
+                    record.finish(
+                        "missed",
+                        None,
+                        Some("every server was down at this time".into()),
+                        None,
+                    ),
+                )
                 .await;
         }
         tokio::spawn(scheduler.clone().run_loop());
@@ -408,7 +439,7 @@ impl Scheduler {
         self.get(name).await?;
         let rows = self.db.backend().rows(
                 "SELECT CAST(id AS TEXT), schedule, function, scheduled_for, started_at, finished_at, status, attempt, \
-                 http_status, error, invocation_id, duration_ms FROM _aura_schedule_runs WHERE schedule = ? \
+                 http_status, error, invocation_id, duration_ms, node FROM _aura_schedule_runs WHERE schedule = ? \
                  ORDER BY id DESC LIMIT ?",
                 vec![text_arg(name), Arg::Int(limit)],
                 &[
@@ -424,6 +455,7 @@ impl Scheduler {
                     Storage::Text,
                     Storage::Text,
                     Storage::Number,
+                    Storage::Text,
                 ],
             )
             .await?;
@@ -606,7 +638,7 @@ impl Scheduler {
     /// decides: record a skip, or leave the tick waiting (replacing an
     /// older waiting one).
     async fn fire(self: Arc<Self>, schedule: Schedule, scheduled_for: String) {
-        let holder = uuid::Uuid::now_v7().to_string();
+        let holder = format!("{}/{}", self.node, uuid::Uuid::now_v7());
         if self.acquire(&schedule.name, &holder).await {
             self.drive(schedule, holder, Some(scheduled_for)).await;
             return;
@@ -619,7 +651,7 @@ impl Scheduler {
                     Some("the previous run was still going".into()),
                     None,
                 );
-                self.record(record).await;
+                self.record(None, record).await;
             }
             Overlap::Queue => {
                 let queued = self.db.backend().run(
@@ -661,6 +693,11 @@ impl Scheduler {
                 }
             }))
         };
+        for (scheduled_for, attempt) in self.recover(&schedule.name).await {
+            if attempt <= schedule.spec.retries {
+                self.run(&schedule, &scheduled_for, attempt + 1).await;
+            }
+        }
         let mut next = first;
         loop {
             let scheduled_for = match next.take() {
@@ -696,17 +733,50 @@ impl Scheduler {
                     }
                 },
             };
-            self.run(&schedule, &scheduled_for).await;
+            self.run(&schedule, &scheduled_for, 1).await;
         }
     }
 
-    /// One run: the first attempt and up to `retries` more, with backoff.
-    async fn run(&self, schedule: &Schedule, scheduled_for: &str) {
+    /// Records the attempts of `name` still `running` as `lost`: the one
+    /// who calls it holds the lease, so their node stopped. Answers their
+    /// ticks and attempt numbers.
+    async fn recover(&self, name: &str) -> Vec<(String, u32)> {
+        let lost = self
+            .db
+            .backend()
+            .run_returning(
+                "UPDATE _aura_schedule_runs SET status = 'lost', finished_at = ?, \
+                 error = 'node ' || COALESCE(node, 'unknown') || ' stopped during this run' \
+                 WHERE schedule = ? AND status = 'running' RETURNING scheduled_for, attempt",
+                [text_arg(&format_time(Utc::now())), text_arg(name)],
+                &[Storage::Text, Storage::Number],
+            )
+            .await;
+        match lost {
+            Ok(rows) => rows
+                .iter()
+                .map(|row| {
+                    let attempt = row[1].as_f64().unwrap_or(1.0) as u32;
+                    tracing::warn!(schedule = %name, attempt, "a scheduled run was lost with its node");
+                    (text_of(&row[0]), attempt)
+                })
+                .collect(),
+            Err(err) => {
+                tracing::error!(schedule = %name, error = %err, "recording lost runs");
+                Vec::new()
+            }
+        }
+    }
+
+    /// One run: attempts from `first` up to `retries` more than the first,
+    /// with backoff.
+    async fn run(&self, schedule: &Schedule, scheduled_for: &str, first: u32) {
         let attempts = 1 + schedule.spec.retries;
-        for attempt in 1..=attempts {
+        for attempt in first..=attempts {
+            let running = self.begin(schedule, scheduled_for, attempt).await;
             let record = self.attempt(schedule, scheduled_for, attempt).await;
             let ok = record.status == "ok";
-            self.record(record).await;
+            self.record(running, record).await;
             if ok {
                 return;
             }
@@ -772,7 +842,36 @@ impl Scheduler {
         }
     }
 
-    async fn record(&self, run: Attempt) {
+    /// Puts an attempt starting now in the history as `running`, on this
+    /// node; answers its id.
+    async fn begin(&self, schedule: &Schedule, scheduled_for: &str, attempt: u32) -> Option<i64> {
+        let now = text_arg(&format_time(Utc::now()));
+        let rows = self
+            .db
+            .backend()
+            .run_returning(
+                "INSERT INTO _aura_schedule_runs (schedule, function, scheduled_for, started_at, finished_at, status, \
+                 attempt, duration_ms, node) VALUES (?, ?, ?, ?, ?, 'running', ?, 0, ?) RETURNING CAST(id AS TEXT)",
+                [
+                    text_arg(&schedule.name),
+                    text_arg(&schedule.spec.function),
+                    text_arg(scheduled_for),
+                    now.clone(),
+                    now,
+                    Arg::Number(f64::from(attempt)),
+                    text_arg(&self.node),
+                ],
+                &[Storage::Text],
+            )
+            .await
+            .inspect_err(|err| tracing::error!(schedule = %schedule.name, error = %err, "recording a run's start"))
+            .ok()?;
+        rows.first()?.first()?.as_str()?.parse().ok()
+    }
+
+    /// Records how an attempt ended: in its `running` row if it has one,
+    /// else (skipped and missed ticks) in a new one.
+    async fn record(&self, running: Option<i64>, run: Attempt) {
         let optional = |value: &Option<String>| {
             value
                 .as_deref()
@@ -781,25 +880,34 @@ impl Scheduler {
         let result = async {
             let backend = self.db.backend();
             let mut tx = backend.begin().await?;
-            let insert = backend.statement(
-                "INSERT INTO _aura_schedule_runs (schedule, function, scheduled_for, started_at, finished_at, status, \
-                 attempt, http_status, error, invocation_id, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    text_arg(&run.schedule),
-                    text_arg(&run.function),
-                    text_arg(&run.scheduled_for),
-                    text_arg(&format_time(run.started_at)),
-                    text_arg(&format_time(Utc::now())),
-                    text_arg(run.status),
-                    Arg::Number(f64::from(run.attempt)),
-                    run.http_status
-                        .map_or(Arg::NullOf(Storage::Number), |s| Arg::Number(s as f64)),
-                    optional(&run.error),
-                    optional(&run.invocation_id),
-                    Arg::Number(run.started.elapsed().as_secs_f64() * 1000.0),
-                ],
-            );
-            tx.execute(&insert).await?;
+            let outcome = [
+                text_arg(&format_time(Utc::now())),
+                text_arg(run.status),
+                run.http_status
+                    .map_or(Arg::NullOf(Storage::Number), |s| Arg::Number(s as f64)),
+                optional(&run.error),
+                optional(&run.invocation_id),
+                Arg::Number(run.started.elapsed().as_secs_f64() * 1000.0),
+            ];
+            let statement = match running {
+                Some(id) => backend.statement(
+                    "UPDATE _aura_schedule_runs SET finished_at = ?, status = ?, http_status = ?, error = ?, \
+                     invocation_id = ?, duration_ms = ? WHERE id = ?",
+                    outcome.into_iter().chain([Arg::Int(id)]),
+                ),
+                None => backend.statement(
+                    "INSERT INTO _aura_schedule_runs (finished_at, status, http_status, error, invocation_id, duration_ms, \
+                     schedule, function, scheduled_for, started_at, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    outcome.into_iter().chain([
+                        text_arg(&run.schedule),
+                        text_arg(&run.function),
+                        text_arg(&run.scheduled_for),
+                        text_arg(&format_time(run.started_at)),
+                        Arg::Number(f64::from(run.attempt)),
+                    ]),
+                ),
+            };
+            tx.execute(&statement).await?;
             let prune = backend.statement(
                 "DELETE FROM _aura_schedule_runs WHERE schedule = ? AND id <= \
                  (SELECT MAX(id) FROM _aura_schedule_runs WHERE schedule = ?) - ?",
@@ -924,6 +1032,7 @@ fn run_from_row(row: &[Value]) -> Run {
         error: optional(&row[9]),
         invocation_id: optional(&row[10]),
         duration_ms: row[11].as_f64().unwrap_or_default(),
+        node: optional(&row[12]),
     }
 }
 

@@ -5,7 +5,9 @@
 //! A write streams into a temporary file while hashing and counting, is
 //! synced to disk, and only then renamed into place (or uploaded): a reader
 //! never sees half an object, and a crash leaves at most a temporary file,
-//! which the next start removes.
+//! which the next start removes. Each node has its own temporary directory
+//! (`tmp/NODE`), so nodes sharing one directory (`file://` storage on a
+//! shared filesystem) never remove each other's.
 
 use super::remote::Remote;
 use bytes::Bytes;
@@ -56,7 +58,10 @@ pub enum WriteError {
 /// The blob store.
 pub struct Blobs {
     root: PathBuf,
+    tmp: PathBuf,
     remote: Option<Remote>,
+    /// Whether a rename is followed by a sync of its directory.
+    sync_dirs: bool,
     /// Removals take it shared; a backup takes it whole, so no blob it
     /// links goes away under it.
     removals: tokio::sync::RwLock<()>,
@@ -75,17 +80,32 @@ impl Drop for Temporary {
 
 impl Blobs {
     /// Opens the store under `root` (temporary files; the blobs too unless
-    /// `remote` keeps them), removing temporary files a crash left.
-    pub fn open(root: &Path, remote: Option<Remote>) -> std::io::Result<Self> {
-        let tmp = root.join("tmp");
+    /// `remote` keeps them), removing temporary files a crash of node
+    /// `node` left.
+    pub fn open(
+        root: &Path,
+        node: &str,
+        remote: Option<Remote>,
+        durability: crate::db::Durability,
+    ) -> std::io::Result<Self> {
+        let tmp = root.join("tmp").join(node);
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
         std::fs::create_dir_all(&tmp)?;
+        // Temporary files of earlier versions, which kept them in `tmp/`.
+        for entry in std::fs::read_dir(root.join("tmp"))? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         std::fs::create_dir_all(root.join("blobs"))?;
         Ok(Self {
             root: root.to_owned(),
+            tmp,
             remote,
+            sync_dirs: durability == crate::db::Durability::Safe,
             removals: tokio::sync::RwLock::new(()),
         })
     }
@@ -142,7 +162,7 @@ impl Blobs {
     }
 
     async fn temporary(&self) -> std::io::Result<(Temporary, BufWriter<tokio::fs::File>)> {
-        let path = self.root.join("tmp").join(new_id());
+        let path = self.tmp.join(new_id());
         let file = tokio::fs::File::create(&path).await?;
         // Batches the body's small frames into few writes (each a trip to
         // the blocking pool).
@@ -176,6 +196,20 @@ impl Blobs {
         if let Err(err) = tokio::fs::rename(&from, &path).await {
             temporary.0 = Some(from);
             return Err(err.into());
+        }
+        if self.sync_dirs {
+            // The rename is durable once the directory entry is (and the
+            // entry of the directory, which may be new).
+            let dir = dir.to_owned();
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                std::fs::File::open(&dir)?.sync_all()?;
+                match dir.parent() {
+                    Some(parent) => std::fs::File::open(parent)?.sync_all(),
+                    None => Ok(()),
+                }
+            })
+            .await
+            .map_err(std::io::Error::other)??;
         }
         Ok(Written { id, size, md5 })
     }
@@ -220,6 +254,32 @@ impl Blobs {
             return None;
         }
         Some((self.root.join("blobs"), self.removals.write().await))
+    }
+
+    /// What the other nodes of a shared database compare to know they
+    /// keep object bytes in the same place: the remote bucket, or the id
+    /// written in the directory (`store.id`), which is the same for every
+    /// node only if they share the directory itself.
+    pub fn identity(&self) -> std::io::Result<String> {
+        if let Some(remote) = &self.remote {
+            return Ok(remote.describe());
+        }
+        let marker = self.root.join("store.id");
+        let id = uuid::Uuid::now_v7().to_string();
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+        {
+            Ok(mut file) => {
+                std::io::Write::write_all(&mut file, id.as_bytes())?;
+                file.sync_all()?;
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err),
+        }
+        let id = std::fs::read_to_string(&marker)?;
+        Ok(format!("the directory whose store.id is {}", id.trim()))
     }
 
     /// Removes a blob (missing is fine).

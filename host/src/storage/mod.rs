@@ -266,14 +266,44 @@ fn number(value: u64) -> Arg {
     Arg::Number(value as f64)
 }
 
+/// Where environment `environment` keeps object bytes, from
+/// `--storage-url`: under `own` (its directory) when none is given; in
+/// the directory of a `file://` URL (a filesystem every node mounts); or in
+/// the bucket of an `s3+https://` URL (with temporary files under `own`).
+pub fn place(
+    url: Option<&str>,
+    own: &Path,
+    environment: &str,
+) -> anyhow::Result<(std::path::PathBuf, Option<remote::Remote>)> {
+    match url {
+        None => Ok((own.to_owned(), None)),
+        Some(url) if url.starts_with("file:") => {
+            let path = url::Url::parse(url)
+                .ok()
+                .and_then(|url| url.to_file_path().ok())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("the storage URL `{url}` names no absolute path: file:///path")
+                })?;
+            Ok(match environment {
+                crate::environments::DEFAULT => path,
+                other => path.join("envs").join(other),
+            })
+            .map(|path| (path, None))
+        }
+        Some(url) => Ok((own.to_owned(), Some(remote::Remote::from_url(url)?))),
+    }
+}
+
 impl Storage {
     /// Opens the store: metadata tables beside the collections of
     /// `records`, bytes under `root`.
     pub async fn open(
         records: Arc<Database>,
         root: &Path,
+        node: &str,
         max_object_bytes: u64,
         remote: Option<remote::Remote>,
+        durability: crate::db::Durability,
     ) -> anyhow::Result<Arc<Self>> {
         if let Some(remote) = &remote {
             remote.check().await?;
@@ -298,11 +328,13 @@ impl Storage {
         }
         tx.commit().await?;
         let signing = signing::load_secret(&db).await?;
+        let blobs = Blobs::open(root, node, remote, durability)?;
+        crate::cluster::check_object_store(&db, &blobs.identity()?).await?;
         Ok(Arc::new(Self {
             records,
             signing,
             db,
-            blobs: Blobs::open(root, remote)?,
+            blobs,
             max_object_bytes,
         }))
     }

@@ -13,6 +13,7 @@ use std::path::Path;
 /// The remote bucket.
 pub struct Remote {
     client: Client,
+    endpoint: String,
     bucket: String,
     prefix: String,
 }
@@ -26,7 +27,7 @@ impl Remote {
             "s3+https" => "https",
             "s3+http" => "http",
             other => anyhow::bail!(
-                "the storage URL's scheme is `{other}`: use s3+https:// (or s3+http://)"
+                "the storage URL's scheme is `{other}`: use s3+https:// (or s3+http://), or file:// for a shared directory"
             ),
         };
         let host = url
@@ -61,6 +62,7 @@ impl Remote {
             .query_pairs()
             .find(|(k, _)| k == "region")
             .map_or_else(|| "us-east-1".to_owned(), |(_, v)| v.into_owned());
+        let described = endpoint.clone();
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .http_client(
@@ -77,9 +79,18 @@ impl Remote {
             .build();
         Ok(Self {
             client: Client::from_conf(config),
+            endpoint: described,
             bucket,
             prefix,
         })
+    }
+
+    /// Where blobs go, without credentials.
+    pub fn describe(&self) -> String {
+        format!(
+            "the S3 bucket {}/{}/{}",
+            self.endpoint, self.bucket, self.prefix
+        )
     }
 
     fn key(&self, id: &str) -> String {
