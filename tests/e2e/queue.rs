@@ -242,9 +242,8 @@ async fn two_nodes_share_the_queue_over_postgres() {
         return;
     };
     let b = crate::database::second_node(&a, &[]);
-    for node in [&a.aura, &b] {
-        node.deploy("echo", "echo", json!({})).await;
-    }
+    // Deployed on A: B loads it as soon as it claims a job for it.
+    a.aura.deploy("echo", "echo", json!({})).await;
     let mut ids = Vec::new();
     for n in 0..8 {
         ids.push(accepted(&a.aura, "/fn/echo", &format!("job {n}")).await);
@@ -256,6 +255,7 @@ async fn two_nodes_share_the_queue_over_postgres() {
         let echoed: Value =
             serde_json::from_str(done["response"]["body"].as_str().unwrap()).unwrap();
         assert_eq!(echoed["body"], format!("job {n}"));
+        assert_eq!(echoed["headers"]["x-aura-idempotency-key"], id.as_str());
         assert_eq!(finished(&a.aura, id).await, done);
     }
 }

@@ -12,6 +12,19 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 impl Functions {
+    /// The active version of `name`, loading it first if another node
+    /// deployed it and this one has not followed yet (for the scheduler
+    /// and the queue, which must not fail a run for that).
+    pub async fn active_or_load(&self, name: &str) -> Option<Arc<crate::runtime::Loaded>> {
+        if let Some(active) = self.active(name) {
+            return Some(active);
+        }
+        if let Err(err) = self.follow(Some(name)).await {
+            tracing::warn!(function = name, error = %format!("{err:#}"), "loading a function");
+        }
+        self.active(name)
+    }
+
     /// Brings `name` (with `None`, every function) in line with the
     /// database.
     pub async fn follow(&self, name: Option<&str>) -> anyhow::Result<()> {

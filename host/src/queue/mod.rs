@@ -34,6 +34,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// The request header that carries the invocation's id to the function.
+pub const IDEMPOTENCY_KEY: &str = "x-aura-idempotency-key";
+
 /// Largest response body stored per invocation; the rest is dropped and
 /// the response marked truncated.
 pub const MAX_STORED_RESPONSE: usize = 1024 * 1024;
@@ -458,7 +461,7 @@ impl Queue {
             .ok_or_else(|| QueueError::NotFound(id.to_owned()))?;
         let text = |i: usize| row[i].as_str().unwrap_or_default();
         let function = text(0).to_owned();
-        let Some(active) = self.functions.active(&function) else {
+        let Some(active) = self.functions.active_or_load(&function).await else {
             return self
                 .fail(id, &format!("no function named `{function}` is deployed"))
                 .await;
@@ -472,8 +475,13 @@ impl Queue {
             .uri(format!("http://aura-queue{}", text(2)))
             .extension(caller_from(text(5)));
         for (name, value) in &headers {
-            request = request.header(name, value);
+            if !name.eq_ignore_ascii_case(IDEMPOTENCY_KEY) {
+                request = request.header(name, value);
+            }
         }
+        // The same on every attempt: a function whose effects must not
+        // repeat when a node dies mid-run keys them on it.
+        request = request.header(IDEMPOTENCY_KEY, id);
         let request = match request.body(Full::new(Bytes::from(body))) {
             Ok(request) => request,
             Err(err) => {

@@ -787,7 +787,7 @@ impl Scheduler {
     }
     async fn attempt(&self, schedule: &Schedule, scheduled_for: &str, attempt: u32) -> Attempt {
         let record = Attempt::new(schedule, scheduled_for, attempt);
-        let Some(active) = self.functions.active(&schedule.spec.function) else {
+        let Some(active) = self.functions.active_or_load(&schedule.spec.function).await else {
             let error = format!("no function named `{}` is deployed", schedule.spec.function);
             return record.finish("failed", None, Some(error), None);
         };
