@@ -239,7 +239,7 @@ async fn objects(aura: &Aura) {
         .send()
         .await
         .unwrap();
-    let hour_ago = DateTime::from_secs(chrono::Utc::now().timestamp() - 3600);
+    let long_ago = DateTime::from_secs(chrono::Utc::now().timestamp() - 3600);
     let in_an_hour = DateTime::from_secs(chrono::Utc::now().timestamp() + 3600);
     let (_, status) = failure(
         s3.get_object()
@@ -254,7 +254,7 @@ async fn objects(aura: &Aura) {
     s3.head_object()
         .bucket("photos")
         .key("2026/cat.txt")
-        .if_modified_since(hour_ago)
+        .if_modified_since(long_ago)
         .send()
         .await
         .unwrap();
@@ -262,7 +262,7 @@ async fn objects(aura: &Aura) {
         s3.head_object()
             .bucket("photos")
             .key("2026/cat.txt")
-            .if_unmodified_since(hour_ago)
+            .if_unmodified_since(long_ago)
             .send()
             .await
             .unwrap_err(),
@@ -2162,4 +2162,80 @@ async fn the_cli_manages_buckets_and_keys() {
     assert!(!ok && err.contains("not empty"), "{err}");
     let (ok, out, err) = run(&["storage", "delete-key", &access]);
     assert!(ok && out.contains("deleted access key"), "{out}{err}");
+}
+
+/// Blob files a crash left without an object (written, never recorded) are
+/// removed at the next start once they are an hour old; named ones stay.
+#[tokio::test]
+async fn orphaned_blob_files_are_swept_at_start() {
+    let aura = Aura::start();
+    let (status, _) = aura
+        .admin_post("/api/admin/storage/buckets", json!({"name": "files"}))
+        .await;
+    assert_eq!(status, 201);
+    let put = aura
+        .http
+        .put(aura.at("/api/storage/files/kept.txt"))
+        .bearer_auth(&aura.token)
+        .body("kept")
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+    let dir = aura.stop();
+    let blobs = dir.path().join("storage/blobs");
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    // Every blob, the object's included, is old: only the orphans go.
+    let mut planted = Vec::new();
+    for id in ["ab".repeat(16), "cd".repeat(16)] {
+        let sub = blobs.join(&id[..2]);
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join(&id), b"orphan").unwrap();
+        planted.push(sub.join(&id));
+    }
+    let young = blobs.join("ef").join("ef".repeat(16));
+    std::fs::create_dir_all(young.parent().unwrap()).unwrap();
+    std::fs::write(&young, b"a write in flight").unwrap();
+    for entry in walk(&blobs) {
+        if entry != young {
+            std::fs::File::options()
+                .write(true)
+                .open(&entry)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+    }
+    let aura = Aura::start_in(dir);
+    for _ in 0..200 {
+        if planted.iter().all(|p| !p.exists()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(planted.iter().all(|p| !p.exists()), "the orphans stay");
+    assert!(young.exists(), "a young blob is not swept");
+    let got = aura
+        .http
+        .get(aura.at("/api/storage/files/kept.txt"))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.text().await.unwrap(), "kept");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

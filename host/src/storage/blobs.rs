@@ -282,6 +282,18 @@ impl Blobs {
         Ok(format!("the directory whose store.id is {}", id.trim()))
     }
 
+    /// The local blobs last changed before `before`, by id (none when blobs
+    /// live in a remote store).
+    pub async fn older_than(&self, before: std::time::SystemTime) -> std::io::Result<Vec<String>> {
+        if self.remote.is_some() {
+            return Ok(Vec::new());
+        }
+        let root = self.root.join("blobs");
+        tokio::task::spawn_blocking(move || local_older_than(&root, before))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
     /// Removes a blob (missing is fine).
     pub async fn remove(&self, id: &str) {
         let _held = self.removals.read().await;
@@ -297,6 +309,25 @@ impl Blobs {
             Err(err) => tracing::warn!(blob = id, "removing a blob: {err}"),
         }
     }
+}
+
+fn local_older_than(root: &Path, before: std::time::SystemTime) -> std::io::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for dir in std::fs::read_dir(root)? {
+        let dir = dir?;
+        if !dir.file_type()?.is_dir() {
+            continue;
+        }
+        for blob in std::fs::read_dir(dir.path())? {
+            let blob = blob?;
+            let old = blob.metadata()?.modified()? < before;
+            let id = blob.file_name().to_string_lossy().into_owned();
+            if old && id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                ids.push(id);
+            }
+        }
+    }
+    Ok(ids)
 }
 
 fn new_id() -> String {

@@ -36,6 +36,8 @@ pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 /// The most parts an upload may have.
 pub const MAX_PARTS: i32 = 10_000;
+/// Blob files older than this that no object names are removed at start.
+const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -330,13 +332,54 @@ impl Storage {
         let signing = signing::load_secret(&db).await?;
         let blobs = Blobs::open(root, node, remote, durability)?;
         crate::cluster::check_object_store(&db, &blobs.identity()?).await?;
-        Ok(Arc::new(Self {
+        let storage = Arc::new(Self {
             records,
             signing,
             db,
             blobs,
             max_object_bytes,
-        }))
+        });
+        let sweeping = storage.clone();
+        tokio::spawn(async move {
+            match sweeping
+                .sweep(std::time::SystemTime::now() - ORPHAN_AGE)
+                .await
+            {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "removed blob files no object names"),
+                Err(err) => tracing::warn!("sweeping orphaned blobs: {err:#}"),
+            }
+        });
+        Ok(storage)
+    }
+
+    /// Removes the blob files older than `before` that no object or
+    /// upload part names: what a crash between writing a blob and
+    /// recording its object leaves. (The age keeps writes in flight, on
+    /// this node or another sharing the directory, out of it.) Answers how
+    /// many went.
+    pub async fn sweep(&self, before: std::time::SystemTime) -> anyhow::Result<usize> {
+        let candidates = self.blobs.older_than(before).await?;
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let named: std::collections::HashSet<String> = self
+            .db
+            .rows(
+                "SELECT blob FROM _aura_objects UNION SELECT blob FROM _aura_upload_parts",
+                [],
+                &[Column::Text],
+            )
+            .await?
+            .into_iter()
+            .filter_map(|row| row.into_iter().next()?.as_str().map(str::to_owned))
+            .collect();
+        let mut removed = 0;
+        for id in candidates.iter().filter(|id| !named.contains(*id)) {
+            self.blobs.remove(id).await;
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// The key compared in byte order on both backends (S3 lists in UTF-8
