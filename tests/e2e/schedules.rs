@@ -38,6 +38,11 @@ async fn runs_until(aura: &Aura, name: &str, done: impl Fn(&[Value]) -> bool) ->
     panic!("the runs of {name} never got there: {all:?}");
 }
 
+/// Whether no run of `runs` is still going.
+fn ended(runs: &[Value]) -> bool {
+    with_status(runs, "running").is_empty()
+}
+
 fn with_status<'a>(runs: &'a [Value], status: &str) -> Vec<&'a Value> {
     runs.iter().filter(|r| r["status"] == status).collect()
 }
@@ -86,7 +91,8 @@ async fn payload_path_and_headers_reach_the_function() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    let ok = runs_until(&aura, "cleanup", |runs| !runs.is_empty()).await;
+    // A run is in the history from its start (`running`): wait for its end.
+    let ok = runs_until(&aura, "cleanup", |runs| !runs.is_empty() && ended(runs)).await;
     assert_eq!(ok[0]["status"], "ok", "{ok:?}");
     let record = aura
         .invocation_log("recorder", ok[0]["invocation_id"].as_str().unwrap())
@@ -119,7 +125,7 @@ async fn a_failing_run_retries_with_backoff() {
         .send()
         .await
         .unwrap();
-    let all = runs_until(&aura, "flaky", |runs| runs.len() >= 3).await;
+    let all = runs_until(&aura, "flaky", |runs| runs.len() >= 3 && ended(runs)).await;
     let attempts: Vec<i64> = all
         .iter()
         .rev()
