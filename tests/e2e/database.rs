@@ -469,6 +469,27 @@ async fn migrations_convert_or_refuse(db: &Db) {
         4,
         "the failed change rolled back"
     );
+    // One column can't become two fields.
+    let (status, body) = db
+        .apply(json!({"name": "items", "fields": [
+            {"name": "first", "type": "number", "renamedFrom": "title"},
+            {"name": "second", "type": "number", "renamedFrom": "title"},
+            {"name": "code", "type": "number"},
+            {"name": "stock", "type": "number", "default": 5}
+        ]}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_schema")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["details"]["problems"]["fields.second"]
+            .as_str()
+            .unwrap()
+            .contains("renamed from `title`"),
+        "{body}"
+    );
 
     // The history says what changed, who changed it and when.
     let (status, body) = db
@@ -483,6 +504,24 @@ async fn migrations_convert_or_refuse(db: &Db) {
             .iter()
             .all(|m| m["actor"] == "admin" && m["at"].as_str().is_some())
     );
+
+    // A field may have the name a rebuilt column takes while it is built.
+    let mut fields = vec![
+        json!({"name": "title", "type": "number"}),
+        json!({"name": "code", "type": "number"}),
+        json!({"name": "stock", "type": "number", "default": 5}),
+        json!({"name": "aura_rebuilt_column", "type": "text"}),
+    ];
+    db.define(json!({"name": "items", "fields": fields.clone()}))
+        .await;
+    fields[1] = json!({"name": "code", "type": "text"});
+    let body = db.define(json!({"name": "items", "fields": fields})).await;
+    assert_eq!(
+        body["changes"],
+        json!(["change field `code` from number to text"]),
+        "{body}"
+    );
+    assert_eq!(db.list("items", "filter=code='2'").await["totalItems"], 1);
 
     // Dropping a collection that holds records needs force.
     let (status, _) = db

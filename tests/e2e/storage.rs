@@ -689,6 +689,39 @@ async fn signatures_scopes_limits_hostile_keys_and_active_content() {
             .unwrap_err(),
     );
     assert_eq!(code, "InvalidAccessKeyId");
+    // Malformed dates (in a header, a presigned query, a credential scope)
+    // are refused, not a dropped connection (s3s's date parser panicked in
+    // debug builds on a non-digit, found by the fuzz target `s3`).
+    let http = reqwest::Client::new();
+    let scope = format!("{access}/2099010#/us-east-1/s3/aws4_request");
+    let header = http
+        .get(format!("{}/private/secret.txt", aura.s3_url))
+        .header("x-amz-date", "20990101T00#000Z")
+        .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+        .header(
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders=host;x-amz-date, Signature={}",
+                "0".repeat(64)
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    let presigned = http
+        .get(format!(
+            "{}/private/secret.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={}&X-Amz-Date=2099%23101T000000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature={}",
+            aura.s3_url,
+            scope.replace('/', "%2F").replace('#', "%23"),
+            "0".repeat(64)
+        ))
+        .send()
+        .await
+        .unwrap();
+    for response in [header, presigned] {
+        assert!(response.status().is_client_error(), "{}", response.status());
+        assert!(response.text().await.unwrap().contains("<Error>"));
+    }
 
     // A read-only key scoped to one bucket.
     let (access, secret) = key(&aura, json!({"private": "read"})).await;
@@ -2111,6 +2144,135 @@ async fn checksums_are_verified_when_sent() {
             .unwrap_err(),
     );
     assert_eq!(status, 404);
+}
+
+/// Changes a request's body after the SDK signed it, as a faulty network
+/// or a tampering proxy would: `from` becomes `to` (of the same length).
+#[derive(Debug)]
+struct Tamper {
+    from: &'static [u8],
+    to: &'static [u8],
+}
+
+impl aws_sdk_s3::config::Intercept for Tamper {
+    fn name(&self) -> &'static str {
+        "tamper"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let request = context.request_mut();
+        let body = request.body().bytes().expect("a body in memory");
+        let at = body
+            .windows(self.from.len())
+            .position(|w| w == self.from)
+            .expect("the text to change");
+        let mut changed = body.to_vec();
+        changed[at..at + self.to.len()].copy_from_slice(self.to);
+        *request.body_mut() = aws_sdk_s3::primitives::SdkBody::from(changed);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn xml_bodies_changed_after_signing_are_refused() {
+    let aura = Aura::start();
+    let s3 = admin_client(&aura).await;
+    s3.create_bucket().bucket("tamper").send().await.unwrap();
+    for key in ["keep", "gone"] {
+        s3.put_object()
+            .bucket("tamper")
+            .key(key)
+            .body(ByteStream::from_static(b"data"))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // Deleting `keep`, changed on the way into deleting `gone`: refused
+    // as S3 does (it was a 500), and nothing is deleted.
+    let delete = aws_sdk_s3::types::Delete::builder()
+        .objects(
+            aws_sdk_s3::types::ObjectIdentifier::builder()
+                .key("keep")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let err = s3
+        .delete_objects()
+        .bucket("tamper")
+        .delete(delete)
+        .customize()
+        .interceptor(Tamper {
+            from: b"<Key>keep",
+            to: b"<Key>gone",
+        })
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(failure(err), ("XAmzContentSHA256Mismatch".into(), 400));
+    for key in ["keep", "gone"] {
+        assert_eq!(body_of(&s3, "tamper", key).await, b"data", "{key}");
+    }
+
+    // A completion whose part list changed is refused; the upload stays
+    // and completes when sent as signed.
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("tamper")
+        .key("big")
+        .send()
+        .await
+        .unwrap();
+    let id = upload.upload_id().unwrap();
+    let part = s3
+        .upload_part()
+        .bucket("tamper")
+        .key("big")
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"one part"))
+        .send()
+        .await
+        .unwrap();
+    let parts = CompletedMultipartUpload::builder()
+        .parts(
+            CompletedPart::builder()
+                .part_number(1)
+                .e_tag(part.e_tag().unwrap())
+                .build(),
+        )
+        .build();
+    let err = s3
+        .complete_multipart_upload()
+        .bucket("tamper")
+        .key("big")
+        .upload_id(id)
+        .multipart_upload(parts.clone())
+        .customize()
+        .interceptor(Tamper {
+            from: b"<PartNumber>1",
+            to: b"<PartNumber>2",
+        })
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(failure(err), ("XAmzContentSHA256Mismatch".into(), 400));
+    s3.complete_multipart_upload()
+        .bucket("tamper")
+        .key("big")
+        .upload_id(id)
+        .multipart_upload(parts)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body_of(&s3, "tamper", "big").await, b"one part");
 }
 
 #[tokio::test]

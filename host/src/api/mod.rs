@@ -15,6 +15,7 @@ pub mod environments;
 mod error;
 mod file_refs;
 mod files;
+mod form_values;
 mod invoke;
 mod oauth;
 mod realtime;

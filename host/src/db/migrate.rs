@@ -5,15 +5,14 @@
 //! survive) are refused unless forced.
 
 use super::backend::{Query, Tx, column_type, ident, select_column, text_arg, to_arg};
-use super::schema::{Collection, Field, FieldType, Index, ItemType, Storage};
-use super::values::{self, number_value};
+use super::plan::{
+    self, FieldChange, convert, options_changed, rebuilt_column, shape_changed, type_name,
+};
+use super::schema::{Collection, Field, Index, Storage};
+use super::values;
 use super::{Database, DbError};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::HashSet;
-
-/// The name a column has while it is being rebuilt.
-const REBUILT: &str = "aura_rebuilt_column";
 
 /// What applying a definition did (or, in a dry run, would do).
 #[derive(Debug, Clone, Serialize)]
@@ -49,9 +48,11 @@ enum Step {
         to: String,
     },
     Drop(String),
-    /// New storage: rebuild the column from converted values.
+    /// New storage: rebuild the column from converted values, in a
+    /// column of a free name that then takes the field's.
     Rebuild {
         field: Field,
+        column: String,
         values: Vec<(String, Value)>,
     },
     /// Same storage, stricter options: clear the values that no longer fit.
@@ -61,6 +62,15 @@ enum Step {
     },
     DropIndex(String),
     CreateIndex(Index),
+}
+
+/// What a change will do: its steps in order, the changes in words, and
+/// what it would lose.
+#[derive(Default)]
+struct Plan {
+    steps: Vec<Step>,
+    changes: Vec<String>,
+    lossy: Vec<String>,
 }
 
 /// Plans and (unless `dry_run`) applies `new` in one transaction.
@@ -73,47 +83,49 @@ pub(super) async fn apply(
 ) -> Result<Applied, DbError> {
     let mut tx = db.backend.begin_schema_change().await?;
     let old = stored_definition(&mut tx, db, &new.name).await?;
-    let mut changes = Vec::new();
-    let mut lossy = Vec::new();
-    let mut steps = Vec::new();
+    let mut plan = Plan::default();
     match &old {
         None => {
-            changes.push(format!("create collection `{}`", new.name));
-            steps.push(Step::CreateTable);
+            plan.changes
+                .push(format!("create collection `{}`", new.name));
+            plan.steps.push(Step::CreateTable);
             for index in new.all_indexes() {
-                changes.push(format!("add index on ({})", index.fields.join(", ")));
-                steps.push(Step::CreateIndex(index));
+                plan.changes
+                    .push(format!("add index on ({})", index.fields.join(", ")));
+                plan.steps.push(Step::CreateIndex(index));
             }
         }
         Some(old) => {
-            plan_fields(db, &mut tx, old, &new, &mut steps, &mut changes, &mut lossy).await?;
+            let fields = plan::fields(old, &new);
             // Index drops go first and creations last, around column changes.
-            let (drops, creates) = plan_indexes(old, &new, &steps, &mut changes);
-            let mut ordered: Vec<Step> = drops.into_iter().map(Step::DropIndex).collect();
-            ordered.append(&mut steps);
-            ordered.extend(creates.into_iter().map(Step::CreateIndex));
-            steps = ordered;
+            let mut index_changes = Vec::new();
+            let (drops, creates) = plan::indexes(old, &new, &fields, &mut index_changes);
+            plan.steps.extend(drops.into_iter().map(Step::DropIndex));
+            plan_fields(db, &mut tx, old, &new, &fields, &mut plan).await?;
+            plan.changes.append(&mut index_changes);
+            plan.steps
+                .extend(creates.into_iter().map(Step::CreateIndex));
             for action in super::schema::Action::ALL {
                 if old.rule(action) != new.rule(action) {
-                    changes.push(format!("change {}", action.rule_name()));
+                    plan.changes.push(format!("change {}", action.rule_name()));
                 }
             }
         }
     }
-    if !lossy.is_empty() && !force {
-        return Err(DbError::Lossy(lossy));
+    if !plan.lossy.is_empty() && !force {
+        return Err(DbError::Lossy(plan.lossy));
     }
-    let applied = !dry_run && !changes.is_empty();
+    let applied = !dry_run && !plan.changes.is_empty();
     if applied {
-        for step in &steps {
+        for step in &plan.steps {
             run(db, &mut tx, &new, step).await?;
         }
-        save(db, &mut tx, &new, old.is_none(), actor, &changes).await?;
+        save(db, &mut tx, &new, old.is_none(), actor, &plan.changes).await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
     }
     Ok(Applied {
         collection: new,
-        changes,
+        changes: plan.changes,
         applied,
     })
 }
@@ -217,45 +229,54 @@ async fn plan_fields(
     tx: &mut Tx,
     old: &Collection,
     new: &Collection,
-    steps: &mut Vec<Step>,
-    changes: &mut Vec<String>,
-    lossy: &mut Vec<String>,
+    fields: &[FieldChange<'_>],
+    plan: &mut Plan,
 ) -> Result<(), DbError> {
     let table = ident(&new.name);
-    let mut kept = HashSet::new();
-    for field in &new.fields {
-        let previous = match old.field(&field.name) {
-            Some(same) => Some(same),
-            None => match field
-                .renamed_from
-                .as_deref()
-                .and_then(|from| old.field(from))
-            {
-                Some(from) if new.field(&from.name).is_none() => {
-                    changes.push(format!("rename field `{}` to `{}`", from.name, field.name));
-                    steps.push(Step::Rename {
-                        from: from.name.clone(),
-                        to: field.name.clone(),
-                    });
-                    Some(from)
+    for change in fields {
+        let (previous, field) = match *change {
+            FieldChange::Add(field) => {
+                plan.changes
+                    .push(format!("add field `{}` ({})", field.name, type_name(field)));
+                plan.steps.push(Step::Add(field.clone()));
+                continue;
+            }
+            FieldChange::Drop(field) => {
+                let mut query = db.backend.query();
+                query.sql(&format!(
+                    "SELECT COUNT(*) FROM {table} WHERE {} IS NOT NULL",
+                    ident(&field.name)
+                ));
+                let holding = tx.count(&query).await?;
+                if holding > 0 {
+                    plan.lossy.push(format!(
+                        "field `{}` holds values in {holding} records",
+                        field.name
+                    ));
+                    plan.changes
+                        .push(format!("drop field `{}` ({holding} values)", field.name));
+                } else {
+                    plan.changes.push(format!("drop field `{}`", field.name));
                 }
-                _ => None,
-            },
+                plan.steps.push(Step::Drop(field.name.clone()));
+                continue;
+            }
+            FieldChange::Keep { previous, field } => (previous, field),
         };
-        let Some(previous) = previous else {
-            changes.push(format!("add field `{}` ({})", field.name, type_name(field)));
-            steps.push(Step::Add(field.clone()));
-            continue;
-        };
-        kept.insert(previous.name.clone());
+        if previous.name != field.name {
+            plan.changes.push(format!(
+                "rename field `{}` to `{}`",
+                previous.name, field.name
+            ));
+            plan.steps.push(Step::Rename {
+                from: previous.name.clone(),
+                to: field.name.clone(),
+            });
+        }
         if !shape_changed(previous, field) {
-            let renamed = |f: &Field| Field {
-                name: String::new(),
-                renamed_from: None,
-                ..f.clone()
-            };
-            if renamed(previous) != renamed(field) {
-                changes.push(format!("change the options of field `{}`", field.name));
+            if options_changed(previous, field) {
+                plan.changes
+                    .push(format!("change the options of field `{}`", field.name));
             }
             continue;
         }
@@ -288,191 +309,36 @@ async fn plan_fields(
             }
         }
         if let Some((id, reason)) = failed.first() {
-            lossy.push(format!(
+            plan.lossy.push(format!(
                 "field `{}`: {} of {total} values do not fit the new definition (record `{id}`: {reason})",
                 field.name,
                 failed.len()
             ));
         }
-        if previous.storage() != field.storage() {
-            changes.push(format!(
+        if change.rebuilds() {
+            plan.changes.push(format!(
                 "change field `{}` from {} to {}",
                 field.name,
                 type_name(previous),
                 type_name(field)
             ));
-            steps.push(Step::Rebuild {
+            plan.steps.push(Step::Rebuild {
                 field: field.clone(),
+                column: rebuilt_column(old, new),
                 values: converted,
             });
         } else {
-            changes.push(format!("change the options of field `{}`", field.name));
+            plan.changes
+                .push(format!("change the options of field `{}`", field.name));
             if !failed.is_empty() {
-                steps.push(Step::Clear {
+                plan.steps.push(Step::Clear {
                     field: field.name.clone(),
                     ids: failed.into_iter().map(|(id, _)| id).collect(),
                 });
             }
         }
     }
-    for field in &old.fields {
-        if kept.contains(&field.name) {
-            continue;
-        }
-        let mut query = db.backend.query();
-        query.sql(&format!(
-            "SELECT COUNT(*) FROM {table} WHERE {} IS NOT NULL",
-            ident(&field.name)
-        ));
-        let holding = tx.count(&query).await?;
-        if holding > 0 {
-            lossy.push(format!(
-                "field `{}` holds values in {holding} records",
-                field.name
-            ));
-            changes.push(format!("drop field `{}` ({holding} values)", field.name));
-        } else {
-            changes.push(format!("drop field `{}`", field.name));
-        }
-        steps.push(Step::Drop(field.name.clone()));
-    }
     Ok(())
-}
-
-/// The indexes to drop and to create (recreating those over columns that
-/// are rebuilt, renamed or dropped).
-fn plan_indexes(
-    old: &Collection,
-    new: &Collection,
-    steps: &[Step],
-    changes: &mut Vec<String>,
-) -> (Vec<String>, Vec<Index>) {
-    let touched: HashSet<&str> = steps
-        .iter()
-        .filter_map(|step| match step {
-            Step::Rebuild { field, .. } => Some(field.name.as_str()),
-            Step::Rename { from, .. } => Some(from.as_str()),
-            Step::Drop(name) => Some(name.as_str()),
-            _ => None,
-        })
-        .collect();
-    let old_indexes = old.all_indexes();
-    let new_indexes = new.all_indexes();
-    let mut drops = Vec::new();
-    let mut creates = Vec::new();
-    for index in &old_indexes {
-        let kept = new_indexes.contains(index);
-        if !kept {
-            changes.push(format!("drop index on ({})", index.fields.join(", ")));
-        }
-        if !kept || index.fields.iter().any(|f| touched.contains(f.as_str())) {
-            drops.push(old.index_name(index));
-        }
-    }
-    for index in &new_indexes {
-        let existed = old_indexes.contains(index);
-        if !existed {
-            changes.push(format!("add index on ({})", index.fields.join(", ")));
-        }
-        if !existed || drops.contains(&old.index_name(index)) {
-            creates.push(index.clone());
-        }
-    }
-    (drops, creates)
-}
-
-/// Whether values must be re-checked: anything but name, required,
-/// unique and default changed.
-fn shape_changed(old: &Field, new: &Field) -> bool {
-    let strip = |f: &Field| Field {
-        name: String::new(),
-        required: false,
-        unique: false,
-        default: None,
-        renamed_from: None,
-        ..f.clone()
-    };
-    strip(old) != strip(new)
-}
-
-fn type_name(field: &Field) -> String {
-    let base = serde_json::to_value(field.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    match field.kind {
-        FieldType::Relation if field.multiple => format!(
-            "relation to many `{}`",
-            field.collection.as_deref().unwrap_or("")
-        ),
-        FieldType::Relation => format!(
-            "relation to `{}`",
-            field.collection.as_deref().unwrap_or("")
-        ),
-        FieldType::Select if field.multiple => "multiple select".into(),
-        FieldType::Array => format!(
-            "array of {}",
-            match field.items.unwrap_or(ItemType::Text) {
-                ItemType::Text => "text",
-                ItemType::Number => "number",
-                ItemType::Bool => "bool",
-            }
-        ),
-        _ => base,
-    }
-}
-
-/// Best-effort conversion of a stored value to `field`'s type; the result
-/// is then validated, so a value that does not convert is reported.
-fn convert(value: &Value, field: &Field) -> Value {
-    use FieldType as T;
-    let many = field.many();
-    if field.kind == T::Json {
-        return value.clone();
-    }
-    if many {
-        let items = match value {
-            Value::Array(items) => items.clone(),
-            other => vec![other.clone()],
-        };
-        let item_kind = match (field.kind, field.items) {
-            (T::Array, Some(ItemType::Number)) => T::Number,
-            (T::Array, Some(ItemType::Bool)) => T::Bool,
-            _ => T::Text,
-        };
-        return Value::Array(items.iter().map(|item| scalar(item, item_kind)).collect());
-    }
-    let single = match value {
-        Value::Array(items) if items.len() == 1 => &items[0],
-        Value::Array(items) if items.is_empty() => &Value::Null,
-        other => other,
-    };
-    scalar(single, field.kind)
-}
-
-fn scalar(value: &Value, kind: FieldType) -> Value {
-    use FieldType as T;
-    match (kind, value) {
-        (T::Number, Value::String(text)) => text
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite())
-            .map_or_else(|| value.clone(), number_value),
-        (T::Number, Value::Bool(b)) => Value::from(u8::from(*b)),
-        (T::Bool, Value::String(text)) => match text.trim() {
-            "true" | "1" => Value::Bool(true),
-            "false" | "0" => Value::Bool(false),
-            _ => value.clone(),
-        },
-        (T::Bool, Value::Number(n)) if n.as_f64() == Some(0.0) => Value::Bool(false),
-        (T::Bool, Value::Number(n)) if n.as_f64() == Some(1.0) => Value::Bool(true),
-        (T::Number | T::Bool, _) => value.clone(),
-        (_, Value::String(_)) => value.clone(),
-        (_, Value::Number(_) | Value::Bool(_)) => Value::String(value.to_string()),
-        (T::Text, Value::Object(_) | Value::Array(_)) => Value::String(value.to_string()),
-        _ => value.clone(),
-    }
 }
 
 async fn run(
@@ -539,16 +405,20 @@ async fn run(
             "ALTER TABLE {table} DROP COLUMN {}",
             ident(name)
         ))),
-        Step::Rebuild { field, values } => {
+        Step::Rebuild {
+            field,
+            column,
+            values,
+        } => {
             statements.push(plain(format!(
                 "ALTER TABLE {table} ADD COLUMN {} {}",
-                ident(REBUILT),
+                ident(column),
                 column_type(dialect, field.storage())
             )));
             for (id, value) in values {
                 let mut update = Query::new(dialect);
                 update
-                    .sql(&format!("UPDATE {table} SET {} = ", ident(REBUILT)))
+                    .sql(&format!("UPDATE {table} SET {} = ", ident(column)))
                     .arg(to_arg(value, field.storage()), field.storage())
                     .sql(" WHERE \"id\" = ")
                     .arg(text_arg(id), Storage::Text);
@@ -560,7 +430,7 @@ async fn run(
             )));
             statements.push(plain(format!(
                 "ALTER TABLE {table} RENAME COLUMN {} TO {}",
-                ident(REBUILT),
+                ident(column),
                 ident(&field.name)
             )));
         }

@@ -8,6 +8,7 @@
 pub mod backend;
 pub use aura_filter as filter;
 mod migrate;
+pub mod plan;
 mod records;
 pub mod resolve;
 pub mod schema;

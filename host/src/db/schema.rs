@@ -336,11 +336,17 @@ pub fn check(collection: &Collection) -> Result<Compiled, BTreeMap<String, Strin
         );
     }
     let mut seen = HashSet::new();
+    let mut renamed = HashSet::new();
     for field in &collection.fields {
         let key = format!("fields.{}", field.name);
         let mut problem = |message: String| {
             problems.entry(key.clone()).or_insert(message);
         };
+        if let Some(from) = &field.renamed_from
+            && !renamed.insert(from.as_str())
+        {
+            problem(format!("another field is renamed from `{from}` already"));
+        }
         if !valid_name(&field.name) {
             problem("use 1-48 lowercase letters, digits or `_`, starting with a letter".into());
         } else if SYSTEM_FIELDS.contains(&field.name.as_str()) {

@@ -11,6 +11,7 @@
 pub mod access;
 mod blobs;
 pub mod names;
+pub mod payload;
 pub mod remote;
 pub mod rules;
 pub mod s3;

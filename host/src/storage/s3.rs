@@ -34,8 +34,58 @@ pub async fn serve(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR
             },
         ))
+        .layer(axum::middleware::from_fn(checked_payload))
         .layer(axum::middleware::from_fn(logged));
     axum::serve(listener, app).await
+}
+
+/// Reads a body s3s would read whole and answers 400 if it is not the
+/// one the request declared (see [`super::payload`]).
+async fn checked_payload(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use super::payload;
+    if !payload::read_whole(request.method(), request.uri().path())
+        || payload::declared(request.headers()).is_none()
+    {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, payload::MAX_WHOLE_BODY).await else {
+        return s3_refusal(
+            axum::http::StatusCode::BAD_REQUEST,
+            "MaxMessageLengthExceeded",
+            "the request body is longer than allowed or was cut off",
+        );
+    };
+    if !payload::matches(&parts.headers, &body) {
+        return s3_refusal(
+            axum::http::StatusCode::BAD_REQUEST,
+            "XAmzContentSHA256Mismatch",
+            "the request body is not the one its x-amz-content-sha256 header declares",
+        );
+    }
+    next.run(axum::extract::Request::from_parts(parts, body.into()))
+        .await
+}
+
+/// An S3 error document.
+fn s3_refusal(
+    status: axum::http::StatusCode,
+    code: &str,
+    message: &str,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/xml")],
+        body,
+    )
+        .into_response()
 }
 
 /// Logs a request's outcome: server errors as errors, refusals (a missing
