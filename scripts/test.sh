@@ -58,7 +58,7 @@ tests/api/.venv/bin/python tests/api/run.py "$aura_bin" 60
 
 echo "== fuzzing: each target for 60 s from its committed corpus"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz@0.13.2
-for target in filter keys migration multipart s3 schedule split; do
+for target in filter filter_rows keys migration multipart s3 schedule split; do
     scratch="$(mktemp -d)"
     (cd fuzz && cargo fuzz run -s none "$target" "$scratch" "corpus/$target" -- -max_total_time=60)
     rm -rf "$scratch"

@@ -1,7 +1,8 @@
 //! The filter language, from any text: parsing never panics, an error
 //! points inside the input, and a parsed filter compiles for both
 //! dialects into SQL whose every placeholder names a bound parameter (no
-//! input text reaches the SQL except through parameters).
+//! input text reaches the SQL except through parameters) and that uses
+//! every parameter.
 #![no_main]
 
 use aura_filter::{Dialect, Kind, Resolved, Resolver, compile, parse};
@@ -28,6 +29,7 @@ impl Resolver for Fields {
             "scores" => column(Kind::Number, true),
             "@request.auth.id" => Resolved::Value(json!("u1")),
             "@request.auth.roles" => Resolved::Value(json!(["editor"])),
+            "@request.auth.nothing" => Resolved::Value(json!([])),
             "@request.body.count" => Resolved::Value(json!(3)),
             "@request.body.flag" => Resolved::Value(json!(null)),
             _ => return Err(format!("unknown field `{path}`")),
@@ -70,11 +72,21 @@ fuzz_target!(|data: &[u8]| {
         let Ok(sql) = compile(&expr, &Fields, dialect) else {
             continue;
         };
-        for n in placeholders(&sql.text, sigil) {
+        let used = placeholders(&sql.text, sigil);
+        for n in &used {
             assert!(
-                (1..=sql.params.len()).contains(&n),
+                (1..=sql.params.len()).contains(n),
                 "{dialect:?}: placeholder {n} of {} params in {}",
                 sql.params.len(),
+                sql.text
+            );
+        }
+        // And every parameter is used: the same SQL text always comes with
+        // the same parameters (PostgreSQL's prepared statements rely on it).
+        for n in 1..=sql.params.len() {
+            assert!(
+                used.contains(&n),
+                "{dialect:?}: parameter {n} unused in {}",
                 sql.text
             );
         }

@@ -297,6 +297,20 @@ async fn field_types_round_trip(db: &Db) {
     ] {
         assert_eq!(fields[key]["code"], code, "{key}: {fields}");
     }
+    // NUL cannot be stored in text or JSON (PostgreSQL answered 500).
+    let (status, body) = db
+        .send(
+            "POST",
+            "/api/collections/things/records",
+            Some(json!({"title": "Nul", "meta": {"k\u{0}": "v"}, "contact": "a\u{0}@b.example"})),
+            true,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let fields = &body["error"]["details"]["fields"];
+    for key in ["meta", "contact"] {
+        assert_eq!(fields[key]["code"], "invalid_text", "{key}: {fields}");
+    }
     // Relation targets must exist.
     let (_, body) = db
         .send(

@@ -386,6 +386,17 @@ impl<'a> Compiler<'a> {
             _ => {}
         }
         if let Op::Like | Op::NotLike = op {
+            // Numbers and booleans have no text the backends agree on
+            // (SQLite writes 2.0 and 1 where PostgreSQL writes 2 and true).
+            if [left_kind, right_kind]
+                .iter()
+                .any(|kind| matches!(kind, Some(Kind::Number | Kind::Bool)))
+            {
+                return Err(FilterError::new(
+                    at,
+                    "`~` and `!~` compare text; use = or < with numbers and booleans",
+                ));
+            }
             let text = |sql: &str| match self.dialect {
                 Dialect::Sqlite => format!("COALESCE({sql}, '')"),
                 Dialect::Postgres => format!("COALESCE(({sql})::text, '')"),
@@ -491,6 +502,15 @@ impl<'a> Compiler<'a> {
         values_on_right: bool,
     ) -> Result<String, FilterError> {
         if values.is_empty() {
+            // `other` goes unused: unbind it (it is the last bound), or the
+            // same SQL would come with a different number of parameters.
+            if other
+                .param
+                .is_some_and(|index| index + 1 == self.params.len())
+            {
+                self.params.pop();
+                self.kinds.pop();
+            }
             return Ok(if compare.any { "(1 = 0)" } else { "(1 = 1)" }.to_owned());
         }
         let mut parts = Vec::with_capacity(values.len());

@@ -198,6 +198,14 @@ fn lex(text: &str) -> Result<Vec<(Token, usize)>, FilterError> {
                             i += 1;
                             break;
                         }
+                        // PostgreSQL's text cannot hold it; no backend
+                        // stores it in a record.
+                        Some('\0') => {
+                            return Err(FilterError::new(
+                                i,
+                                "a string cannot hold the NUL character",
+                            ));
+                        }
                         Some(&other) => {
                             value.push(other);
                             i += 1;

@@ -84,6 +84,44 @@ fn mismatched_types_and_null_ordering_are_refused() {
 }
 
 #[test]
+fn an_empty_list_binds_nothing() {
+    for filter in [
+        "@request.auth.nothing ?= 'x'",
+        "'x' = @request.auth.nothing",
+    ] {
+        let compiled = sql(filter, Dialect::Postgres).unwrap();
+        assert!(
+            compiled.params.is_empty(),
+            "{filter}: {:?}",
+            compiled.params
+        );
+    }
+}
+
+#[test]
+fn contains_compares_text_only() {
+    for filter in [
+        "views ~ 1",
+        "title ~ 2",
+        "published !~ 'tru'",
+        "scores ?~ '1'",
+    ] {
+        let err = sql(filter, Dialect::Sqlite).unwrap_err();
+        assert!(err.message.contains("compare text"), "{filter}: {err}");
+    }
+    assert!(sql("title ~ null", Dialect::Sqlite).is_ok());
+}
+
+#[test]
+fn nul_characters_in_strings_are_refused() {
+    let err = sql("title ~ 'a\0b'", Dialect::Postgres).unwrap_err();
+    assert_eq!(
+        (err.position, err.message.as_str()),
+        (10, "a string cannot hold the NUL character")
+    );
+}
+
+#[test]
 fn like_patterns_escape_wildcards() {
     let compiled = sql("title ~ '50%_off'", Dialect::Sqlite).unwrap();
     assert_eq!(compiled.params, [Param::Text("%50\\%\\_off%".into())]);

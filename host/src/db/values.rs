@@ -35,6 +35,16 @@ fn type_error(expected: &str) -> FieldError {
     FieldError::new("invalid_type", format!("expected {expected}"))
 }
 
+/// Whether a text anywhere in `value` (a key too) holds U+0000.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
 /// Validates `value` for `field` and returns its normal form: `null` for
 /// absent values (`null`, `""`), UTC datetimes, deduplicated ids.
 /// `required` is checked separately, since updates may omit fields.
@@ -46,6 +56,13 @@ pub fn validate(
     use FieldType as T;
     if value.is_null() || value.as_str() == Some("") {
         return Ok(Value::Null);
+    }
+    // PostgreSQL's text and JSON cannot hold it: refused on every backend.
+    if holds_nul(value) {
+        return Err(FieldError::new(
+            "invalid_text",
+            "text cannot hold the NUL character (U+0000)",
+        ));
     }
     let text = |value: &Value| value.as_str().map(str::to_owned);
     let normal = match field.kind {
