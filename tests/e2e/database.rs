@@ -94,7 +94,11 @@ impl Db {
     /// Applies a definition that must succeed.
     pub async fn define(&self, definition: Value) -> Value {
         let (status, body) = self.apply(definition).await;
-        assert!(status == 200 || status == 201, "{status}: {body}");
+        assert!(
+            status == 200 || status == 201,
+            "{status}: {body}\nthe server's log:\n{}",
+            self.aura.log()
+        );
         body
     }
 
@@ -178,6 +182,7 @@ macro_rules! on_both_backends {
 on_both_backends! {
     field_types => field_types_round_trip;
     migrations => migrations_convert_or_refuse;
+    type_changes => type_changes_keep_every_connection_working;
     queries => filter_sort_page_cursor_expand;
     rules => rules_govern_each_action;
     injection => injection_attempts_fail_safely;
@@ -550,6 +555,32 @@ async fn migrations_convert_or_refuse(db: &Db) {
         .send("GET", "/api/collections/items/records", None, true)
         .await;
     assert_eq!(status, 404);
+}
+
+/// A field that changes type is read correctly by every pooled connection,
+/// including those that ran the same statement before the change (on
+/// PostgreSQL a cached statement whose result type changed failed).
+async fn type_changes_keep_every_connection_working(db: &Db) {
+    let define = |kind: &str| json!({"name": "flips", "fields": [{"name": "v", "type": kind}]});
+    db.define(define("text")).await;
+    db.insert("flips", json!({"v": "7"})).await;
+    for (kind, expected) in [
+        ("number", json!(7)),
+        ("text", json!("7")),
+        ("number", json!(7)),
+    ] {
+        // Many requests at once, so that many connections run (and cache)
+        // the same list and view statements.
+        let lists = (0..24).map(|_| db.send("GET", "/api/collections/flips/records", None, true));
+        for (status, body) in futures::future::join_all(lists).await {
+            assert_eq!(status, 200, "{body}");
+        }
+        db.define(define(kind)).await;
+        let lists = (0..24).map(|_| db.send("GET", "/api/collections/flips/records", None, true));
+        for (status, body) in futures::future::join_all(lists).await {
+            assert_eq!((status, &body["items"][0]["v"]), (200, &expected), "{body}");
+        }
+    }
 }
 
 async fn filter_sort_page_cursor_expand(db: &Db) {

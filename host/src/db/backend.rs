@@ -872,10 +872,18 @@ pub fn column_type(dialect: Dialect, storage: Storage) -> &'static str {
 }
 
 /// The SQL that reads column `column` so that [`Backend::fetch`] decodes it.
+///
+/// On PostgreSQL every column is cast to the type it is decoded as, so the
+/// result type of a statement is fixed by its text: a prepared statement
+/// cached on a pooled connection (of this node or another) before a field
+/// changed type would otherwise fail with "cached plan must not change
+/// result type" when run again with the same text.
 pub fn select_column(dialect: Dialect, column: &str, storage: Storage) -> String {
     match (dialect, storage) {
-        (Dialect::Postgres, Storage::Json) => format!("{column}::text"),
-        _ => column.to_owned(),
+        (Dialect::Sqlite, _) => column.to_owned(),
+        (Dialect::Postgres, Storage::Text | Storage::Json) => format!("{column}::text"),
+        (Dialect::Postgres, Storage::Number) => format!("{column}::float8"),
+        (Dialect::Postgres, Storage::Bool) => format!("{column}::boolean"),
     }
 }
 
