@@ -2146,6 +2146,157 @@ async fn checksums_are_verified_when_sent() {
     assert_eq!(status, 404);
 }
 
+#[tokio::test]
+async fn listings_batches_and_copies_behave_like_s3() {
+    let aura = Aura::start();
+    let s3 = admin_client(&aura).await;
+    for bucket in ["lb-a", "lb-b", "lb-c", "other"] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+
+    // ListBuckets pages by max-buckets and filters by prefix.
+    let first = s3
+        .list_buckets()
+        .prefix("lb-")
+        .max_buckets(2)
+        .send()
+        .await
+        .unwrap();
+    let names = |out: &aws_sdk_s3::operation::list_buckets::ListBucketsOutput| -> Vec<String> {
+        out.buckets()
+            .iter()
+            .map(|b| b.name().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&first), ["lb-a", "lb-b"]);
+    let token = first.continuation_token().expect("a next page");
+    let rest = s3
+        .list_buckets()
+        .prefix("lb-")
+        .max_buckets(2)
+        .continuation_token(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(names(&rest), ["lb-c"]);
+    assert_eq!(rest.continuation_token(), None);
+    assert!(first.owner().and_then(|o| o.id()).is_some());
+
+    for key in ["a", "b"] {
+        s3.put_object()
+            .bucket("lb-a")
+            .key(key)
+            .content_type("text/plain")
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
+    }
+    // max-keys=0 lists nothing and offers no next page.
+    let none = s3
+        .list_objects_v2()
+        .bucket("lb-a")
+        .max_keys(0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            none.is_truncated(),
+            none.next_continuation_token(),
+            none.key_count()
+        ),
+        (Some(false), None, Some(0))
+    );
+    // FetchOwner gives each object its owner.
+    let owned = s3
+        .list_objects_v2()
+        .bucket("lb-a")
+        .fetch_owner(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(owned.contents().iter().all(|o| o.owner().is_some()));
+    let plain = s3.list_objects_v2().bucket("lb-a").send().await.unwrap();
+    assert!(plain.contents().iter().all(|o| o.owner().is_none()));
+
+    // DeleteObjects takes at most 1000 keys; Quiet answers failures only.
+    let identifiers = |keys: Vec<String>| {
+        keys.into_iter()
+            .map(|key| {
+                aws_sdk_s3::types::ObjectIdentifier::builder()
+                    .key(key)
+                    .build()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    let too_many = aws_sdk_s3::types::Delete::builder()
+        .set_objects(Some(identifiers(
+            (0..1001).map(|i| format!("k{i}")).collect(),
+        )))
+        .build()
+        .unwrap();
+    let err = s3
+        .delete_objects()
+        .bucket("lb-a")
+        .delete(too_many)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(failure(err), ("MalformedXML".into(), 400));
+    let quiet = aws_sdk_s3::types::Delete::builder()
+        .set_objects(Some(identifiers(vec!["b".into()])))
+        .quiet(true)
+        .build()
+        .unwrap();
+    let out = s3
+        .delete_objects()
+        .bucket("lb-a")
+        .delete(quiet)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.deleted().is_empty() && out.errors().is_empty());
+    let (_, status) = failure(
+        s3.head_object()
+            .bucket("lb-a")
+            .key("b")
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(status, 404, "deleted all the same");
+
+    // Copying an object onto itself must change it.
+    let err = s3
+        .copy_object()
+        .bucket("lb-a")
+        .key("a")
+        .copy_source("lb-a/a")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(failure(err), ("InvalidRequest".into(), 400));
+    s3.copy_object()
+        .bucket("lb-a")
+        .key("a")
+        .copy_source("lb-a/a")
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .content_type("text/markdown")
+        .send()
+        .await
+        .unwrap();
+    let head = s3
+        .head_object()
+        .bucket("lb-a")
+        .key("a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type(), Some("text/markdown"));
+}
+
 /// Changes a request's body after the SDK signed it, as a faulty network
 /// or a tampering proxy would: `from` becomes `to` (of the same length).
 #[derive(Debug)]

@@ -217,6 +217,14 @@ impl s3s::access::S3Access for Scopes {
 /// The operations.
 struct Api(Arc<Storage>);
 
+/// The owner of every bucket and object: the server's one account.
+fn owner() -> Owner {
+    Owner {
+        id: Some("aura".into()),
+        display_name: Some("aura".into()),
+    }
+}
+
 fn timestamp(time: &str) -> Timestamp {
     let parsed = chrono::DateTime::parse_from_rfc3339(time)
         .map(|t| std::time::SystemTime::from(t.with_timezone(&chrono::Utc)))
@@ -431,12 +439,33 @@ impl S3 for Api {
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
         let key = Scopes(self.0.clone()).key(req.credentials.as_ref()).await?;
-        let buckets = self
+        let input = req.input;
+        let max = match input.max_buckets {
+            None => usize::MAX,
+            Some(max @ 1..=10_000) => max as usize,
+            Some(_) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "max-buckets must be between 1 and 10000"
+                ));
+            }
+        };
+        // The token is the name of the last bucket of the previous page.
+        let after = input.continuation_token.unwrap_or_default();
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let mut buckets: Vec<_> = self
             .0
             .buckets()
             .await?
             .into_iter()
             .filter(|b| key.allows(&b.name, false))
+            .filter(|b| b.name.starts_with(&prefix) && b.name > after)
+            .collect();
+        buckets.sort_by(|a, b| a.name.cmp(&b.name));
+        let next = (buckets.len() > max).then(|| buckets[max - 1].name.clone());
+        let buckets = buckets
+            .into_iter()
+            .take(max)
             .map(|b| Bucket {
                 name: Some(b.name),
                 creation_date: Some(timestamp(&b.created)),
@@ -445,7 +474,9 @@ impl S3 for Api {
             .collect();
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
-            ..Default::default()
+            continuation_token: next,
+            prefix: input.prefix,
+            owner: Some(owner()),
         }))
     }
 
@@ -623,10 +654,19 @@ impl S3 for Api {
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let input = req.input;
+        if input.delete.objects.len() > 1000 {
+            return Err(s3_error!(
+                MalformedXML,
+                "a DeleteObjects request names at most 1000 keys"
+            ));
+        }
+        let quiet = input.delete.quiet.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for object in input.delete.objects {
             match self.0.delete(&input.bucket, &object.key).await {
+                // Quiet mode answers only the failures.
+                Ok(()) if quiet => {}
                 Ok(()) => deleted.push(DeletedObject {
                     key: Some(object.key),
                     ..Default::default()
@@ -668,16 +708,24 @@ impl S3 for Api {
         {
             return Err(s3_error!(PreconditionFailed));
         }
-        let replace = input
+        let replacing = input
             .metadata_directive
             .as_ref()
-            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE)
-            .then(|| {
-                (
-                    input.content_type.clone(),
-                    metadata_of(input.metadata.clone()),
-                )
-            });
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        if !replacing
+            && (bucket.as_ref(), key.as_ref()) == (input.bucket.as_str(), input.key.as_str())
+        {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"
+            ));
+        }
+        let replace = replacing.then(|| {
+            (
+                input.content_type.clone(),
+                metadata_of(input.metadata.clone()),
+            )
+        });
         let object = self
             .0
             .copy((bucket, key), (&input.bucket, &input.key), replace)
@@ -742,16 +790,26 @@ impl S3 for Api {
             .map(|p| CommonPrefix { prefix: Some(p) })
             .collect();
         let key_count = (contents.len() + prefixes.len()) as i32;
+        // With max-keys=0 nothing is listed and there is no next page to
+        // ask for (a paginator would ask for the same empty page forever).
+        let next = listing.next.filter(|_| max > 0);
+        let owner = input.fetch_owner.unwrap_or(false).then(owner);
+        let contents = contents
+            .into_iter()
+            .map(|object| s3s::dto::Object {
+                owner: owner.clone(),
+                ..object
+            })
+            .collect();
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
             prefix: Some(prefix),
             delimiter: input.delimiter,
             max_keys: Some(max as i32),
             key_count: Some(key_count),
-            is_truncated: Some(listing.next.is_some()),
+            is_truncated: Some(next.is_some()),
             continuation_token: input.continuation_token,
-            next_continuation_token: listing
-                .next
+            next_continuation_token: next
                 .map(|next| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(next)),
             start_after: input.start_after,
             contents: Some(contents),
