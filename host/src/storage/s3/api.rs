@@ -1,0 +1,509 @@
+//! The S3 operations over the storage service.
+
+use super::checksums::{Claimed, claimed, verified, write_error};
+use super::multipart;
+use crate::storage::{BucketSettings, Object, PutOptions, Storage, etag_matches, inline_safe};
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The operations.
+pub struct Api(pub Arc<Storage>);
+
+/// The owner of every bucket and object: the server's one account.
+fn owner() -> Owner {
+    Owner {
+        id: Some("aura".into()),
+        display_name: Some("aura".into()),
+    }
+}
+
+pub fn timestamp(time: &str) -> Timestamp {
+    let parsed = chrono::DateTime::parse_from_rfc3339(time)
+        .map(|t| std::time::SystemTime::from(t.with_timezone(&chrono::Utc)))
+        .unwrap_or(std::time::UNIX_EPOCH);
+    Timestamp::from(parsed)
+}
+
+fn unix_seconds(time: &Timestamp) -> i64 {
+    time::OffsetDateTime::from(time.clone()).unix_timestamp()
+}
+
+pub fn md5_header(value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
+    use base64::Engine as _;
+    match value {
+        None => Ok(None),
+        Some(text) => base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()
+            .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+            .map(Some)
+            .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5")),
+    }
+}
+
+fn condition_text(condition: &ETagCondition) -> String {
+    match condition {
+        ETagCondition::Any => "*".to_owned(),
+        ETagCondition::ETag(etag) => etag.value().to_owned(),
+    }
+}
+
+pub fn metadata_of(metadata: Option<Metadata>) -> BTreeMap<String, String> {
+    metadata.unwrap_or_default().into_iter().collect()
+}
+
+/// Evaluates GET/HEAD preconditions (RFC 9110 order).
+fn check_read_preconditions(
+    object: &Object,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    let modified = unix_seconds(&timestamp(&object.modified));
+    if let Some(condition) = if_match {
+        if !etag_matches(&condition_text(condition), &object.etag) {
+            return Err(s3_error!(PreconditionFailed));
+        }
+    } else if let Some(since) = if_unmodified_since
+        && modified > unix_seconds(since)
+    {
+        return Err(s3_error!(PreconditionFailed));
+    }
+    if let Some(condition) = if_none_match {
+        if etag_matches(&condition_text(condition), &object.etag) {
+            return Err(s3_error!(NotModified));
+        }
+    } else if let Some(since) = if_modified_since
+        && modified <= unix_seconds(since)
+    {
+        return Err(s3_error!(NotModified));
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl S3 for Api {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let key = super::Scopes(self.0.clone())
+            .key(req.credentials.as_ref())
+            .await?;
+        let input = req.input;
+        let max = match input.max_buckets {
+            None => usize::MAX,
+            Some(max @ 1..=10_000) => max as usize,
+            Some(_) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "max-buckets must be between 1 and 10000"
+                ));
+            }
+        };
+        // The token is the name of the last bucket of the previous page.
+        let after = input.continuation_token.unwrap_or_default();
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let mut buckets: Vec<_> = self
+            .0
+            .buckets()
+            .await?
+            .into_iter()
+            .filter(|b| key.allows(&b.name, false))
+            .filter(|b| b.name.starts_with(&prefix) && b.name > after)
+            .collect();
+        buckets.sort_by(|a, b| a.name.cmp(&b.name));
+        let next = (buckets.len() > max).then(|| buckets[max - 1].name.clone());
+        let buckets = buckets
+            .into_iter()
+            .take(max)
+            .map(|b| Bucket {
+                name: Some(b.name),
+                creation_date: Some(timestamp(&b.created)),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            continuation_token: next,
+            prefix: input.prefix,
+            owner: Some(owner()),
+        }))
+    }
+
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let name = &req.input.bucket;
+        self.0
+            .create_bucket(name, BucketSettings::default())
+            .await?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{name}")),
+        }))
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.0.bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.0.bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.0.delete_bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(DeleteBucketOutput::default()))
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let input = req.input;
+        let body = input
+            .body
+            .ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
+        let claimed = claimed!(
+            input,
+            input.checksum_algorithm.map(|a| a.as_str().to_owned()),
+            req.trailing_headers
+        );
+        let mismatch = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let options = PutOptions {
+            content_type: input.content_type,
+            metadata: metadata_of(input.metadata),
+            content_md5: md5_header(input.content_md5.as_deref())?,
+            if_none_match: input
+                .if_none_match
+                .as_ref()
+                .is_some_and(ETagCondition::is_any),
+            if_match: input.if_match.as_ref().map(condition_text),
+            owner: None,
+        };
+        let object = self
+            .0
+            .put(
+                &input.bucket,
+                &input.key,
+                verified(body, claimed, mismatch.clone()),
+                options,
+            )
+            .await
+            .map_err(|err| write_error(err, &mismatch))?;
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(ETag::Strong(object.etag)),
+            size: Some(object.size as i64),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let input = req.input;
+        let bucket = self.0.bucket(&input.bucket).await?;
+        let object = self.0.head(&input.bucket, &input.key).await?;
+        check_read_preconditions(
+            &object,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        )?;
+        let (start, length, content_range) = match &input.range {
+            None => (0, object.size, None),
+            Some(range) => {
+                let span = range.check(object.size)?;
+                (
+                    span.start,
+                    span.end - span.start,
+                    Some(format!(
+                        "bytes {}-{}/{}",
+                        span.start,
+                        span.end - 1,
+                        object.size
+                    )),
+                )
+            }
+        };
+        let stream = self.0.read(&object, start, length).await?;
+        let website = bucket.settings.website;
+        let attachment = !website && !inline_safe(object.content_type.as_deref());
+        let mut response = S3Response::new(GetObjectOutput {
+            body: Some(StreamingBlob::wrap(stream)),
+            content_length: Some(length as i64),
+            content_range,
+            accept_ranges: Some("bytes".into()),
+            content_type: object.content_type.clone(),
+            content_disposition: attachment.then(|| "attachment".to_owned()),
+            e_tag: Some(ETag::Strong(object.etag.clone())),
+            last_modified: Some(timestamp(&object.modified)),
+            metadata: Some(object.metadata.into_iter().collect()),
+            ..Default::default()
+        });
+        response.headers.insert(
+            http::header::X_CONTENT_TYPE_OPTIONS,
+            http::HeaderValue::from_static("nosniff"),
+        );
+        if !website {
+            response.headers.insert(
+                http::header::CONTENT_SECURITY_POLICY,
+                http::HeaderValue::from_static(crate::storage::OBJECT_CSP),
+            );
+        }
+        Ok(response)
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let input = req.input;
+        let object = self.0.head(&input.bucket, &input.key).await?;
+        check_read_preconditions(
+            &object,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        )?;
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: Some(object.size as i64),
+            accept_ranges: Some("bytes".into()),
+            content_type: object.content_type,
+            e_tag: Some(ETag::Strong(object.etag)),
+            last_modified: Some(timestamp(&object.modified)),
+            metadata: Some(object.metadata.into_iter().collect()),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.0.delete(&req.input.bucket, &req.input.key).await?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let input = req.input;
+        if input.delete.objects.len() > 1000 {
+            return Err(s3_error!(
+                MalformedXML,
+                "a DeleteObjects request names at most 1000 keys"
+            ));
+        }
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for object in input.delete.objects {
+            match self.0.delete(&input.bucket, &object.key).await {
+                // Quiet mode answers only the failures.
+                Ok(()) if quiet => {}
+                Ok(()) => deleted.push(DeletedObject {
+                    key: Some(object.key),
+                    ..Default::default()
+                }),
+                Err(err) => {
+                    let err = s3s::S3Error::from(err);
+                    errors.push(Error {
+                        key: Some(object.key),
+                        code: Some(err.code().as_str().to_owned()),
+                        message: err.message().map(str::to_owned),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(errors),
+            ..Default::default()
+        }))
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let input = req.input;
+        let CopySource::Bucket { bucket, key, .. } = &input.copy_source else {
+            return Err(s3_error!(NotImplemented, "copy from buckets only"));
+        };
+        let source = self.0.head(bucket, key).await?;
+        if let Some(condition) = &input.copy_source_if_match
+            && !etag_matches(&condition_text(condition), &source.etag)
+        {
+            return Err(s3_error!(PreconditionFailed));
+        }
+        if let Some(condition) = &input.copy_source_if_none_match
+            && etag_matches(&condition_text(condition), &source.etag)
+        {
+            return Err(s3_error!(PreconditionFailed));
+        }
+        let replacing = input
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        if !replacing
+            && (bucket.as_ref(), key.as_ref()) == (input.bucket.as_str(), input.key.as_str())
+        {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"
+            ));
+        }
+        let replace = replacing.then(|| {
+            (
+                input.content_type.clone(),
+                metadata_of(input.metadata.clone()),
+            )
+        });
+        let object = self
+            .0
+            .copy((bucket, key), (&input.bucket, &input.key), replace)
+            .await?;
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(ETag::Strong(object.etag)),
+                last_modified: Some(timestamp(&object.modified)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        use base64::Engine as _;
+        let input = req.input;
+        let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
+        let after = match &input.continuation_token {
+            Some(token) => Some(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(token)
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .ok_or_else(|| {
+                        s3_error!(InvalidArgument, "the continuation token is not valid")
+                    })?,
+            ),
+            None => input.start_after.clone(),
+        };
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let listing = self
+            .0
+            .list(
+                &input.bucket,
+                &prefix,
+                input.delimiter.as_deref(),
+                after.as_deref(),
+                max,
+            )
+            .await?;
+        let contents: Vec<s3s::dto::Object> = listing
+            .objects
+            .into_iter()
+            .map(|o| s3s::dto::Object {
+                key: Some(o.key),
+                size: Some(o.size as i64),
+                e_tag: Some(ETag::Strong(o.etag)),
+                last_modified: Some(timestamp(&o.modified)),
+                storage_class: Some(ObjectStorageClass::from_static(
+                    ObjectStorageClass::STANDARD,
+                )),
+                ..Default::default()
+            })
+            .collect();
+        let prefixes: Vec<CommonPrefix> = listing
+            .prefixes
+            .into_iter()
+            .map(|p| CommonPrefix { prefix: Some(p) })
+            .collect();
+        let key_count = (contents.len() + prefixes.len()) as i32;
+        // With max-keys=0 nothing is listed and there is no next page to
+        // ask for (a paginator would ask for the same empty page forever).
+        let next = listing.next.filter(|_| max > 0);
+        let owner = input.fetch_owner.unwrap_or(false).then(owner);
+        let contents = contents
+            .into_iter()
+            .map(|object| s3s::dto::Object {
+                owner: owner.clone(),
+                ..object
+            })
+            .collect();
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: Some(prefix),
+            delimiter: input.delimiter,
+            max_keys: Some(max as i32),
+            key_count: Some(key_count),
+            is_truncated: Some(next.is_some()),
+            continuation_token: input.continuation_token,
+            next_continuation_token: next
+                .map(|next| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(next)),
+            start_after: input.start_after,
+            contents: Some(contents),
+            common_prefixes: Some(prefixes),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        multipart::create(self, req).await
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        multipart::upload_part(self, req).await
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        multipart::list_parts(self, req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        multipart::complete(self, req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        multipart::abort(self, req).await
+    }
+}
