@@ -33,6 +33,7 @@ mod queue;
 mod realtime;
 mod record_forms;
 mod rule_leaks;
+mod s3_compat;
 mod schedules;
 mod secrets;
 mod smtp;

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 /// An S3 client of `aura`'s S3 API with these credentials (sending
 /// checksums only where S3 requires them).
-fn client(aura: &Aura, access_key: &str, secret: &str) -> Client {
+pub fn client(aura: &Aura, access_key: &str, secret: &str) -> Client {
     client_with(
         aura,
         access_key,
@@ -28,7 +28,7 @@ fn client(aura: &Aura, access_key: &str, secret: &str) -> Client {
     )
 }
 
-fn client_with(
+pub fn client_with(
     aura: &Aura,
     access_key: &str,
     secret: &str,
@@ -48,7 +48,7 @@ fn client_with(
 }
 
 /// Creates an access key over the admin API; returns (access key, secret).
-async fn key(aura: &Aura, buckets: Value) -> (String, String) {
+pub async fn key(aura: &Aura, buckets: Value) -> (String, String) {
     let (status, body) = aura
         .admin_post(
             "/api/admin/storage/keys",
@@ -63,19 +63,19 @@ async fn key(aura: &Aura, buckets: Value) -> (String, String) {
 }
 
 /// A client whose key may do everything.
-async fn admin_client(aura: &Aura) -> Client {
+pub async fn admin_client(aura: &Aura) -> Client {
     let (access, secret) = key(aura, json!({"*": "read-write"})).await;
     client(aura, &access, &secret)
 }
 
 /// The S3 error code and HTTP status of a failed call.
-fn failure<E: ProvideErrorMetadata>(err: SdkError<E, HttpResponse>) -> (String, u16) {
+pub fn failure<E: ProvideErrorMetadata>(err: SdkError<E, HttpResponse>) -> (String, u16) {
     let status = err.raw_response().map_or(0, |r| r.status().as_u16());
     let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("");
     (code.to_owned(), status)
 }
 
-async fn body_of(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
+pub async fn body_of(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
     client
         .get_object()
         .bucket(bucket)
@@ -2144,157 +2144,6 @@ async fn checksums_are_verified_when_sent() {
             .unwrap_err(),
     );
     assert_eq!(status, 404);
-}
-
-#[tokio::test]
-async fn listings_batches_and_copies_behave_like_s3() {
-    let aura = Aura::start();
-    let s3 = admin_client(&aura).await;
-    for bucket in ["lb-a", "lb-b", "lb-c", "other"] {
-        s3.create_bucket().bucket(bucket).send().await.unwrap();
-    }
-
-    // ListBuckets pages by max-buckets and filters by prefix.
-    let first = s3
-        .list_buckets()
-        .prefix("lb-")
-        .max_buckets(2)
-        .send()
-        .await
-        .unwrap();
-    let names = |out: &aws_sdk_s3::operation::list_buckets::ListBucketsOutput| -> Vec<String> {
-        out.buckets()
-            .iter()
-            .map(|b| b.name().unwrap().to_owned())
-            .collect()
-    };
-    assert_eq!(names(&first), ["lb-a", "lb-b"]);
-    let token = first.continuation_token().expect("a next page");
-    let rest = s3
-        .list_buckets()
-        .prefix("lb-")
-        .max_buckets(2)
-        .continuation_token(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(names(&rest), ["lb-c"]);
-    assert_eq!(rest.continuation_token(), None);
-    assert!(first.owner().and_then(|o| o.id()).is_some());
-
-    for key in ["a", "b"] {
-        s3.put_object()
-            .bucket("lb-a")
-            .key(key)
-            .content_type("text/plain")
-            .body(ByteStream::from_static(b"x"))
-            .send()
-            .await
-            .unwrap();
-    }
-    // max-keys=0 lists nothing and offers no next page.
-    let none = s3
-        .list_objects_v2()
-        .bucket("lb-a")
-        .max_keys(0)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        (
-            none.is_truncated(),
-            none.next_continuation_token(),
-            none.key_count()
-        ),
-        (Some(false), None, Some(0))
-    );
-    // FetchOwner gives each object its owner.
-    let owned = s3
-        .list_objects_v2()
-        .bucket("lb-a")
-        .fetch_owner(true)
-        .send()
-        .await
-        .unwrap();
-    assert!(owned.contents().iter().all(|o| o.owner().is_some()));
-    let plain = s3.list_objects_v2().bucket("lb-a").send().await.unwrap();
-    assert!(plain.contents().iter().all(|o| o.owner().is_none()));
-
-    // DeleteObjects takes at most 1000 keys; Quiet answers failures only.
-    let identifiers = |keys: Vec<String>| {
-        keys.into_iter()
-            .map(|key| {
-                aws_sdk_s3::types::ObjectIdentifier::builder()
-                    .key(key)
-                    .build()
-                    .unwrap()
-            })
-            .collect::<Vec<_>>()
-    };
-    let too_many = aws_sdk_s3::types::Delete::builder()
-        .set_objects(Some(identifiers(
-            (0..1001).map(|i| format!("k{i}")).collect(),
-        )))
-        .build()
-        .unwrap();
-    let err = s3
-        .delete_objects()
-        .bucket("lb-a")
-        .delete(too_many)
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(failure(err), ("MalformedXML".into(), 400));
-    let quiet = aws_sdk_s3::types::Delete::builder()
-        .set_objects(Some(identifiers(vec!["b".into()])))
-        .quiet(true)
-        .build()
-        .unwrap();
-    let out = s3
-        .delete_objects()
-        .bucket("lb-a")
-        .delete(quiet)
-        .send()
-        .await
-        .unwrap();
-    assert!(out.deleted().is_empty() && out.errors().is_empty());
-    let (_, status) = failure(
-        s3.head_object()
-            .bucket("lb-a")
-            .key("b")
-            .send()
-            .await
-            .unwrap_err(),
-    );
-    assert_eq!(status, 404, "deleted all the same");
-
-    // Copying an object onto itself must change it.
-    let err = s3
-        .copy_object()
-        .bucket("lb-a")
-        .key("a")
-        .copy_source("lb-a/a")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(failure(err), ("InvalidRequest".into(), 400));
-    s3.copy_object()
-        .bucket("lb-a")
-        .key("a")
-        .copy_source("lb-a/a")
-        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
-        .content_type("text/markdown")
-        .send()
-        .await
-        .unwrap();
-    let head = s3
-        .head_object()
-        .bucket("lb-a")
-        .key("a")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.content_type(), Some("text/markdown"));
 }
 
 /// Changes a request's body after the SDK signed it, as a faulty network

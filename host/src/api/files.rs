@@ -214,10 +214,15 @@ async fn download(
     if !bucket.settings.website {
         response = response.header(header::CONTENT_SECURITY_POLICY, crate::storage::OBJECT_CSP);
     }
-    if signature.download.is_some()
-        || (!bucket.settings.website && !crate::storage::inline_safe(Some(&content_type)))
-    {
+    let forced = signature.download.is_some()
+        || (!bucket.settings.website && !crate::storage::inline_safe(Some(&content_type)));
+    if forced {
         response = response.header(header::CONTENT_DISPOSITION, attachment(&key));
+    }
+    for (name, value) in object.headers.pairs() {
+        if !(forced && name == header::CONTENT_DISPOSITION) {
+            response = response.header(name, value);
+        }
     }
     let (status, start, length) = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => (StatusCode::OK, 0, object.size),
@@ -337,7 +342,9 @@ fn stored(object: Object, created: bool) -> Response {
 }
 
 /// `PUT /api/storage/{bucket}/{key}`: the raw body becomes the object
-/// (`Content-Type` is kept).
+/// (`Content-Type`, `Cache-Control`, `Content-Disposition`,
+/// `Content-Encoding`, `Content-Language` and `Expires` are kept and sent
+/// back on downloads).
 async fn upload(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -367,6 +374,7 @@ async fn upload(
     .await?;
     let options = PutOptions {
         content_type,
+        headers: crate::storage::ObjectHeaders::from_request(&headers),
         owner,
         ..PutOptions::default()
     };

@@ -972,8 +972,19 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
         query.sql(&statement);
         tx.execute(&query).await?;
     }
-    // Columns later versions added to tables that exist already.
-    for (table, column, definition) in crate::scheduler::added_columns() {
+    add_columns(backend, &mut tx, &crate::scheduler::added_columns()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Adds the `(table, column, definition)` columns a later version gave to
+/// tables that exist already (a column present is left alone).
+pub async fn add_columns(
+    backend: &Backend,
+    tx: &mut Tx,
+    columns: &[(&str, &str, &str)],
+) -> anyhow::Result<()> {
+    for (table, column, definition) in columns {
         let present = match backend.dialect() {
             Dialect::Sqlite => {
                 tx.count(&backend.statement(
@@ -997,7 +1008,6 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
             tx.execute(&query).await?;
         }
     }
-    tx.commit().await?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 
 pub mod access;
 mod blobs;
+pub mod headers;
 pub mod names;
 pub mod payload;
 pub mod remote;
@@ -25,6 +26,7 @@ use blobs::{Blobs, WriteError};
 pub use blobs::{ByteStream, READ_CHUNK};
 use bytes::Bytes;
 use futures::Stream;
+pub use headers::ObjectHeaders;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -163,6 +165,9 @@ pub struct Object {
     pub content_type: Option<String>,
     /// User metadata (`x-amz-meta-*`).
     pub metadata: BTreeMap<String, String>,
+    /// The standard headers it is served with.
+    #[serde(skip_serializing_if = "is_default")]
+    pub headers: ObjectHeaders,
     /// Last modified.
     pub modified: String,
     /// The user who uploaded it over REST (none for S3 and admin uploads).
@@ -178,6 +183,8 @@ pub struct PutOptions {
     pub content_type: Option<String>,
     /// User metadata.
     pub metadata: BTreeMap<String, String>,
+    /// The standard headers to serve it with.
+    pub headers: ObjectHeaders,
     /// The MD5 the client says the body has.
     pub content_md5: Option<[u8; 16]>,
     /// Only if no object has the key (`If-None-Match: *`).
@@ -236,10 +243,12 @@ pub struct Storage {
     signing: Vec<u8>,
 }
 
-const OBJECT_COLUMNS: &str = "key, size, etag, content_type, metadata, modified, blob, owner";
-const OBJECT_STORAGE: [Column; 8] = [
+const OBJECT_COLUMNS: &str =
+    "key, size, etag, content_type, metadata, modified, blob, owner, headers";
+const OBJECT_STORAGE: [Column; 9] = [
     Column::Text,
     Column::Number,
+    Column::Text,
     Column::Text,
     Column::Text,
     Column::Text,
@@ -262,7 +271,12 @@ fn object_of(row: Vec<Value>) -> Object {
         modified: text(5),
         blob: text(6),
         owner: row[7].as_str().map(str::to_owned),
+        headers: ObjectHeaders::from_column(&row[8]),
     }
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    value == &T::default()
 }
 
 fn number(value: u64) -> Arg {
@@ -329,6 +343,7 @@ impl Storage {
             query.sql(&statement);
             tx.execute(&query).await?;
         }
+        crate::db::backend::add_columns(&db, &mut tx, &headers::ADDED_COLUMNS).await?;
         tx.commit().await?;
         let signing = signing::load_secret(&db).await?;
         let blobs = Blobs::open(root, node, remote, durability)?;
@@ -593,6 +608,7 @@ impl Storage {
             etag: hex::encode(written.md5),
             content_type: options.content_type.clone(),
             metadata: options.metadata.clone(),
+            headers: options.headers.clone(),
             modified: values::now(),
             owner: options.owner.clone(),
             blob: written.id,
@@ -649,9 +665,9 @@ impl Storage {
             return Err(StorageError::PreconditionFailed);
         }
         tx.execute(&self.db.statement(
-            "INSERT INTO _aura_objects (bucket, key, size, etag, content_type, metadata, modified, blob, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO _aura_objects (bucket, key, size, etag, content_type, metadata, modified, blob, owner, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (bucket, key) DO UPDATE SET size = excluded.size, etag = excluded.etag, content_type = excluded.content_type, \
-             metadata = excluded.metadata, modified = excluded.modified, blob = excluded.blob, owner = excluded.owner",
+             metadata = excluded.metadata, modified = excluded.modified, blob = excluded.blob, owner = excluded.owner, headers = excluded.headers",
             [
                 text_arg(bucket),
                 text_arg(&object.key),
@@ -668,6 +684,7 @@ impl Storage {
                     .owner
                     .as_deref()
                     .map_or(Arg::NullOf(Column::Text), text_arg),
+                object.headers.to_arg(),
             ],
         ))
         .await?;
@@ -704,13 +721,13 @@ impl Storage {
         Ok(())
     }
 
-    /// Copies an object; `replace` gives new content type and metadata
-    /// (otherwise the source's are kept).
+    /// Copies an object; `replace` gives a new content type, headers and
+    /// metadata (otherwise the source's are kept).
     pub async fn copy(
         &self,
         from: (&str, &str),
         to: (&str, &str),
-        replace: Option<(Option<String>, BTreeMap<String, String>)>,
+        replace: Option<PutOptions>,
     ) -> Result<Object> {
         Self::check_key(to.1)?;
         let destination = self.bucket(to.0).await?;
@@ -719,13 +736,17 @@ impl Storage {
             return Err(StorageError::TooLarge(self.limit(&destination)));
         }
         let written = self.blobs.copy(&source.blob).await?;
-        let (content_type, metadata) = replace.unwrap_or((source.content_type, source.metadata));
+        let (content_type, headers, metadata) = match replace {
+            Some(given) => (given.content_type, given.headers, given.metadata),
+            None => (source.content_type, source.headers, source.metadata),
+        };
         let object = Object {
             key: to.1.to_owned(),
             size: written.size,
             etag: source.etag,
             content_type,
             metadata,
+            headers,
             modified: values::now(),
             owner: source.owner,
             blob: written.id,

@@ -3,7 +3,10 @@
 //! into the object's blob, with S3's ETag (the MD5 of the parts' MD5s,
 //! then `-N`).
 
-use super::{MAX_PARTS, MIN_PART_BYTES, Object, Part, PutOptions, Result, Storage, StorageError};
+use super::{
+    MAX_PARTS, MIN_PART_BYTES, Object, ObjectHeaders, Part, PutOptions, Result, Storage,
+    StorageError,
+};
 use crate::db::backend::{Arg, text_arg};
 use crate::db::schema::Storage as Column;
 use crate::db::values;
@@ -21,29 +24,34 @@ pub struct Upload {
     pub key: String,
     content_type: Option<String>,
     metadata: BTreeMap<String, String>,
+    headers: ObjectHeaders,
 }
 
 impl Storage {
-    /// Starts an upload of `key`.
+    /// Starts an upload of `key`, to be stored with the content type,
+    /// metadata and headers of `described`.
     pub async fn create_upload(
         &self,
         bucket: &str,
         key: &str,
-        content_type: Option<String>,
-        metadata: BTreeMap<String, String>,
+        described: PutOptions,
     ) -> Result<String> {
         Self::check_key(key)?;
         self.bucket(bucket).await?;
         let id = hex::encode(rand::random::<[u8; 16]>());
         let insert = self.db.statement(
-            "INSERT INTO _aura_uploads (id, bucket, key, content_type, metadata, created) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO _aura_uploads (id, bucket, key, content_type, metadata, created, headers) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 text_arg(&id),
                 text_arg(bucket),
                 text_arg(key),
-                content_type.as_deref().map_or(Arg::NullOf(Column::Text), text_arg),
-                text_arg(&serde_json::to_string(&metadata).map_err(anyhow::Error::from)?),
+                described
+                    .content_type
+                    .as_deref()
+                    .map_or(Arg::NullOf(Column::Text), text_arg),
+                text_arg(&serde_json::to_string(&described.metadata).map_err(anyhow::Error::from)?),
                 text_arg(&values::now()),
+                described.headers.to_arg(),
             ],
         );
         let mut tx = self.db.begin().await?;
@@ -55,12 +63,12 @@ impl Storage {
     /// The upload `id` of `bucket`/`key`.
     pub async fn upload(&self, bucket: &str, key: &str, id: &str) -> Result<Upload> {
         let select = self.db.statement(
-            "SELECT key, content_type, metadata FROM _aura_uploads WHERE id = ? AND bucket = ? AND key = ?",
+            "SELECT key, content_type, metadata, headers FROM _aura_uploads WHERE id = ? AND bucket = ? AND key = ?",
             [text_arg(id), text_arg(bucket), text_arg(key)],
         );
         let row = self
             .db
-            .fetch(&select, &[Column::Text; 3])
+            .fetch(&select, &[Column::Text; 4])
             .await?
             .pop()
             .ok_or_else(|| StorageError::NoSuchUpload(id.to_owned()))?;
@@ -72,6 +80,7 @@ impl Storage {
                 .as_str()
                 .and_then(|m| serde_json::from_str(m).ok())
                 .unwrap_or_default(),
+            headers: ObjectHeaders::from_column(&row[3]),
         })
     }
 
@@ -219,6 +228,7 @@ impl Storage {
             etag: format!("{}-{}", hex::encode(digests.finalize()), chosen.len()),
             content_type: upload.content_type,
             metadata: upload.metadata,
+            headers: upload.headers,
             modified: values::now(),
             owner: None,
             blob: written.id,

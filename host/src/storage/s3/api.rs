@@ -2,7 +2,9 @@
 
 use super::checksums::{Claimed, claimed, verified, write_error};
 use super::multipart;
-use crate::storage::{BucketSettings, Object, PutOptions, Storage, etag_matches, inline_safe};
+use crate::storage::{
+    BucketSettings, Object, ObjectHeaders, PutOptions, Storage, etag_matches, inline_safe,
+};
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use std::collections::BTreeMap;
@@ -48,6 +50,37 @@ fn condition_text(condition: &ETagCondition) -> String {
         ETagCondition::Any => "*".to_owned(),
         ETagCondition::ETag(etag) => etag.value().to_owned(),
     }
+}
+
+/// The standard headers (`Cache-Control`…) a write `$input` gives (puts,
+/// copies and new uploads carry the same fields).
+macro_rules! given_headers {
+    ($input:ident) => {
+        ObjectHeaders {
+            cache_control: $input.cache_control.clone(),
+            content_disposition: $input.content_disposition.clone(),
+            content_encoding: $input.content_encoding.clone(),
+            content_language: $input.content_language.clone(),
+            expires: $input.expires.as_ref().map(http_date),
+        }
+    };
+}
+pub(super) use given_headers;
+
+/// `time` as an HTTP date.
+pub fn http_date(time: &Timestamp) -> String {
+    let mut text = Vec::new();
+    let _ = time.format(s3s::dto::TimestampFormat::HttpDate, &mut text);
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// A stored `Expires` read back (one that is not an HTTP date is left out).
+fn expires_of(headers: &ObjectHeaders) -> Option<Timestamp> {
+    Timestamp::parse(
+        s3s::dto::TimestampFormat::HttpDate,
+        headers.expires.as_deref()?,
+    )
+    .ok()
 }
 
 pub fn metadata_of(metadata: Option<Metadata>) -> BTreeMap<String, String> {
@@ -188,6 +221,7 @@ impl S3 for Api {
         let options = PutOptions {
             content_type: input.content_type,
             metadata: metadata_of(input.metadata),
+            headers: given_headers!(input),
             content_md5: md5_header(input.content_md5.as_deref())?,
             if_none_match: input
                 .if_none_match
@@ -245,14 +279,60 @@ impl S3 for Api {
         };
         let stream = self.0.read(&object, start, length).await?;
         let website = bucket.settings.website;
-        let attachment = !website && !inline_safe(object.content_type.as_deref());
+        // What a (presigned) request asks the response to say instead.
+        let mut headers = object.headers.clone();
+        let overrides = [
+            (&mut headers.cache_control, input.response_cache_control),
+            (
+                &mut headers.content_disposition,
+                input.response_content_disposition,
+            ),
+            (
+                &mut headers.content_encoding,
+                input.response_content_encoding,
+            ),
+            (
+                &mut headers.content_language,
+                input.response_content_language,
+            ),
+            (
+                &mut headers.expires,
+                input.response_expires.as_ref().map(http_date),
+            ),
+        ];
+        for (stored, given) in overrides {
+            if given
+                .as_deref()
+                .is_some_and(|v| http::HeaderValue::from_str(v).is_err())
+            {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "a response-* parameter is not a valid header value"
+                ));
+            }
+            if given.is_some() {
+                *stored = given;
+            }
+        }
+        let content_type = input.response_content_type.or(object.content_type);
+        let attachment = !website && !inline_safe(content_type.as_deref());
+        let disposition = match headers.content_disposition.take() {
+            Some(given) if !attachment || given.trim_start().starts_with("attachment") => {
+                Some(given)
+            }
+            _ => attachment.then(|| "attachment".to_owned()),
+        };
         let mut response = S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(length as i64),
             content_range,
             accept_ranges: Some("bytes".into()),
-            content_type: object.content_type.clone(),
-            content_disposition: attachment.then(|| "attachment".to_owned()),
+            expires: expires_of(&headers),
+            cache_control: headers.cache_control,
+            content_encoding: headers.content_encoding,
+            content_language: headers.content_language,
+            content_type,
+            content_disposition: disposition,
             e_tag: Some(ETag::Strong(object.etag.clone())),
             last_modified: Some(timestamp(&object.modified)),
             metadata: Some(object.metadata.into_iter().collect()),
@@ -287,6 +367,11 @@ impl S3 for Api {
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(object.size as i64),
             accept_ranges: Some("bytes".into()),
+            expires: expires_of(&object.headers),
+            cache_control: object.headers.cache_control,
+            content_disposition: object.headers.content_disposition,
+            content_encoding: object.headers.content_encoding,
+            content_language: object.headers.content_language,
             content_type: object.content_type,
             e_tag: Some(ETag::Strong(object.etag)),
             last_modified: Some(timestamp(&object.modified)),
@@ -374,11 +459,11 @@ impl S3 for Api {
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"
             ));
         }
-        let replace = replacing.then(|| {
-            (
-                input.content_type.clone(),
-                metadata_of(input.metadata.clone()),
-            )
+        let replace = replacing.then(|| PutOptions {
+            content_type: input.content_type.clone(),
+            metadata: metadata_of(input.metadata.clone()),
+            headers: given_headers!(input),
+            ..PutOptions::default()
         });
         let object = self
             .0

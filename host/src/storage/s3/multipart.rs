@@ -1,7 +1,8 @@
 //! The multipart operations: uploads, parts, completion.
 
-use super::api::{Api, md5_header, metadata_of, timestamp};
+use super::api::{Api, given_headers, http_date, md5_header, metadata_of, timestamp};
 use super::checksums::{Claimed, claimed, verified, write_error};
+use crate::storage::{ObjectHeaders, PutOptions};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use std::sync::Arc;
@@ -16,8 +17,12 @@ pub async fn create(
         .create_upload(
             &input.bucket,
             &input.key,
-            input.content_type,
-            metadata_of(input.metadata),
+            PutOptions {
+                content_type: input.content_type.clone(),
+                metadata: metadata_of(input.metadata.clone()),
+                headers: given_headers!(input),
+                ..PutOptions::default()
+            },
         )
         .await?;
     Ok(S3Response::new(CreateMultipartUploadOutput {

@@ -1,0 +1,371 @@
+//! The S3 port as the clients people use expect S3 to behave: listings,
+//! batches, copies, standard object headers, multipart edge cases (issue
+//! by issue against what S3 answers), through the AWS SDK.
+
+use crate::storage::{admin_client, failure};
+use crate::support::Aura;
+use aws_sdk_s3::primitives::ByteStream;
+
+#[tokio::test]
+async fn listings_batches_and_copies_behave_like_s3() {
+    let aura = Aura::start();
+    let s3 = admin_client(&aura).await;
+    for bucket in ["lb-a", "lb-b", "lb-c", "other"] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+
+    // ListBuckets pages by max-buckets and filters by prefix.
+    let first = s3
+        .list_buckets()
+        .prefix("lb-")
+        .max_buckets(2)
+        .send()
+        .await
+        .unwrap();
+    let names = |out: &aws_sdk_s3::operation::list_buckets::ListBucketsOutput| -> Vec<String> {
+        out.buckets()
+            .iter()
+            .map(|b| b.name().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&first), ["lb-a", "lb-b"]);
+    let token = first.continuation_token().expect("a next page");
+    let rest = s3
+        .list_buckets()
+        .prefix("lb-")
+        .max_buckets(2)
+        .continuation_token(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(names(&rest), ["lb-c"]);
+    assert_eq!(rest.continuation_token(), None);
+    assert!(first.owner().and_then(|o| o.id()).is_some());
+
+    for key in ["a", "b"] {
+        s3.put_object()
+            .bucket("lb-a")
+            .key(key)
+            .content_type("text/plain")
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
+    }
+    // max-keys=0 lists nothing and offers no next page.
+    let none = s3
+        .list_objects_v2()
+        .bucket("lb-a")
+        .max_keys(0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            none.is_truncated(),
+            none.next_continuation_token(),
+            none.key_count()
+        ),
+        (Some(false), None, Some(0))
+    );
+    // FetchOwner gives each object its owner.
+    let owned = s3
+        .list_objects_v2()
+        .bucket("lb-a")
+        .fetch_owner(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(owned.contents().iter().all(|o| o.owner().is_some()));
+    let plain = s3.list_objects_v2().bucket("lb-a").send().await.unwrap();
+    assert!(plain.contents().iter().all(|o| o.owner().is_none()));
+
+    // DeleteObjects takes at most 1000 keys; Quiet answers failures only.
+    let identifiers = |keys: Vec<String>| {
+        keys.into_iter()
+            .map(|key| {
+                aws_sdk_s3::types::ObjectIdentifier::builder()
+                    .key(key)
+                    .build()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    let too_many = aws_sdk_s3::types::Delete::builder()
+        .set_objects(Some(identifiers(
+            (0..1001).map(|i| format!("k{i}")).collect(),
+        )))
+        .build()
+        .unwrap();
+    let err = s3
+        .delete_objects()
+        .bucket("lb-a")
+        .delete(too_many)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(failure(err), ("MalformedXML".into(), 400));
+    let quiet = aws_sdk_s3::types::Delete::builder()
+        .set_objects(Some(identifiers(vec!["b".into()])))
+        .quiet(true)
+        .build()
+        .unwrap();
+    let out = s3
+        .delete_objects()
+        .bucket("lb-a")
+        .delete(quiet)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.deleted().is_empty() && out.errors().is_empty());
+    let (_, status) = failure(
+        s3.head_object()
+            .bucket("lb-a")
+            .key("b")
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(status, 404, "deleted all the same");
+
+    // Copying an object onto itself must change it.
+    let err = s3
+        .copy_object()
+        .bucket("lb-a")
+        .key("a")
+        .copy_source("lb-a/a")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(failure(err), ("InvalidRequest".into(), 400));
+    s3.copy_object()
+        .bucket("lb-a")
+        .key("a")
+        .copy_source("lb-a/a")
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .content_type("text/markdown")
+        .send()
+        .await
+        .unwrap();
+    let head = s3
+        .head_object()
+        .bucket("lb-a")
+        .key("a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type(), Some("text/markdown"));
+}
+
+/// `Cache-Control`, `Content-Disposition`, `Content-Encoding`,
+/// `Content-Language` and `Expires` given on a put, a copy or a new upload
+/// come back on HEAD and GET, over S3 and REST (gzip'd assets served
+/// without their `Content-Encoding` break silently).
+#[tokio::test]
+async fn standard_object_headers_are_kept_and_served() {
+    use aws_sdk_s3::primitives::DateTime;
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
+    let aura = Aura::start();
+    let s3 = admin_client(&aura).await;
+    s3.create_bucket().bucket("assets").send().await.unwrap();
+    let expires = DateTime::from_secs(4_102_444_800); // 2100-01-01
+    s3.put_object()
+        .bucket("assets")
+        .key("app.js.gz")
+        .content_type("text/plain")
+        .cache_control("public, max-age=31536000, immutable")
+        .content_encoding("gzip")
+        .content_language("fr-CA")
+        .content_disposition("inline; filename=\"app.js\"")
+        .expires(expires)
+        .body(ByteStream::from_static(b"\x1f\x8b gzip bytes"))
+        .send()
+        .await
+        .unwrap();
+    let head = s3
+        .head_object()
+        .bucket("assets")
+        .key("app.js.gz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            head.cache_control(),
+            head.content_encoding(),
+            head.content_language(),
+            head.content_disposition(),
+            head.expires_string(),
+        ),
+        (
+            Some("public, max-age=31536000, immutable"),
+            Some("gzip"),
+            Some("fr-CA"),
+            Some("inline; filename=\"app.js\""),
+            Some("Fri, 01 Jan 2100 00:00:00 GMT"),
+        )
+    );
+    let get = s3
+        .get_object()
+        .bucket("assets")
+        .key("app.js.gz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (get.cache_control(), get.content_encoding()),
+        (Some("public, max-age=31536000, immutable"), Some("gzip"))
+    );
+
+    // A presigned GET may ask the response to say otherwise.
+    let presigned = s3
+        .get_object()
+        .bucket("assets")
+        .key("app.js.gz")
+        .response_cache_control("no-store")
+        .response_content_disposition("attachment; filename=\"x.gz\"")
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
+                60,
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let response = aura.http.get(presigned.uri()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"x.gz\""
+    );
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+
+    // Copied as they are, or replaced with the metadata.
+    s3.copy_object()
+        .bucket("assets")
+        .key("copy.js.gz")
+        .copy_source("assets/app.js.gz")
+        .send()
+        .await
+        .unwrap();
+    let copy = s3
+        .head_object()
+        .bucket("assets")
+        .key("copy.js.gz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(copy.content_encoding(), Some("gzip"));
+    s3.copy_object()
+        .bucket("assets")
+        .key("copy.js.gz")
+        .copy_source("assets/app.js.gz")
+        .metadata_directive(MetadataDirective::Replace)
+        .cache_control("no-cache")
+        .send()
+        .await
+        .unwrap();
+    let replaced = s3
+        .head_object()
+        .bucket("assets")
+        .key("copy.js.gz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (replaced.cache_control(), replaced.content_encoding()),
+        (Some("no-cache"), None)
+    );
+
+    // A multipart upload keeps what its creation gave.
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("assets")
+        .key("big.bin")
+        .cache_control("max-age=60")
+        .content_language("de")
+        .send()
+        .await
+        .unwrap();
+    let part = s3
+        .upload_part()
+        .bucket("assets")
+        .key("big.bin")
+        .upload_id(upload.upload_id().unwrap())
+        .part_number(1)
+        .body(ByteStream::from_static(b"one part"))
+        .send()
+        .await
+        .unwrap();
+    s3.complete_multipart_upload()
+        .bucket("assets")
+        .key("big.bin")
+        .upload_id(upload.upload_id().unwrap())
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let big = s3
+        .head_object()
+        .bucket("assets")
+        .key("big.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (big.cache_control(), big.content_language()),
+        (Some("max-age=60"), Some("de"))
+    );
+
+    // REST downloads send them too, and REST uploads keep them.
+    let response = aura
+        .http
+        .get(aura.at("/api/storage/assets/app.js.gz"))
+        .bearer_auth(&aura.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    for (name, value) in [
+        ("cache-control", "public, max-age=31536000, immutable"),
+        ("content-encoding", "gzip"),
+        ("content-language", "fr-CA"),
+        ("expires", "Fri, 01 Jan 2100 00:00:00 GMT"),
+    ] {
+        assert_eq!(response.headers()[name], value, "{name}");
+    }
+    let response = aura
+        .http
+        .put(aura.at("/api/storage/assets/page.html"))
+        .bearer_auth(&aura.token)
+        .header("content-type", "text/html")
+        .header("cache-control", "max-age=5")
+        .header("content-disposition", "inline")
+        .body("<script>alert(1)</script>")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let page = s3
+        .get_object()
+        .bucket("assets")
+        .key("page.html")
+        .send()
+        .await
+        .unwrap();
+    // Active content is still downloaded, whatever disposition it was given.
+    assert_eq!(
+        (page.cache_control(), page.content_disposition()),
+        (Some("max-age=5"), Some("attachment"))
+    );
+}
