@@ -369,3 +369,266 @@ async fn standard_object_headers_are_kept_and_served() {
         (Some("max-age=5"), Some("attachment"))
     );
 }
+
+/// Completes `key`'s upload `id` from its `(number, etag)` parts.
+async fn complete(
+    s3: &aws_sdk_s3::Client,
+    key: &str,
+    id: &str,
+    parts: &[(i32, String)],
+) -> aws_sdk_s3::operation::complete_multipart_upload::builders::CompleteMultipartUploadFluentBuilder
+{
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let mut listed = CompletedMultipartUpload::builder();
+    for (number, etag) in parts {
+        listed = listed.parts(
+            CompletedPart::builder()
+                .part_number(*number)
+                .e_tag(etag)
+                .build(),
+        );
+    }
+    s3.complete_multipart_upload()
+        .bucket("mpu")
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(listed.build())
+}
+
+async fn get_part(s3: &aws_sdk_s3::Client, key: &str, number: i32) -> Vec<u8> {
+    let out = s3
+        .get_object()
+        .bucket("mpu")
+        .key(key)
+        .part_number(number)
+        .send()
+        .await
+        .unwrap();
+    out.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// UploadPartCopy (what `aws s3 cp` S3→S3 and boto3's `copy()` use over
+/// their threshold), part downloads by `partNumber`, a completion sent
+/// again, conditions on completion and ListMultipartUploads.
+#[tokio::test]
+async fn multipart_copies_parts_retries_conditions_and_listings() {
+    const MIB: usize = 1024 * 1024;
+    let aura = Aura::start();
+    let s3 = admin_client(&aura).await;
+    s3.create_bucket().bucket("mpu").send().await.unwrap();
+    let original: Vec<u8> = (0..11 * MIB).map(|i| (i * 7 % 251) as u8).collect();
+    s3.put_object()
+        .bucket("mpu")
+        .key("src")
+        .body(ByteStream::from(original.clone()))
+        .send()
+        .await
+        .unwrap();
+
+    // A copy in two ranged parts equals the source.
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("dst")
+        .send()
+        .await
+        .unwrap();
+    let id = upload.upload_id().unwrap();
+    let mut parts = Vec::new();
+    for (number, range) in [
+        (1, format!("bytes=0-{}", 6 * MIB - 1)),
+        (2, format!("bytes={}-{}", 6 * MIB, 11 * MIB - 1)),
+    ] {
+        let copied = s3
+            .upload_part_copy()
+            .bucket("mpu")
+            .key("dst")
+            .upload_id(id)
+            .part_number(number)
+            .copy_source("mpu/src")
+            .copy_source_range(range)
+            .send()
+            .await
+            .unwrap();
+        let etag = copied
+            .copy_part_result()
+            .unwrap()
+            .e_tag()
+            .unwrap()
+            .to_owned();
+        parts.push((number, etag));
+    }
+    for (range, code, status) in [
+        ("bytes=0-99999999", "InvalidRange", 416),
+        ("bytes=5-1", "InvalidRange", 416),
+        ("0-10", "InvalidArgument", 400),
+    ] {
+        let err = s3
+            .upload_part_copy()
+            .bucket("mpu")
+            .key("dst")
+            .upload_id(id)
+            .part_number(3)
+            .copy_source("mpu/src")
+            .copy_source_range(range)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(failure(err), (code.to_owned(), status), "{range}");
+    }
+    let done = complete(&s3, "dst", id, &parts).await.send().await.unwrap();
+    let etag = done.e_tag().unwrap().to_owned();
+    assert!(etag.ends_with("-2\""), "{etag}");
+    assert_eq!(crate::storage::body_of(&s3, "mpu", "dst").await, original);
+
+    // Sent again (its answer lost), the completion answers the same.
+    let again = complete(&s3, "dst", id, &parts).await.send().await.unwrap();
+    assert_eq!(again.e_tag(), Some(etag.as_str()));
+
+    // Parts by number: a parallel part download joins to the original.
+    let head = s3
+        .head_object()
+        .bucket("mpu")
+        .key("dst")
+        .part_number(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (head.parts_count(), head.content_length()),
+        (Some(2), Some(6 * MIB as i64))
+    );
+    let (first, second) = tokio::join!(get_part(&s3, "dst", 1), get_part(&s3, "dst", 2));
+    assert_eq!([first, second].concat(), original);
+    for (key, number) in [("dst", 3), ("src", 2)] {
+        let err = s3
+            .get_object()
+            .bucket("mpu")
+            .key(key)
+            .part_number(number)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            failure(err),
+            ("InvalidPart".to_owned(), 400),
+            "{key} {number}"
+        );
+    }
+    // An object put in one piece is its only part.
+    assert_eq!(get_part(&s3, "src", 1).await, original);
+
+    // Conditions on completion: nothing is overwritten when they fail.
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("dst")
+        .send()
+        .await
+        .unwrap();
+    let id = upload.upload_id().unwrap();
+    let part = s3
+        .upload_part()
+        .bucket("mpu")
+        .key("dst")
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"replacement"))
+        .send()
+        .await
+        .unwrap();
+    let parts = [(1, part.e_tag().unwrap().to_owned())];
+    for attempt in [
+        complete(&s3, "dst", id, &parts).await.if_none_match("*"),
+        complete(&s3, "dst", id, &parts).await.if_match("\"0123\""),
+    ] {
+        let err = attempt.send().await.unwrap_err();
+        assert_eq!(failure(err), ("PreconditionFailed".to_owned(), 412));
+    }
+    assert_eq!(crate::storage::body_of(&s3, "mpu", "dst").await, original);
+    complete(&s3, "dst", id, &parts)
+        .await
+        .if_match(&etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::storage::body_of(&s3, "mpu", "dst").await,
+        b"replacement"
+    );
+
+    // Uploads in progress, by key, paged, rolled up by a delimiter.
+    let mut started = Vec::new();
+    for key in ["a/1", "a/2", "b", "b"] {
+        let upload = s3
+            .create_multipart_upload()
+            .bucket("mpu")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        started.push(upload.upload_id().unwrap().to_owned());
+    }
+    let all = s3
+        .list_multipart_uploads()
+        .bucket("mpu")
+        .send()
+        .await
+        .unwrap();
+    let keys = |out: &aws_sdk_s3::operation::list_multipart_uploads::ListMultipartUploadsOutput| {
+        out.uploads()
+            .iter()
+            .map(|u| u.key().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&all), ["a/1", "a/2", "b", "b"]);
+    let first = s3
+        .list_multipart_uploads()
+        .bucket("mpu")
+        .max_uploads(3)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (keys(&first), first.is_truncated()),
+        (vec!["a/1".to_owned(), "a/2".into(), "b".into()], Some(true))
+    );
+    let rest = s3
+        .list_multipart_uploads()
+        .bucket("mpu")
+        .max_uploads(3)
+        .key_marker(first.next_key_marker().unwrap())
+        .upload_id_marker(first.next_upload_id_marker().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (keys(&rest), rest.is_truncated()),
+        (vec!["b".to_owned()], Some(false))
+    );
+    let ids: Vec<&str> = first
+        .uploads()
+        .iter()
+        .chain(rest.uploads())
+        .map(|u| u.upload_id().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = started.iter().map(String::as_str).collect();
+    expected.sort_by_key(|id| ids.iter().position(|i| i == id));
+    assert_eq!(ids, expected, "every upload once");
+    let rolled = s3
+        .list_multipart_uploads()
+        .bucket("mpu")
+        .delimiter("/")
+        .send()
+        .await
+        .unwrap();
+    let prefixes: Vec<&str> = rolled
+        .common_prefixes()
+        .iter()
+        .map(|p| p.prefix().unwrap())
+        .collect();
+    assert_eq!(
+        (prefixes, keys(&rolled)),
+        (vec!["a/"], vec!["b".to_owned(), "b".into()])
+    );
+}

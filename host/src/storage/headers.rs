@@ -31,12 +31,6 @@ pub struct ObjectHeaders {
     pub expires: Option<String>,
 }
 
-/// The columns that hold them (JSON text; NULL when none was given).
-pub const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
-    ("_aura_objects", "headers", "TEXT"),
-    ("_aura_uploads", "headers", "TEXT"),
-];
-
 impl ObjectHeaders {
     /// The headers of a request (REST uploads), those that are text.
     pub fn from_request(headers: &HeaderMap) -> Self {

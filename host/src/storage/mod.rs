@@ -172,6 +172,9 @@ pub struct Object {
     pub modified: String,
     /// The user who uploaded it over REST (none for S3 and admin uploads).
     pub owner: Option<String>,
+    /// The sizes of the parts it was uploaded in (none unless multipart).
+    #[serde(skip)]
+    pub parts: Vec<u64>,
     #[serde(skip)]
     blob: String,
 }
@@ -244,10 +247,11 @@ pub struct Storage {
 }
 
 const OBJECT_COLUMNS: &str =
-    "key, size, etag, content_type, metadata, modified, blob, owner, headers";
-const OBJECT_STORAGE: [Column; 9] = [
+    "key, size, etag, content_type, metadata, modified, blob, owner, headers, parts";
+const OBJECT_STORAGE: [Column; 10] = [
     Column::Text,
     Column::Number,
+    Column::Text,
     Column::Text,
     Column::Text,
     Column::Text,
@@ -272,8 +276,20 @@ fn object_of(row: Vec<Value>) -> Object {
         blob: text(6),
         owner: row[7].as_str().map(str::to_owned),
         headers: ObjectHeaders::from_column(&row[8]),
+        parts: row[9]
+            .as_str()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or_default(),
     }
 }
+
+/// Columns later versions added to the storage tables.
+const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+    ("_aura_objects", "headers", "TEXT"),
+    ("_aura_uploads", "headers", "TEXT"),
+    // The part sizes of a multipart object, a JSON array.
+    ("_aura_objects", "parts", "TEXT"),
+];
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     value == &T::default()
@@ -337,13 +353,16 @@ impl Storage {
             "CREATE TABLE IF NOT EXISTS _aura_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)".to_owned(),
             "CREATE TABLE IF NOT EXISTS _aura_uploads (id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, content_type TEXT, metadata TEXT NOT NULL, created TEXT NOT NULL)".to_owned(),
             "CREATE TABLE IF NOT EXISTS _aura_s3_keys (access_key TEXT PRIMARY KEY, secret TEXT NOT NULL, buckets TEXT NOT NULL, description TEXT NOT NULL, created TEXT NOT NULL)".to_owned(),
+            // Uploads completed in the last day, so that a completion sent
+            // again (its answer was lost) answers as the first did.
+            "CREATE TABLE IF NOT EXISTS _aura_completed_uploads (id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, etag TEXT NOT NULL, completed TEXT NOT NULL)".to_owned(),
             format!("CREATE TABLE IF NOT EXISTS _aura_upload_parts (upload_id TEXT NOT NULL, number {real} NOT NULL, size {real} NOT NULL, etag TEXT NOT NULL, modified TEXT NOT NULL, blob TEXT NOT NULL, PRIMARY KEY (upload_id, number))"),
         ] {
             let mut query = db.query();
             query.sql(&statement);
             tx.execute(&query).await?;
         }
-        crate::db::backend::add_columns(&db, &mut tx, &headers::ADDED_COLUMNS).await?;
+        crate::db::backend::add_columns(&db, &mut tx, &ADDED_COLUMNS).await?;
         tx.commit().await?;
         let signing = signing::load_secret(&db).await?;
         let blobs = Blobs::open(root, node, remote, durability)?;
@@ -611,6 +630,7 @@ impl Storage {
             headers: options.headers.clone(),
             modified: values::now(),
             owner: options.owner.clone(),
+            parts: Vec::new(),
             blob: written.id,
         };
         self.commit_object(bucket, &object, &options).await?;
@@ -665,9 +685,10 @@ impl Storage {
             return Err(StorageError::PreconditionFailed);
         }
         tx.execute(&self.db.statement(
-            "INSERT INTO _aura_objects (bucket, key, size, etag, content_type, metadata, modified, blob, owner, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO _aura_objects (bucket, key, size, etag, content_type, metadata, modified, blob, owner, headers, parts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (bucket, key) DO UPDATE SET size = excluded.size, etag = excluded.etag, content_type = excluded.content_type, \
-             metadata = excluded.metadata, modified = excluded.modified, blob = excluded.blob, owner = excluded.owner, headers = excluded.headers",
+             metadata = excluded.metadata, modified = excluded.modified, blob = excluded.blob, owner = excluded.owner, headers = excluded.headers, \
+             parts = excluded.parts",
             [
                 text_arg(bucket),
                 text_arg(&object.key),
@@ -685,6 +706,11 @@ impl Storage {
                     .as_deref()
                     .map_or(Arg::NullOf(Column::Text), text_arg),
                 object.headers.to_arg(),
+                if object.parts.is_empty() {
+                    Arg::NullOf(Column::Text)
+                } else {
+                    text_arg(&serde_json::to_string(&object.parts).map_err(anyhow::Error::from)?)
+                },
             ],
         ))
         .await?;
@@ -749,6 +775,7 @@ impl Storage {
             headers,
             modified: values::now(),
             owner: source.owner,
+            parts: source.parts,
             blob: written.id,
         };
         self.commit_object(to.0, &object, &PutOptions::default())

@@ -1,7 +1,8 @@
 //! Multipart uploads: parts arrive as blobs of their own (any order, a part
 //! sent again replaces the earlier one); completing joins the listed parts
 //! into the object's blob, with S3's ETag (the MD5 of the parts' MD5s,
-//! then `-N`).
+//! then `-N`). A completed upload is remembered for a day, so that a
+//! completion sent again (its answer lost) answers as the first did.
 
 use super::{
     MAX_PARTS, MIN_PART_BYTES, Object, ObjectHeaders, Part, PutOptions, Result, Storage,
@@ -22,6 +23,8 @@ pub struct Upload {
     pub id: String,
     /// The key the object will have.
     pub key: String,
+    /// When it was started.
+    pub created: String,
     content_type: Option<String>,
     metadata: BTreeMap<String, String>,
     headers: ObjectHeaders,
@@ -63,25 +66,51 @@ impl Storage {
     /// The upload `id` of `bucket`/`key`.
     pub async fn upload(&self, bucket: &str, key: &str, id: &str) -> Result<Upload> {
         let select = self.db.statement(
-            "SELECT key, content_type, metadata, headers FROM _aura_uploads WHERE id = ? AND bucket = ? AND key = ?",
+            &format!(
+                "SELECT {UPLOAD_COLUMNS} FROM _aura_uploads WHERE id = ? AND bucket = ? AND key = ?"
+            ),
             [text_arg(id), text_arg(bucket), text_arg(key)],
         );
         let row = self
             .db
-            .fetch(&select, &[Column::Text; 4])
+            .fetch(&select, &[Column::Text; 6])
             .await?
             .pop()
             .ok_or_else(|| StorageError::NoSuchUpload(id.to_owned()))?;
-        Ok(Upload {
-            id: id.to_owned(),
-            key: key.to_owned(),
-            content_type: row[1].as_str().map(str::to_owned),
-            metadata: row[2]
-                .as_str()
-                .and_then(|m| serde_json::from_str(m).ok())
-                .unwrap_or_default(),
-            headers: ObjectHeaders::from_column(&row[3]),
-        })
+        Ok(upload_of(row))
+    }
+
+    /// The uploads in progress in `bucket` under `prefix`, by key, then
+    /// by start.
+    pub async fn uploads(&self, bucket: &str, prefix: &str) -> Result<Vec<Upload>> {
+        self.bucket(bucket).await?;
+        let key = self.key_column();
+        let select = self.db.statement(
+            &format!("SELECT {UPLOAD_COLUMNS} FROM _aura_uploads WHERE bucket = ? AND substr(key, 1, length(?)) = ? ORDER BY {key}, created, id"),
+            [text_arg(bucket), text_arg(prefix), text_arg(prefix)],
+        );
+        Ok(self
+            .db
+            .fetch(&select, &[Column::Text; 6])
+            .await?
+            .into_iter()
+            .map(upload_of)
+            .collect())
+    }
+
+    /// Stores part `number` of an upload from `length` bytes of `source`
+    /// from `start` (UploadPartCopy); returns its ETag.
+    pub async fn copy_part(
+        &self,
+        (bucket, key, id): (&str, &str, &str),
+        number: i32,
+        source: &Object,
+        start: u64,
+        length: u64,
+    ) -> Result<String> {
+        self.upload(bucket, key, id).await?;
+        let bytes = self.read(source, start, length).await?;
+        self.upload_part(bucket, key, id, number, bytes, None).await
     }
 
     /// Stores part `number` of an upload; returns its ETag.
@@ -178,16 +207,29 @@ impl Storage {
     }
 
     /// Completes an upload from the listed `(number, etag)` parts, in
-    /// ascending order; the parts not listed are dropped.
+    /// ascending order; the parts not listed are dropped. `conditions`
+    /// (`If-Match`, `If-None-Match`) are held against the object the key
+    /// has. An upload completed already answers the object it made, while
+    /// the key still holds it.
     pub async fn complete_upload(
         &self,
         bucket: &str,
         key: &str,
         id: &str,
         listed: &[(i32, String)],
+        conditions: &PutOptions,
     ) -> Result<Object> {
-        let upload = self.upload(bucket, key, id).await?;
+        let upload = match self.upload(bucket, key, id).await {
+            Err(StorageError::NoSuchUpload(_)) => {
+                return match self.completed(bucket, key, id).await? {
+                    Some(object) => Ok(object),
+                    None => Err(StorageError::NoSuchUpload(id.to_owned())),
+                };
+            }
+            other => other?,
+        };
         let found = self.bucket(bucket).await?;
+        self.check_preconditions(bucket, key, conditions).await?;
         if listed.is_empty() {
             return Err(StorageError::InvalidPart("list at least one part".into()));
         }
@@ -231,12 +273,30 @@ impl Storage {
             headers: upload.headers,
             modified: values::now(),
             owner: None,
+            parts: chosen.iter().map(|p| p.size).collect(),
             blob: written.id,
         };
-        self.commit_object(bucket, &object, &PutOptions::default())
+        self.commit_object(bucket, &object, conditions).await?;
+        self.forget_upload(id, &stored, Some((bucket, &object)))
             .await?;
-        self.forget_upload(id, &stored).await?;
         Ok(object)
+    }
+
+    /// The object upload `id` made, if it was completed in the last day and
+    /// the key still holds what it made.
+    async fn completed(&self, bucket: &str, key: &str, id: &str) -> Result<Option<Object>> {
+        let select = self.db.statement(
+            "SELECT etag FROM _aura_completed_uploads WHERE id = ? AND bucket = ? AND key = ?",
+            [text_arg(id), text_arg(bucket), text_arg(key)],
+        );
+        let Some(row) = self.db.fetch(&select, &[Column::Text]).await?.pop() else {
+            return Ok(None);
+        };
+        match self.head(bucket, key).await {
+            Ok(object) if Some(object.etag.as_str()) == row[0].as_str() => Ok(Some(object)),
+            Ok(_) | Err(StorageError::NoSuchKey(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 
     /// Abandons an upload and its parts.
@@ -249,10 +309,17 @@ impl Storage {
             return Err(StorageError::NoSuchUpload(id.to_owned()));
         }
         let stored = self.stored_parts(id).await?;
-        self.forget_upload(id, &stored).await
+        self.forget_upload(id, &stored, None).await
     }
 
-    async fn forget_upload(&self, id: &str, parts: &[Part]) -> Result<()> {
+    /// Removes an upload and its parts; `completed` (the bucket and the
+    /// object it made) is remembered for a day.
+    async fn forget_upload(
+        &self,
+        id: &str,
+        parts: &[Part],
+        completed: Option<(&str, &Object)>,
+    ) -> Result<()> {
         let mut tx = self.db.begin().await?;
         for sql in [
             "DELETE FROM _aura_upload_parts WHERE upload_id = ?",
@@ -260,10 +327,46 @@ impl Storage {
         ] {
             tx.execute(&self.db.statement(sql, [text_arg(id)])).await?;
         }
+        if let Some((bucket, object)) = completed {
+            let a_day_ago = values::format_time(chrono::Utc::now() - chrono::TimeDelta::days(1));
+            tx.execute(&self.db.statement(
+                "DELETE FROM _aura_completed_uploads WHERE completed < ?",
+                [text_arg(&a_day_ago)],
+            ))
+            .await?;
+            tx.execute(&self.db.statement(
+                "INSERT INTO _aura_completed_uploads (id, bucket, key, etag, completed) VALUES (?, ?, ?, ?, ?)",
+                [
+                    text_arg(id),
+                    text_arg(bucket),
+                    text_arg(&object.key),
+                    text_arg(&object.etag),
+                    text_arg(&object.modified),
+                ],
+            ))
+            .await?;
+        }
         tx.commit().await?;
         for part in parts {
             self.blobs.remove(&part.blob).await;
         }
         Ok(())
+    }
+}
+
+const UPLOAD_COLUMNS: &str = "id, key, created, content_type, metadata, headers";
+
+fn upload_of(row: Vec<serde_json::Value>) -> Upload {
+    let text = |i: usize| row[i].as_str().unwrap_or_default().to_owned();
+    Upload {
+        id: text(0),
+        key: text(1),
+        created: text(2),
+        content_type: row[3].as_str().map(str::to_owned),
+        metadata: row[4]
+            .as_str()
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or_default(),
+        headers: ObjectHeaders::from_column(&row[5]),
     }
 }

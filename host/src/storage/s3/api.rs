@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub struct Api(pub Arc<Storage>);
 
 /// The owner of every bucket and object: the server's one account.
-fn owner() -> Owner {
+pub fn owner() -> Owner {
     Owner {
         id: Some("aura".into()),
         display_name: Some("aura".into()),
@@ -45,7 +45,7 @@ pub fn md5_header(value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
     }
 }
 
-fn condition_text(condition: &ETagCondition) -> String {
+pub fn condition_text(condition: &ETagCondition) -> String {
     match condition {
         ETagCondition::Any => "*".to_owned(),
         ETagCondition::ETag(etag) => etag.value().to_owned(),
@@ -85,6 +85,60 @@ fn expires_of(headers: &ObjectHeaders) -> Option<Timestamp> {
 
 pub fn metadata_of(metadata: Option<Metadata>) -> BTreeMap<String, String> {
     metadata.unwrap_or_default().into_iter().collect()
+}
+
+/// The bytes a GET or HEAD answers.
+struct Span {
+    start: u64,
+    length: u64,
+    content_range: Option<String>,
+    /// With `partNumber`, how many parts the object has (if multipart).
+    parts_count: Option<i32>,
+}
+
+/// The bytes of `object` that `range` or part `part_number` asks for.
+fn span(object: &Object, range: Option<&Range>, part_number: Option<i32>) -> S3Result<Span> {
+    let whole = |start: u64, length: u64, parts_count: Option<i32>| Span {
+        start,
+        length,
+        content_range: (length != object.size || parts_count.is_some()).then(|| {
+            format!(
+                "bytes {start}-{}/{}",
+                (start + length).saturating_sub(1),
+                object.size
+            )
+        }),
+        parts_count,
+    };
+    match (range, part_number) {
+        (None, None) => Ok(whole(0, object.size, None)),
+        (Some(_), Some(_)) => Err(s3_error!(
+            InvalidRequest,
+            "ask for a range or a part number, not both"
+        )),
+        (Some(range), None) => {
+            let span = range.check(object.size)?;
+            Ok(whole(span.start, span.end - span.start, None))
+        }
+        // An object uploaded in one piece has one part: itself.
+        (None, Some(1)) if object.parts.is_empty() => Ok(whole(0, object.size, None)),
+        (None, Some(n)) => {
+            let count = object.parts.len();
+            let Some(index) = usize::try_from(n)
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .filter(|&i| i < count)
+            else {
+                return Err(s3_error!(
+                    InvalidPart,
+                    "the object has {} part(s); part numbers start at 1",
+                    count.max(1)
+                ));
+            };
+            let start = object.parts[..index].iter().sum();
+            Ok(whole(start, object.parts[index], Some(count as i32)))
+        }
+    }
 }
 
 /// Evaluates GET/HEAD preconditions (RFC 9110 order).
@@ -261,22 +315,12 @@ impl S3 for Api {
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
         )?;
-        let (start, length, content_range) = match &input.range {
-            None => (0, object.size, None),
-            Some(range) => {
-                let span = range.check(object.size)?;
-                (
-                    span.start,
-                    span.end - span.start,
-                    Some(format!(
-                        "bytes {}-{}/{}",
-                        span.start,
-                        span.end - 1,
-                        object.size
-                    )),
-                )
-            }
-        };
+        let Span {
+            start,
+            length,
+            content_range,
+            parts_count,
+        } = span(&object, input.range.as_ref(), input.part_number)?;
         let stream = self.0.read(&object, start, length).await?;
         let website = bucket.settings.website;
         // What a (presigned) request asks the response to say instead.
@@ -326,6 +370,7 @@ impl S3 for Api {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(length as i64),
             content_range,
+            parts_count,
             accept_ranges: Some("bytes".into()),
             expires: expires_of(&headers),
             cache_control: headers.cache_control,
@@ -364,8 +409,16 @@ impl S3 for Api {
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
         )?;
+        let Span {
+            length,
+            content_range,
+            parts_count,
+            ..
+        } = span(&object, input.range.as_ref(), input.part_number)?;
         Ok(S3Response::new(HeadObjectOutput {
-            content_length: Some(object.size as i64),
+            content_length: Some(length as i64),
+            content_range,
+            parts_count,
             accept_ranges: Some("bytes".into()),
             expires: expires_of(&object.headers),
             cache_control: object.headers.cache_control,
@@ -583,6 +636,20 @@ impl S3 for Api {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         multipart::complete(self, req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        multipart::upload_part_copy(self, req).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        multipart::list_uploads(self, req).await
     }
 
     async fn abort_multipart_upload(

@@ -184,6 +184,26 @@ impl Scopes {
     }
 }
 
+impl Scopes {
+    /// A copy needs `read` on its source's bucket too.
+    async fn may_read_source(
+        &self,
+        credentials: Option<&s3s::auth::Credentials>,
+        source: &CopySource,
+    ) -> S3Result<()> {
+        let key = self.key(credentials).await?;
+        if let CopySource::Bucket { bucket, .. } = source
+            && !key.allows(bucket, false)
+        {
+            return Err(s3_error!(
+                AccessDenied,
+                "this access key may not read the copy source"
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[async_trait::async_trait]
 impl s3s::access::S3Access for Scopes {
     async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> S3Result<()> {
@@ -205,15 +225,12 @@ impl s3s::access::S3Access for Scopes {
     }
 
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
-        let key = self.key(req.credentials.as_ref()).await?;
-        if let CopySource::Bucket { bucket, .. } = &req.input.copy_source
-            && !key.allows(bucket, false)
-        {
-            return Err(s3_error!(
-                AccessDenied,
-                "this access key may not read the copy source"
-            ));
-        }
-        Ok(())
+        self.may_read_source(req.credentials.as_ref(), &req.input.copy_source)
+            .await
+    }
+
+    async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
+        self.may_read_source(req.credentials.as_ref(), &req.input.copy_source)
+            .await
     }
 }

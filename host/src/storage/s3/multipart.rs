@@ -1,6 +1,8 @@
 //! The multipart operations: uploads, parts, completion.
 
-use super::api::{Api, given_headers, http_date, md5_header, metadata_of, timestamp};
+use super::api::{
+    Api, condition_text, given_headers, http_date, md5_header, metadata_of, owner, timestamp,
+};
 use super::checksums::{Claimed, claimed, verified, write_error};
 use crate::storage::{ObjectHeaders, PutOptions};
 use s3s::dto::*;
@@ -106,9 +108,23 @@ pub async fn complete(
             )
         })
         .collect();
+    let conditions = PutOptions {
+        if_none_match: input
+            .if_none_match
+            .as_ref()
+            .is_some_and(ETagCondition::is_any),
+        if_match: input.if_match.as_ref().map(condition_text),
+        ..PutOptions::default()
+    };
     let object = api
         .0
-        .complete_upload(&input.bucket, &input.key, &input.upload_id, &listed)
+        .complete_upload(
+            &input.bucket,
+            &input.key,
+            &input.upload_id,
+            &listed,
+            &conditions,
+        )
         .await?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
@@ -127,4 +143,164 @@ pub async fn abort(
         .abort_upload(&req.input.bucket, &req.input.upload_id)
         .await?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+/// UploadPartCopy: a part from a range of an existing object (how clients
+/// copy objects over 5 GB, and `aws s3 cp` any over its threshold).
+pub async fn upload_part_copy(
+    api: &Api,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let input = req.input;
+    let CopySource::Bucket { bucket, key, .. } = &input.copy_source else {
+        return Err(s3_error!(NotImplemented, "copy from buckets only"));
+    };
+    let source = api.0.head(bucket, key).await?;
+    if let Some(condition) = &input.copy_source_if_match
+        && !crate::storage::etag_matches(&condition_text(condition), &source.etag)
+    {
+        return Err(s3_error!(PreconditionFailed));
+    }
+    if let Some(condition) = &input.copy_source_if_none_match
+        && crate::storage::etag_matches(&condition_text(condition), &source.etag)
+    {
+        return Err(s3_error!(PreconditionFailed));
+    }
+    let (start, length) = match &input.copy_source_range {
+        None => (0, source.size),
+        Some(range) => copy_range(range, source.size)?,
+    };
+    let etag = api
+        .0
+        .copy_part(
+            (&input.bucket, &input.key, &input.upload_id),
+            input.part_number,
+            &source,
+            start,
+            length,
+        )
+        .await?;
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(ETag::Strong(etag)),
+            last_modified: Some(timestamp(&crate::db::values::now())),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}
+
+/// `x-amz-copy-source-range: bytes=first-last` within an object of
+/// `size` bytes, as (start, length).
+fn copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
+    let parsed = range
+        .strip_prefix("bytes=")
+        .and_then(|span| span.split_once('-'))
+        .and_then(|(first, last)| Some((first.parse::<u64>().ok()?, last.parse::<u64>().ok()?)));
+    match parsed {
+        None => Err(s3_error!(
+            InvalidArgument,
+            "x-amz-copy-source-range must be bytes=first-last"
+        )),
+        Some((first, last)) if first > last || last >= size => Err(s3_error!(
+            InvalidRange,
+            "the copy source range is not within the source object"
+        )),
+        Some((first, last)) => Ok((first, last - first + 1)),
+    }
+}
+
+/// ListMultipartUploads: the uploads in progress, by key then start, with
+/// `prefix`, `delimiter`, `key-marker`/`upload-id-marker` and
+/// `max-uploads` (up to 1000).
+pub async fn list_uploads(
+    api: &Api,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let input = req.input;
+    let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+    let key_marker = input.key_marker.clone().unwrap_or_default();
+    let id_marker = input
+        .upload_id_marker
+        .clone()
+        .filter(|_| !key_marker.is_empty());
+    let mut uploads = Vec::new();
+    let mut prefixes: Vec<String> = Vec::new();
+    let mut last: Option<(String, String)> = None;
+    let mut truncated = false;
+    let all = api.0.uploads(&input.bucket, &prefix).await?;
+    // Past the key marker; at it, past the upload id marker (in the
+    // listing's order when that upload is still listed, else by id).
+    let marked = id_marker
+        .as_ref()
+        .and_then(|id| all.iter().position(|u| u.key == key_marker && &u.id == id));
+    for (i, upload) in all.into_iter().enumerate() {
+        let after = match (&id_marker, marked) {
+            (Some(_), Some(at)) => i > at,
+            (Some(id), None) => {
+                upload.key > key_marker || (upload.key == key_marker && &upload.id > id)
+            }
+            (None, _) => upload.key > key_marker,
+        };
+        if !after {
+            continue;
+        }
+        let common = delimiter.as_deref().and_then(|d| {
+            let rest = &upload.key[prefix.len()..];
+            rest.find(d)
+                .map(|at| format!("{prefix}{}", &rest[..at + d.len()]))
+        });
+        if let Some(common) = &common
+            && prefixes.last() == Some(common)
+        {
+            // Rolled up already: the next page starts past it too.
+            last = Some((upload.key.clone(), upload.id.clone()));
+            continue;
+        }
+        if uploads.len() + prefixes.len() == max {
+            truncated = true;
+            break;
+        }
+        last = Some((upload.key.clone(), upload.id.clone()));
+        match common {
+            Some(common) => prefixes.push(common),
+            None => uploads.push(MultipartUpload {
+                upload_id: Some(upload.id),
+                key: Some(upload.key),
+                initiated: Some(timestamp(&upload.created)),
+                owner: Some(owner()),
+                initiator: Some(Initiator {
+                    id: Some("aura".into()),
+                    display_name: Some("aura".into()),
+                }),
+                storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                ..Default::default()
+            }),
+        }
+    }
+    let (next_key, next_id) = match (truncated, last) {
+        (true, Some((key, id))) => (Some(key), Some(id)),
+        _ => (None, None),
+    };
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(input.bucket),
+        prefix: input.prefix,
+        delimiter: input.delimiter,
+        key_marker: input.key_marker,
+        upload_id_marker: input.upload_id_marker,
+        max_uploads: Some(max as i32),
+        is_truncated: Some(truncated),
+        next_key_marker: next_key,
+        next_upload_id_marker: next_id,
+        uploads: Some(uploads),
+        common_prefixes: Some(
+            prefixes
+                .into_iter()
+                .map(|p| CommonPrefix { prefix: Some(p) })
+                .collect(),
+        ),
+        ..Default::default()
+    }))
 }
