@@ -1,7 +1,7 @@
 //! The S3 operations over the storage service.
 
 use super::checksums::{Claimed, claimed, verified, write_error};
-use super::multipart;
+use super::{listing, multipart};
 use crate::storage::{
     BucketSettings, Object, ObjectHeaders, PutOptions, Storage, etag_matches, inline_safe,
 };
@@ -532,82 +532,18 @@ impl S3 for Api {
         }))
     }
 
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        listing::v1(self, req).await
+    }
+
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        use base64::Engine as _;
-        let input = req.input;
-        let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
-        let after = match &input.continuation_token {
-            Some(token) => Some(
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(token)
-                    .ok()
-                    .and_then(|bytes| String::from_utf8(bytes).ok())
-                    .ok_or_else(|| {
-                        s3_error!(InvalidArgument, "the continuation token is not valid")
-                    })?,
-            ),
-            None => input.start_after.clone(),
-        };
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let listing = self
-            .0
-            .list(
-                &input.bucket,
-                &prefix,
-                input.delimiter.as_deref(),
-                after.as_deref(),
-                max,
-            )
-            .await?;
-        let contents: Vec<s3s::dto::Object> = listing
-            .objects
-            .into_iter()
-            .map(|o| s3s::dto::Object {
-                key: Some(o.key),
-                size: Some(o.size as i64),
-                e_tag: Some(ETag::Strong(o.etag)),
-                last_modified: Some(timestamp(&o.modified)),
-                storage_class: Some(ObjectStorageClass::from_static(
-                    ObjectStorageClass::STANDARD,
-                )),
-                ..Default::default()
-            })
-            .collect();
-        let prefixes: Vec<CommonPrefix> = listing
-            .prefixes
-            .into_iter()
-            .map(|p| CommonPrefix { prefix: Some(p) })
-            .collect();
-        let key_count = (contents.len() + prefixes.len()) as i32;
-        // With max-keys=0 nothing is listed and there is no next page to
-        // ask for (a paginator would ask for the same empty page forever).
-        let next = listing.next.filter(|_| max > 0);
-        let owner = input.fetch_owner.unwrap_or(false).then(owner);
-        let contents = contents
-            .into_iter()
-            .map(|object| s3s::dto::Object {
-                owner: owner.clone(),
-                ..object
-            })
-            .collect();
-        Ok(S3Response::new(ListObjectsV2Output {
-            name: Some(input.bucket),
-            prefix: Some(prefix),
-            delimiter: input.delimiter,
-            max_keys: Some(max as i32),
-            key_count: Some(key_count),
-            is_truncated: Some(next.is_some()),
-            continuation_token: input.continuation_token,
-            next_continuation_token: next
-                .map(|next| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(next)),
-            start_after: input.start_after,
-            contents: Some(contents),
-            common_prefixes: Some(prefixes),
-            ..Default::default()
-        }))
+        listing::v2(self, req).await
     }
 
     async fn create_multipart_upload(

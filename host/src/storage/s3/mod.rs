@@ -6,6 +6,7 @@
 
 mod api;
 mod checksums;
+mod listing;
 mod multipart;
 
 use super::access::AccessKey;

@@ -218,6 +218,7 @@ pub async fn list_uploads(
     req: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let input = req.input;
+    let url = super::listing::url_encoding(input.encoding_type.as_ref())?;
     let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
     let prefix = input.prefix.clone().unwrap_or_default();
     let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
@@ -268,7 +269,7 @@ pub async fn list_uploads(
             Some(common) => prefixes.push(common),
             None => uploads.push(MultipartUpload {
                 upload_id: Some(upload.id),
-                key: Some(upload.key),
+                key: Some(super::listing::encoded(url, upload.key)),
                 initiated: Some(timestamp(&upload.created)),
                 owner: Some(owner()),
                 initiator: Some(Initiator {
@@ -292,13 +293,16 @@ pub async fn list_uploads(
         upload_id_marker: input.upload_id_marker,
         max_uploads: Some(max as i32),
         is_truncated: Some(truncated),
-        next_key_marker: next_key,
+        next_key_marker: next_key.map(|k| super::listing::encoded(url, k)),
+        encoding_type: input.encoding_type,
         next_upload_id_marker: next_id,
         uploads: Some(uploads),
         common_prefixes: Some(
             prefixes
                 .into_iter()
-                .map(|p| CommonPrefix { prefix: Some(p) })
+                .map(|p| CommonPrefix {
+                    prefix: Some(super::listing::encoded(url, p)),
+                })
                 .collect(),
         ),
         ..Default::default()
