@@ -728,3 +728,140 @@ async fn list_objects_v1_pages_and_url_encoding() {
         encoded
     );
 }
+
+/// Errors and refusals as S3 gives them: validators on 304, a message on
+/// 416, request ids, presign lifetimes, If-Match on a missing key, an
+/// empty Content-MD5; and keys in any Unicode form.
+#[tokio::test]
+async fn errors_request_ids_and_keys_as_s3_answers_them() {
+    use aws_sdk_s3::error::ProvideErrorMetadata as _;
+    use aws_sdk_s3::operation::RequestId as _;
+    let aura = Aura::start();
+    let s3 = admin_client(&aura).await;
+    s3.create_bucket().bucket("errs").send().await.unwrap();
+    let put = s3
+        .put_object()
+        .bucket("errs")
+        .key("k")
+        .body(ByteStream::from_static(b"hello"))
+        .send()
+        .await
+        .unwrap();
+    let etag = put.e_tag().unwrap().to_owned();
+    assert!(put.request_id().is_some_and(|id| !id.is_empty()));
+
+    // A 304 carries the validators a cache revalidates against.
+    let err = s3
+        .get_object()
+        .bucket("errs")
+        .key("k")
+        .if_none_match(&etag)
+        .send()
+        .await
+        .unwrap_err();
+    let raw = err.raw_response().unwrap();
+    assert_eq!(raw.status().as_u16(), 304);
+    assert_eq!(raw.headers().get("etag"), Some(etag.as_str()));
+    assert!(raw.headers().get("last-modified").is_some());
+
+    // A 416 says why.
+    let err = s3
+        .get_object()
+        .bucket("errs")
+        .key("k")
+        .range("bytes=100-200")
+        .send()
+        .await
+        .unwrap_err();
+    let message = err.message().unwrap_or_default().to_owned();
+    assert_eq!(failure(err), ("InvalidRange".to_owned(), 416));
+    assert!(message.contains("5 bytes"), "{message}");
+
+    // Error documents name the request id the header gives.
+    let response = aura
+        .http
+        .get(format!("{}/errs/k", aura.s3_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let id = response.headers()["x-amz-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains(&format!("<RequestId>{id}</RequestId>")),
+        "{body}"
+    );
+
+    // A presigned URL lives at most a week, and never negatively.
+    let presigned = s3
+        .get_object()
+        .bucket("errs")
+        .key("k")
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
+                60,
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let url = presigned.uri().to_owned();
+    assert!(url.contains("X-Amz-Expires=60"), "{url}");
+    for expires in ["604801", "-1", "soon"] {
+        let tampered = url.replace("X-Amz-Expires=60", &format!("X-Amz-Expires={expires}"));
+        let response = aura.http.get(tampered).send().await.unwrap();
+        assert_eq!(response.status(), 403, "{expires}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("AuthorizationQueryParametersError"), "{body}");
+    }
+
+    // If-Match on a key that holds nothing: NoSuchKey, as S3 answers.
+    let err = s3
+        .put_object()
+        .bucket("errs")
+        .key("missing")
+        .if_match(&etag)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(failure(err), ("NoSuchKey".to_owned(), 404));
+
+    // An empty Content-MD5 is refused.
+    let response = aura
+        .http
+        .put(format!("{}/errs/md5", aura.s3_url))
+        .header("content-md5", "")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("InvalidDigest"));
+
+    // Keys in NFC and NFD are two keys, each stored byte for byte.
+    let (composed, decomposed) = ("caf\u{e9}.txt", "cafe\u{301}.txt");
+    for (key, body) in [(composed, "nfc"), (decomposed, "nfd")] {
+        s3.put_object()
+            .bucket("errs")
+            .key(key)
+            .body(ByteStream::from_static(body.as_bytes()))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(crate::storage::body_of(&s3, "errs", composed).await, b"nfc");
+    assert_eq!(
+        crate::storage::body_of(&s3, "errs", decomposed).await,
+        b"nfd"
+    );
+    let listed = s3.list_objects_v2().bucket("errs").send().await.unwrap();
+    let keys: Vec<&str> = listed.contents().iter().map(|o| o.key().unwrap()).collect();
+    assert!(
+        keys.contains(&composed) && keys.contains(&decomposed),
+        "{keys:?}"
+    );
+}

@@ -199,14 +199,17 @@ pub struct PutOptions {
 }
 
 impl PutOptions {
-    /// Whether the write's conditions fail against the current object's
-    /// ETag (`None`: no object has the key).
-    fn fails_on(&self, current: Option<&str>) -> bool {
+    /// Holds the write's conditions against the current object's ETag
+    /// (`None`: no object has `key`). As in S3, `If-Match` on a key that
+    /// holds nothing is `NoSuchKey`.
+    fn check(&self, key: &str, current: Option<&str>) -> Result<()> {
         match (current, &self.if_match) {
-            (Some(_), _) if self.if_none_match => true,
-            (None, Some(_)) => true,
-            (Some(etag), Some(condition)) => !etag_matches(condition, etag),
-            _ => false,
+            (Some(_), _) if self.if_none_match => Err(StorageError::PreconditionFailed),
+            (None, Some(_)) => Err(StorageError::NoSuchKey(key.to_owned())),
+            (Some(etag), Some(condition)) if !etag_matches(condition, etag) => {
+                Err(StorageError::PreconditionFailed)
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -651,10 +654,7 @@ impl Storage {
             Err(StorageError::NoSuchKey(_)) => None,
             Err(other) => return Err(other),
         };
-        if options.fails_on(current.as_ref().map(|o| o.etag.as_str())) {
-            return Err(StorageError::PreconditionFailed);
-        }
-        Ok(())
+        options.check(key, current.as_ref().map(|o| o.etag.as_str()))
     }
 
     /// Points `bucket`/`object.key` at the new blob; removes the blob it
@@ -679,10 +679,10 @@ impl Storage {
         let current = previous
             .as_ref()
             .map(|row| row[0].as_str().unwrap_or_default());
-        if options.fails_on(current) {
+        if let Err(failed) = options.check(&object.key, current) {
             drop(tx);
             self.blobs.remove(&object.blob).await;
-            return Err(StorageError::PreconditionFailed);
+            return Err(failed);
         }
         tx.execute(&self.db.statement(
             "INSERT INTO _aura_objects (bucket, key, size, etag, content_type, metadata, modified, blob, owner, headers, parts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \

@@ -117,7 +117,13 @@ fn span(object: &Object, range: Option<&Range>, part_number: Option<i32>) -> S3R
             "ask for a range or a part number, not both"
         )),
         (Some(range), None) => {
-            let span = range.check(object.size)?;
+            let span = range.check(object.size).map_err(|_| {
+                s3_error!(
+                    InvalidRange,
+                    "the requested range is not satisfiable: the object has {} bytes",
+                    object.size
+                )
+            })?;
             Ok(whole(span.start, span.end - span.start, None))
         }
         // An object uploaded in one piece has one part: itself.
@@ -141,6 +147,21 @@ fn span(object: &Object, range: Option<&Range>, part_number: Option<i32>) -> S3R
     }
 }
 
+/// A 304, with the validators a cache revalidates against (RFC 9110
+/// 15.4.5: the ETag and Last-Modified a 200 would have sent).
+fn not_modified(object: &Object) -> s3s::S3Error {
+    let mut error = s3_error!(NotModified);
+    let mut headers = http::HeaderMap::new();
+    if let Ok(etag) = http::HeaderValue::from_str(&format!("\"{}\"", object.etag)) {
+        headers.insert(http::header::ETAG, etag);
+    }
+    if let Ok(modified) = http::HeaderValue::from_str(&http_date(&timestamp(&object.modified))) {
+        headers.insert(http::header::LAST_MODIFIED, modified);
+    }
+    error.set_headers(headers);
+    error
+}
+
 /// Evaluates GET/HEAD preconditions (RFC 9110 order).
 fn check_read_preconditions(
     object: &Object,
@@ -161,12 +182,12 @@ fn check_read_preconditions(
     }
     if let Some(condition) = if_none_match {
         if etag_matches(&condition_text(condition), &object.etag) {
-            return Err(s3_error!(NotModified));
+            return Err(not_modified(object));
         }
     } else if let Some(since) = if_modified_since
         && modified <= unix_seconds(since)
     {
-        return Err(s3_error!(NotModified));
+        return Err(not_modified(object));
     }
     Ok(())
 }

@@ -40,6 +40,8 @@ pub async fn serve(
             },
         ))
         .layer(axum::middleware::from_fn(checked_payload))
+        .layer(axum::middleware::from_fn(checked_request))
+        .layer(axum::middleware::from_fn(request_ids))
         .layer(axum::middleware::from_fn(logged));
     axum::serve(listener, app).await
 }
@@ -73,6 +75,86 @@ async fn checked_payload(
     }
     next.run(axum::extract::Request::from_parts(parts, body.into()))
         .await
+}
+
+/// The longest a presigned URL may be valid, as S3 allows: a week.
+const MAX_PRESIGNED_SECONDS: i64 = 7 * 24 * 3600;
+
+/// Refuses what S3 refuses before it reads a request and s3s lets
+/// through: a presigned URL valid for more than a week, or for a
+/// negative time (403, as S3), and an empty `Content-MD5` (400).
+async fn checked_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let expires = request.uri().query().and_then(|query| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == "X-Amz-Expires")
+            .map(|(_, value)| value.into_owned())
+    });
+    if let Some(expires) = expires
+        && !expires
+            .parse::<i64>()
+            .is_ok_and(|seconds| (0..=MAX_PRESIGNED_SECONDS).contains(&seconds))
+    {
+        return s3_refusal(
+            StatusCode::FORBIDDEN,
+            "AuthorizationQueryParametersError",
+            "X-Amz-Expires must be a number of seconds from 0 to 604800 (a week)",
+        );
+    }
+    if request
+        .headers()
+        .get("content-md5")
+        .is_some_and(|value| value.as_bytes().trim_ascii().is_empty())
+    {
+        return s3_refusal(
+            StatusCode::BAD_REQUEST,
+            "InvalidDigest",
+            "Content-MD5 is empty: send the base64 MD5 of the body, or no header",
+        );
+    }
+    next.run(request).await
+}
+
+/// Gives every answer an `x-amz-request-id`, also written into the
+/// `<RequestId>` of error documents (what a user quotes when reporting a
+/// failure, and what the server log names).
+async fn request_ids(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    const MAX_ERROR_DOCUMENT: usize = 64 * 1024;
+    let id = hex::encode_upper(rand::random::<[u8; 8]>());
+    let response = next.run(request).await;
+    let (mut parts, body) = response.into_parts();
+    parts.headers.insert(
+        "x-amz-request-id",
+        axum::http::HeaderValue::from_str(&id).expect("hex is a header value"),
+    );
+    let xml = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/xml"));
+    if !(parts.status.is_client_error() || parts.status.is_server_error()) || !xml {
+        return axum::response::Response::from_parts(parts, body);
+    }
+    let Ok(document) = axum::body::to_bytes(body, MAX_ERROR_DOCUMENT).await else {
+        return s3_refusal(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "the error document could not be read",
+        );
+    };
+    let mut text = String::from_utf8_lossy(&document).into_owned();
+    if !text.contains("<RequestId>")
+        && let Some(at) = text.rfind("</Error>")
+    {
+        text.insert_str(at, &format!("<RequestId>{id}</RequestId>"));
+    }
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    axum::response::Response::from_parts(parts, axum::body::Body::from(text))
 }
 
 /// An S3 error document.
