@@ -865,3 +865,100 @@ async fn errors_request_ids_and_keys_as_s3_answers_them() {
         "{keys:?}"
     );
 }
+
+/// Verified checksums are answered on the write and kept: HEAD and GET
+/// give them in checksum mode (and the SDK checks the GET's body against
+/// them).
+#[tokio::test]
+async fn checksums_sent_are_returned_and_kept() {
+    use aws_sdk_s3::config::RequestChecksumCalculation;
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode};
+    const EMPTY_SHA256: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+    let aura = Aura::start();
+    let (access, secret) = crate::storage::key(&aura, serde_json::json!({"*": "read-write"})).await;
+    let s3 = crate::storage::client_with(
+        &aura,
+        &access,
+        &secret,
+        RequestChecksumCalculation::WhenSupported,
+    );
+    s3.create_bucket().bucket("sums").send().await.unwrap();
+    let put = s3
+        .put_object()
+        .bucket("sums")
+        .key("empty")
+        .checksum_sha256(EMPTY_SHA256)
+        .body(ByteStream::from_static(b""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.checksum_sha256(), Some(EMPTY_SHA256));
+
+    // The SDK's own CRC32, computed as the body streams.
+    let put = s3
+        .put_object()
+        .bucket("sums")
+        .key("data")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .body(ByteStream::from_static(b"some bytes worth a checksum"))
+        .send()
+        .await
+        .unwrap();
+    let crc32 = put.checksum_crc32().expect("the CRC32 answered").to_owned();
+    let head = s3
+        .head_object()
+        .bucket("sums")
+        .key("data")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_crc32(), Some(crc32.as_str()));
+    let plain = s3
+        .head_object()
+        .bucket("sums")
+        .key("data")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.checksum_crc32(), None, "only in checksum mode");
+    let get = s3
+        .get_object()
+        .bucket("sums")
+        .key("data")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.checksum_crc32(), Some(crc32.as_str()));
+    let body = get
+        .body
+        .collect()
+        .await
+        .expect("the body matches its CRC32");
+    assert_eq!(body.into_bytes().as_ref(), b"some bytes worth a checksum");
+
+    // A multipart upload says which algorithm it was started with, and
+    // each part answers its checksum.
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("sums")
+        .key("parts")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.checksum_algorithm(), Some(&ChecksumAlgorithm::Crc32));
+    let part = s3
+        .upload_part()
+        .bucket("sums")
+        .key("parts")
+        .upload_id(upload.upload_id().unwrap())
+        .part_number(1)
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .body(ByteStream::from_static(b"some bytes worth a checksum"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.checksum_crc32(), Some(crc32.as_str()));
+}

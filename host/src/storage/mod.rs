@@ -175,6 +175,10 @@ pub struct Object {
     /// The sizes of the parts it was uploaded in (none unless multipart).
     #[serde(skip)]
     pub parts: Vec<u64>,
+    /// Checksums of its bytes, by algorithm (`CRC32`…, base64), those the
+    /// upload sent and had verified.
+    #[serde(skip)]
+    pub checksums: BTreeMap<String, String>,
     #[serde(skip)]
     blob: String,
 }
@@ -196,7 +200,13 @@ pub struct PutOptions {
     pub if_match: Option<String>,
     /// The uploading user.
     pub owner: Option<String>,
+    /// Checksums of the body, filled in by whoever verifies them by the
+    /// time the body has ended; stored with the object.
+    pub checksums: Checksums,
 }
+
+/// Checksums by algorithm, known once a body has been read.
+pub type Checksums = Arc<std::sync::Mutex<BTreeMap<String, String>>>;
 
 impl PutOptions {
     /// Holds the write's conditions against the current object's ETag
@@ -250,19 +260,14 @@ pub struct Storage {
 }
 
 const OBJECT_COLUMNS: &str =
-    "key, size, etag, content_type, metadata, modified, blob, owner, headers, parts";
-const OBJECT_STORAGE: [Column; 10] = [
-    Column::Text,
-    Column::Number,
-    Column::Text,
-    Column::Text,
-    Column::Text,
-    Column::Text,
-    Column::Text,
-    Column::Text,
-    Column::Text,
-    Column::Text,
-];
+    "key, size, etag, content_type, metadata, modified, blob, owner, headers, parts, checksums";
+/// How each of [`OBJECT_COLUMNS`] decodes: the size is a number, the
+/// rest text.
+const OBJECT_STORAGE: [Column; 11] = {
+    let mut storage = [Column::Text; 11];
+    storage[1] = Column::Number;
+    storage
+};
 
 fn object_of(row: Vec<Value>) -> Object {
     let text = |i: usize| row[i].as_str().unwrap_or_default().to_owned();
@@ -283,16 +288,32 @@ fn object_of(row: Vec<Value>) -> Object {
             .as_str()
             .and_then(|p| serde_json::from_str(p).ok())
             .unwrap_or_default(),
+        checksums: row[10]
+            .as_str()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default(),
     }
 }
 
 /// Columns later versions added to the storage tables.
-const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
     ("_aura_objects", "headers", "TEXT"),
     ("_aura_uploads", "headers", "TEXT"),
     // The part sizes of a multipart object, a JSON array.
     ("_aura_objects", "parts", "TEXT"),
+    // The verified checksums, a JSON object by algorithm.
+    ("_aura_objects", "checksums", "TEXT"),
 ];
+
+/// `value` as JSON text, or NULL when `none`.
+fn json_column<T: Serialize>(value: &T, none: bool) -> Result<Arg> {
+    if none {
+        return Ok(Arg::NullOf(Column::Text));
+    }
+    Ok(text_arg(
+        &serde_json::to_string(value).map_err(anyhow::Error::from)?,
+    ))
+}
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     value == &T::default()
@@ -634,6 +655,7 @@ impl Storage {
             modified: values::now(),
             owner: options.owner.clone(),
             parts: Vec::new(),
+            checksums: options.checksums.lock().expect("checksums").clone(),
             blob: written.id,
         };
         self.commit_object(bucket, &object, &options).await?;
@@ -685,10 +707,10 @@ impl Storage {
             return Err(failed);
         }
         tx.execute(&self.db.statement(
-            "INSERT INTO _aura_objects (bucket, key, size, etag, content_type, metadata, modified, blob, owner, headers, parts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO _aura_objects (bucket, key, size, etag, content_type, metadata, modified, blob, owner, headers, parts, checksums) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (bucket, key) DO UPDATE SET size = excluded.size, etag = excluded.etag, content_type = excluded.content_type, \
              metadata = excluded.metadata, modified = excluded.modified, blob = excluded.blob, owner = excluded.owner, headers = excluded.headers, \
-             parts = excluded.parts",
+             parts = excluded.parts, checksums = excluded.checksums",
             [
                 text_arg(bucket),
                 text_arg(&object.key),
@@ -706,11 +728,8 @@ impl Storage {
                     .as_deref()
                     .map_or(Arg::NullOf(Column::Text), text_arg),
                 object.headers.to_arg(),
-                if object.parts.is_empty() {
-                    Arg::NullOf(Column::Text)
-                } else {
-                    text_arg(&serde_json::to_string(&object.parts).map_err(anyhow::Error::from)?)
-                },
+                json_column(&object.parts, object.parts.is_empty())?,
+                json_column(&object.checksums, object.checksums.is_empty())?,
             ],
         ))
         .await?;
@@ -776,6 +795,7 @@ impl Storage {
             modified: values::now(),
             owner: source.owner,
             parts: source.parts,
+            checksums: source.checksums,
             blob: written.id,
         };
         self.commit_object(to.0, &object, &PutOptions::default())

@@ -274,6 +274,7 @@ impl Storage {
             modified: values::now(),
             owner: None,
             parts: chosen.iter().map(|p| p.size).collect(),
+            checksums: BTreeMap::new(),
             blob: written.id,
         };
         self.commit_object(bucket, &object, conditions).await?;

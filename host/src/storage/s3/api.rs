@@ -1,6 +1,6 @@
 //! The S3 operations over the storage service.
 
-use super::checksums::{Claimed, claimed, verified, write_error};
+use super::checksums::{Claimed, Hashed, as_fields, claimed, verified, write_error};
 use super::{listing, multipart};
 use crate::storage::{
     BucketSettings, Object, ObjectHeaders, PutOptions, Storage, etag_matches, inline_safe,
@@ -85,6 +85,17 @@ fn expires_of(headers: &ObjectHeaders) -> Option<Timestamp> {
 
 pub fn metadata_of(metadata: Option<Metadata>) -> BTreeMap<String, String> {
     metadata.unwrap_or_default().into_iter().collect()
+}
+
+/// The stored checksums, when `x-amz-checksum-mode: ENABLED` asks for them
+/// and the answer is the whole object (they are checksums of all of it).
+fn checksums_asked(object: &Object, mode: Option<&ChecksumMode>, length: u64) -> Checksum {
+    let enabled = mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED));
+    if enabled && length == object.size {
+        as_fields(&object.checksums)
+    } else {
+        Checksum::default()
+    }
 }
 
 /// The bytes a GET or HEAD answers.
@@ -292,7 +303,7 @@ impl S3 for Api {
             input.checksum_algorithm.map(|a| a.as_str().to_owned()),
             req.trailing_headers
         );
-        let mismatch = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hashed = Arc::new(Hashed::default());
         let options = PutOptions {
             content_type: input.content_type,
             metadata: metadata_of(input.metadata),
@@ -304,20 +315,29 @@ impl S3 for Api {
                 .is_some_and(ETagCondition::is_any),
             if_match: input.if_match.as_ref().map(condition_text),
             owner: None,
+            checksums: hashed.checksums.clone(),
         };
         let object = self
             .0
             .put(
                 &input.bucket,
                 &input.key,
-                verified(body, claimed, mismatch.clone()),
+                verified(body, claimed, hashed.clone()),
                 options,
             )
             .await
-            .map_err(|err| write_error(err, &mismatch))?;
+            .map_err(|err| write_error(err, &hashed))?;
+        let found = hashed.found();
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(object.etag)),
             size: Some(object.size as i64),
+            checksum_crc32: found.checksum_crc32,
+            checksum_crc32c: found.checksum_crc32c,
+            checksum_crc64nvme: found.checksum_crc64nvme,
+            checksum_sha1: found.checksum_sha1,
+            checksum_sha256: found.checksum_sha256,
+            checksum_type: (!object.checksums.is_empty())
+                .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
             ..Default::default()
         }))
     }
@@ -343,6 +363,7 @@ impl S3 for Api {
             parts_count,
         } = span(&object, input.range.as_ref(), input.part_number)?;
         let stream = self.0.read(&object, start, length).await?;
+        let checksums = checksums_asked(&object, input.checksum_mode.as_ref(), length);
         let website = bucket.settings.website;
         // What a (presigned) request asks the response to say instead.
         let mut headers = object.headers.clone();
@@ -389,6 +410,11 @@ impl S3 for Api {
         };
         let mut response = S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
+            checksum_crc32: checksums.checksum_crc32,
+            checksum_crc32c: checksums.checksum_crc32c,
+            checksum_crc64nvme: checksums.checksum_crc64nvme,
+            checksum_sha1: checksums.checksum_sha1,
+            checksum_sha256: checksums.checksum_sha256,
             content_length: Some(length as i64),
             content_range,
             parts_count,
@@ -436,7 +462,13 @@ impl S3 for Api {
             parts_count,
             ..
         } = span(&object, input.range.as_ref(), input.part_number)?;
+        let checksums = checksums_asked(&object, input.checksum_mode.as_ref(), length);
         Ok(S3Response::new(HeadObjectOutput {
+            checksum_crc32: checksums.checksum_crc32,
+            checksum_crc32c: checksums.checksum_crc32c,
+            checksum_crc64nvme: checksums.checksum_crc64nvme,
+            checksum_sha1: checksums.checksum_sha1,
+            checksum_sha256: checksums.checksum_sha256,
             content_length: Some(length as i64),
             content_range,
             parts_count,

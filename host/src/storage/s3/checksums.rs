@@ -99,20 +99,64 @@ impl Claimed {
     }
 }
 
+/// What hashing a body found: whether it disagreed with a claim, and the
+/// checksums it has (by algorithm, `CRC32`…, base64 as S3 sends them),
+/// known once the body has ended.
+#[derive(Default)]
+pub struct Hashed {
+    mismatch: std::sync::atomic::AtomicBool,
+    /// Shared with the write (`PutOptions::checksums`), which stores them.
+    pub checksums: crate::storage::Checksums,
+}
+
+impl Hashed {
+    /// The checksums found, as an answer's `x-amz-checksum-*` fields.
+    pub fn found(&self) -> Checksum {
+        as_fields(&self.checksums.lock().expect("checksums").clone())
+    }
+}
+
+/// Stored checksums as the `x-amz-checksum-*` fields.
+pub fn as_fields(stored: &std::collections::BTreeMap<String, String>) -> Checksum {
+    let value = |name: &str| stored.get(name).cloned();
+    Checksum {
+        checksum_crc32: value("CRC32"),
+        checksum_crc32c: value("CRC32C"),
+        checksum_crc64nvme: value("CRC64NVME"),
+        checksum_sha1: value("SHA1"),
+        checksum_sha256: value("SHA256"),
+        ..Default::default()
+    }
+}
+
+/// The checksums computed, by algorithm.
+fn by_algorithm(computed: &Checksum) -> std::collections::BTreeMap<String, String> {
+    [
+        ("CRC32", &computed.checksum_crc32),
+        ("CRC32C", &computed.checksum_crc32c),
+        ("CRC64NVME", &computed.checksum_crc64nvme),
+        ("SHA1", &computed.checksum_sha1),
+        ("SHA256", &computed.checksum_sha256),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name.to_owned(), value.clone()?)))
+    .collect()
+}
+
 /// The body, hashed as it streams; if the claimed checksums do not match,
-/// its last item is an error (so the write stores nothing) and `mismatch`
-/// is set.
+/// its last item is an error (so the write stores nothing) and `hashed`
+/// says so; otherwise `hashed` holds the checksums before the stream ends.
 pub fn verified(
     body: StreamingBlob,
     claimed: Claimed,
-    mismatch: Arc<std::sync::atomic::AtomicBool>,
+    hashed: Arc<Hashed>,
 ) -> impl futures::Stream<Item = Result<bytes::Bytes, String>> + Send {
     use futures::StreamExt;
     let hasher = claimed.any().then(|| claimed.hasher());
     futures::stream::unfold(
         (body, hasher, claimed, false),
         move |(mut body, mut hasher, claimed, ended)| {
-            let mismatch = mismatch.clone();
+            let hashed = hashed.clone();
             async move {
                 if ended {
                     return None;
@@ -128,9 +172,12 @@ pub fn verified(
                     None => {
                         let computed = hasher.take()?.finalize();
                         if claimed.matches(&computed) {
+                            *hashed.checksums.lock().expect("checksums") = by_algorithm(&computed);
                             return None;
                         }
-                        mismatch.store(true, std::sync::atomic::Ordering::Relaxed);
+                        hashed
+                            .mismatch
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
                         Some((
                             Err("the body does not match its checksum".to_owned()),
                             (body, None, claimed, true),
@@ -143,8 +190,8 @@ pub fn verified(
 }
 
 /// A write's error, with a checksum mismatch reported as `BadDigest`.
-pub fn write_error(err: StorageError, mismatch: &std::sync::atomic::AtomicBool) -> S3Error {
-    if mismatch.load(std::sync::atomic::Ordering::Relaxed) {
+pub fn write_error(err: StorageError, hashed: &Hashed) -> S3Error {
+    if hashed.mismatch.load(std::sync::atomic::Ordering::Relaxed) {
         return s3_error!(BadDigest, "the body does not match its x-amz-checksum");
     }
     err.into()

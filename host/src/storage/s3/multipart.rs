@@ -31,6 +31,7 @@ pub async fn create(
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(id),
+        checksum_algorithm: input.checksum_algorithm,
         ..Default::default()
     }))
 }
@@ -44,7 +45,7 @@ pub async fn upload_part(
         .body
         .ok_or_else(|| s3_error!(IncompleteBody, "the request has no body"))?;
     let claimed = claimed!(input, None, req.trailing_headers);
-    let mismatch = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hashed = Arc::new(super::checksums::Hashed::default());
     let etag = api
         .0
         .upload_part(
@@ -52,13 +53,19 @@ pub async fn upload_part(
             &input.key,
             &input.upload_id,
             input.part_number,
-            verified(body, claimed, mismatch.clone()),
+            verified(body, claimed, hashed.clone()),
             md5_header(input.content_md5.as_deref())?,
         )
         .await
-        .map_err(|err| write_error(err, &mismatch))?;
+        .map_err(|err| write_error(err, &hashed))?;
+    let found = hashed.found();
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(ETag::Strong(etag)),
+        checksum_crc32: found.checksum_crc32,
+        checksum_crc32c: found.checksum_crc32c,
+        checksum_crc64nvme: found.checksum_crc64nvme,
+        checksum_sha1: found.checksum_sha1,
+        checksum_sha256: found.checksum_sha256,
         ..Default::default()
     }))
 }
