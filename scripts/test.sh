@@ -34,7 +34,11 @@ node scripts/platform-types.mjs
 examples/.venv/bin/pip install --quiet --disable-pip-version-check -r examples/py-hello/requirements.txt
 (cd examples/py-hello && "$aura_bin" build)
 
-echo "== tests"
+echo "== tests (with a pinned awscli for the S3 port)"
+[ -x tests/awscli/.venv/bin/aws ] || python3 -m venv tests/awscli/.venv
+tests/awscli/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/awscli/requirements.txt
+AURA_TEST_AWSCLI="$(realpath tests/awscli/.venv/bin/aws)"
+export AURA_TEST_AWSCLI
 cargo test --locked -p aura -p aura-filter
 
 echo "== API property tests: schemathesis against the OpenAPI document, as admin and as a user"

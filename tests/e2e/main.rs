@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod auth_flows;
+mod awscli;
 mod backup;
 mod bodies;
 mod cli;
