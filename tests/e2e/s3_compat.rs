@@ -412,9 +412,33 @@ async fn get_part(s3: &aws_sdk_s3::Client, key: &str, number: i32) -> Vec<u8> {
 /// again, conditions on completion and ListMultipartUploads.
 #[tokio::test]
 async fn multipart_copies_parts_retries_conditions_and_listings() {
+    multipart_edges(&Aura::start()).await;
+}
+
+/// The same with the bytes in another S3 service (the other blob backend).
+#[tokio::test]
+async fn multipart_edges_hold_with_a_remote_blob_store() {
+    let remote = Aura::start();
+    let (status, _) = remote
+        .admin_post(
+            "/api/admin/storage/buckets",
+            serde_json::json!({"name": "blobs"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (access, secret) =
+        crate::storage::key(&remote, serde_json::json!({"blobs": "read-write"})).await;
+    let url = format!(
+        "s3+http://{access}:{secret}@{}/blobs/aura",
+        remote.s3_url.trim_start_matches("http://")
+    );
+    let node = Aura::start_with(tempfile::tempdir().unwrap(), &["--storage-url", &url]);
+    multipart_edges(&node).await;
+}
+
+async fn multipart_edges(aura: &Aura) {
     const MIB: usize = 1024 * 1024;
-    let aura = Aura::start();
-    let s3 = admin_client(&aura).await;
+    let s3 = admin_client(aura).await;
     s3.create_bucket().bucket("mpu").send().await.unwrap();
     let original: Vec<u8> = (0..11 * MIB).map(|i| (i * 7 % 251) as u8).collect();
     s3.put_object()
@@ -517,6 +541,40 @@ async fn multipart_copies_parts_retries_conditions_and_listings() {
     }
     // An object put in one piece is its only part.
     assert_eq!(get_part(&s3, "src", 1).await, original);
+
+    // GetObjectAttributes: size, ETag, parts paged by max-parts.
+    use aws_sdk_s3::types::ObjectAttributes;
+    let attributes = s3
+        .get_object_attributes()
+        .bucket("mpu")
+        .key("dst")
+        .object_attributes(ObjectAttributes::ObjectSize)
+        .object_attributes(ObjectAttributes::ObjectParts)
+        .max_parts(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(attributes.object_size(), Some(11 * MIB as i64));
+    let parts = attributes.object_parts().expect("parts");
+    assert_eq!(
+        (
+            parts.total_parts_count(),
+            parts.is_truncated(),
+            parts.parts().len()
+        ),
+        (Some(2), Some(true), 1)
+    );
+    assert_eq!(parts.parts()[0].size(), Some(6 * MIB as i64));
+    let single = s3
+        .get_object_attributes()
+        .bucket("mpu")
+        .key("src")
+        .object_attributes(ObjectAttributes::ObjectParts)
+        .object_attributes(ObjectAttributes::Etag)
+        .send()
+        .await
+        .unwrap();
+    assert!(single.object_parts().is_none() && single.e_tag().is_some());
 
     // Conditions on completion: nothing is overwritten when they fail.
     let upload = s3

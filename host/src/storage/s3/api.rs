@@ -1,10 +1,8 @@
 //! The S3 operations over the storage service.
 
-use super::checksums::{Claimed, Hashed, as_fields, claimed, verified, write_error};
-use super::{listing, multipart};
-use crate::storage::{
-    BucketSettings, Object, ObjectHeaders, PutOptions, Storage, etag_matches, inline_safe,
-};
+use super::checksums::{Claimed, Hashed, claimed, verified, write_error};
+use super::{listing, multipart, reads};
+use crate::storage::{BucketSettings, ObjectHeaders, PutOptions, Storage, etag_matches};
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use std::collections::BTreeMap;
@@ -28,7 +26,7 @@ pub fn timestamp(time: &str) -> Timestamp {
     Timestamp::from(parsed)
 }
 
-fn unix_seconds(time: &Timestamp) -> i64 {
+pub fn unix_seconds(time: &Timestamp) -> i64 {
     time::OffsetDateTime::from(time.clone()).unix_timestamp()
 }
 
@@ -74,133 +72,8 @@ pub fn http_date(time: &Timestamp) -> String {
     String::from_utf8(text).unwrap_or_default()
 }
 
-/// A stored `Expires` read back (one that is not an HTTP date is left out).
-fn expires_of(headers: &ObjectHeaders) -> Option<Timestamp> {
-    Timestamp::parse(
-        s3s::dto::TimestampFormat::HttpDate,
-        headers.expires.as_deref()?,
-    )
-    .ok()
-}
-
 pub fn metadata_of(metadata: Option<Metadata>) -> BTreeMap<String, String> {
     metadata.unwrap_or_default().into_iter().collect()
-}
-
-/// The stored checksums, when `x-amz-checksum-mode: ENABLED` asks for them
-/// and the answer is the whole object (they are checksums of all of it).
-fn checksums_asked(object: &Object, mode: Option<&ChecksumMode>, length: u64) -> Checksum {
-    let enabled = mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED));
-    if enabled && length == object.size {
-        as_fields(&object.checksums)
-    } else {
-        Checksum::default()
-    }
-}
-
-/// The bytes a GET or HEAD answers.
-struct Span {
-    start: u64,
-    length: u64,
-    content_range: Option<String>,
-    /// With `partNumber`, how many parts the object has (if multipart).
-    parts_count: Option<i32>,
-}
-
-/// The bytes of `object` that `range` or part `part_number` asks for.
-fn span(object: &Object, range: Option<&Range>, part_number: Option<i32>) -> S3Result<Span> {
-    let whole = |start: u64, length: u64, parts_count: Option<i32>| Span {
-        start,
-        length,
-        content_range: (length != object.size || parts_count.is_some()).then(|| {
-            format!(
-                "bytes {start}-{}/{}",
-                (start + length).saturating_sub(1),
-                object.size
-            )
-        }),
-        parts_count,
-    };
-    match (range, part_number) {
-        (None, None) => Ok(whole(0, object.size, None)),
-        (Some(_), Some(_)) => Err(s3_error!(
-            InvalidRequest,
-            "ask for a range or a part number, not both"
-        )),
-        (Some(range), None) => {
-            let span = range.check(object.size).map_err(|_| {
-                s3_error!(
-                    InvalidRange,
-                    "the requested range is not satisfiable: the object has {} bytes",
-                    object.size
-                )
-            })?;
-            Ok(whole(span.start, span.end - span.start, None))
-        }
-        // An object uploaded in one piece has one part: itself.
-        (None, Some(1)) if object.parts.is_empty() => Ok(whole(0, object.size, None)),
-        (None, Some(n)) => {
-            let count = object.parts.len();
-            let Some(index) = usize::try_from(n)
-                .ok()
-                .and_then(|n| n.checked_sub(1))
-                .filter(|&i| i < count)
-            else {
-                return Err(s3_error!(
-                    InvalidPart,
-                    "the object has {} part(s); part numbers start at 1",
-                    count.max(1)
-                ));
-            };
-            let start = object.parts[..index].iter().sum();
-            Ok(whole(start, object.parts[index], Some(count as i32)))
-        }
-    }
-}
-
-/// A 304, with the validators a cache revalidates against (RFC 9110
-/// 15.4.5: the ETag and Last-Modified a 200 would have sent).
-fn not_modified(object: &Object) -> s3s::S3Error {
-    let mut error = s3_error!(NotModified);
-    let mut headers = http::HeaderMap::new();
-    if let Ok(etag) = http::HeaderValue::from_str(&format!("\"{}\"", object.etag)) {
-        headers.insert(http::header::ETAG, etag);
-    }
-    if let Ok(modified) = http::HeaderValue::from_str(&http_date(&timestamp(&object.modified))) {
-        headers.insert(http::header::LAST_MODIFIED, modified);
-    }
-    error.set_headers(headers);
-    error
-}
-
-/// Evaluates GET/HEAD preconditions (RFC 9110 order).
-fn check_read_preconditions(
-    object: &Object,
-    if_match: Option<&ETagCondition>,
-    if_none_match: Option<&ETagCondition>,
-    if_modified_since: Option<&Timestamp>,
-    if_unmodified_since: Option<&Timestamp>,
-) -> S3Result<()> {
-    let modified = unix_seconds(&timestamp(&object.modified));
-    if let Some(condition) = if_match {
-        if !etag_matches(&condition_text(condition), &object.etag) {
-            return Err(s3_error!(PreconditionFailed));
-        }
-    } else if let Some(since) = if_unmodified_since
-        && modified > unix_seconds(since)
-    {
-        return Err(s3_error!(PreconditionFailed));
-    }
-    if let Some(condition) = if_none_match {
-        if etag_matches(&condition_text(condition), &object.etag) {
-            return Err(not_modified(object));
-        }
-    } else if let Some(since) = if_modified_since
-        && modified <= unix_seconds(since)
-    {
-        return Err(not_modified(object));
-    }
-    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -346,144 +219,21 @@ impl S3 for Api {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        let input = req.input;
-        let bucket = self.0.bucket(&input.bucket).await?;
-        let object = self.0.head(&input.bucket, &input.key).await?;
-        check_read_preconditions(
-            &object,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
-        )?;
-        let Span {
-            start,
-            length,
-            content_range,
-            parts_count,
-        } = span(&object, input.range.as_ref(), input.part_number)?;
-        let stream = self.0.read(&object, start, length).await?;
-        let checksums = checksums_asked(&object, input.checksum_mode.as_ref(), length);
-        let website = bucket.settings.website;
-        // What a (presigned) request asks the response to say instead.
-        let mut headers = object.headers.clone();
-        let overrides = [
-            (&mut headers.cache_control, input.response_cache_control),
-            (
-                &mut headers.content_disposition,
-                input.response_content_disposition,
-            ),
-            (
-                &mut headers.content_encoding,
-                input.response_content_encoding,
-            ),
-            (
-                &mut headers.content_language,
-                input.response_content_language,
-            ),
-            (
-                &mut headers.expires,
-                input.response_expires.as_ref().map(http_date),
-            ),
-        ];
-        for (stored, given) in overrides {
-            if given
-                .as_deref()
-                .is_some_and(|v| http::HeaderValue::from_str(v).is_err())
-            {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "a response-* parameter is not a valid header value"
-                ));
-            }
-            if given.is_some() {
-                *stored = given;
-            }
-        }
-        let content_type = input.response_content_type.or(object.content_type);
-        let attachment = !website && !inline_safe(content_type.as_deref());
-        let disposition = match headers.content_disposition.take() {
-            Some(given) if !attachment || given.trim_start().starts_with("attachment") => {
-                Some(given)
-            }
-            _ => attachment.then(|| "attachment".to_owned()),
-        };
-        let mut response = S3Response::new(GetObjectOutput {
-            body: Some(StreamingBlob::wrap(stream)),
-            checksum_crc32: checksums.checksum_crc32,
-            checksum_crc32c: checksums.checksum_crc32c,
-            checksum_crc64nvme: checksums.checksum_crc64nvme,
-            checksum_sha1: checksums.checksum_sha1,
-            checksum_sha256: checksums.checksum_sha256,
-            content_length: Some(length as i64),
-            content_range,
-            parts_count,
-            accept_ranges: Some("bytes".into()),
-            expires: expires_of(&headers),
-            cache_control: headers.cache_control,
-            content_encoding: headers.content_encoding,
-            content_language: headers.content_language,
-            content_type,
-            content_disposition: disposition,
-            e_tag: Some(ETag::Strong(object.etag.clone())),
-            last_modified: Some(timestamp(&object.modified)),
-            metadata: Some(object.metadata.into_iter().collect()),
-            ..Default::default()
-        });
-        response.headers.insert(
-            http::header::X_CONTENT_TYPE_OPTIONS,
-            http::HeaderValue::from_static("nosniff"),
-        );
-        if !website {
-            response.headers.insert(
-                http::header::CONTENT_SECURITY_POLICY,
-                http::HeaderValue::from_static(crate::storage::OBJECT_CSP),
-            );
-        }
-        Ok(response)
+        reads::get(self, req).await
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        reads::attributes(self, req).await
     }
 
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        let input = req.input;
-        let object = self.0.head(&input.bucket, &input.key).await?;
-        check_read_preconditions(
-            &object,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
-        )?;
-        let Span {
-            length,
-            content_range,
-            parts_count,
-            ..
-        } = span(&object, input.range.as_ref(), input.part_number)?;
-        let checksums = checksums_asked(&object, input.checksum_mode.as_ref(), length);
-        Ok(S3Response::new(HeadObjectOutput {
-            checksum_crc32: checksums.checksum_crc32,
-            checksum_crc32c: checksums.checksum_crc32c,
-            checksum_crc64nvme: checksums.checksum_crc64nvme,
-            checksum_sha1: checksums.checksum_sha1,
-            checksum_sha256: checksums.checksum_sha256,
-            content_length: Some(length as i64),
-            content_range,
-            parts_count,
-            accept_ranges: Some("bytes".into()),
-            expires: expires_of(&object.headers),
-            cache_control: object.headers.cache_control,
-            content_disposition: object.headers.content_disposition,
-            content_encoding: object.headers.content_encoding,
-            content_language: object.headers.content_language,
-            content_type: object.content_type,
-            e_tag: Some(ETag::Strong(object.etag)),
-            last_modified: Some(timestamp(&object.modified)),
-            metadata: Some(object.metadata.into_iter().collect()),
-            ..Default::default()
-        }))
+        reads::head(self, req).await
     }
 
     async fn delete_object(

@@ -8,6 +8,7 @@ mod api;
 mod checksums;
 mod listing;
 mod multipart;
+mod reads;
 
 use super::access::AccessKey;
 use super::{Storage, StorageError};
