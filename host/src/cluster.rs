@@ -11,10 +11,12 @@ use crate::db::schema::Storage;
 
 /// The table, created with the other system tables.
 pub fn tables(_dialect: Dialect) -> Vec<String> {
-    vec![
+    let mut tables: Vec<String> = vec![
         "CREATE TABLE IF NOT EXISTS _aura_cluster (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
             .into(),
-    ]
+    ];
+    tables.extend(crate::admin_tokens::tables());
+    tables
 }
 
 /// The value registered under `name`, registering `value` if there is

@@ -39,8 +39,8 @@ pub struct Shared {
     pub sandbox: Arc<Sandbox>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
-    /// The admin token.
-    pub admin_token: String,
+    /// The admin credentials.
+    pub admin: Arc<crate::admin_tokens::AdminTokens>,
     /// Where clients reach the server (`--public-url`, else the listener).
     pub base_url: String,
 }
@@ -72,7 +72,10 @@ impl Environments {
     pub async fn open(shared: Shared) -> anyhow::Result<Arc<Self>> {
         let data_dir = shared.options.data_dir.clone();
         let mut open_envs = BTreeMap::new();
-        open_envs.insert(DEFAULT.to_owned(), open(DEFAULT, &data_dir, &shared).await?);
+        let default = open(DEFAULT, &data_dir, &shared).await?;
+        // Named admin tokens live in the default environment's database.
+        shared.admin.attach(default.db.backend().clone());
+        open_envs.insert(DEFAULT.to_owned(), default);
         for name in existing(&data_dir)? {
             let state = open(&name, &root(&data_dir, &name), &shared)
                 .await
@@ -96,9 +99,9 @@ impl Environments {
         self.read().keys().cloned().collect()
     }
 
-    /// The admin token (the same in every environment).
-    pub fn admin_token(&self) -> &str {
-        &self.shared.admin_token
+    /// The admin credentials (the same in every environment).
+    pub fn admin(&self) -> &Arc<crate::admin_tokens::AdminTokens> {
+        &self.shared.admin
     }
 
     /// Creates environment `name` and opens its services.
@@ -323,7 +326,7 @@ async fn open(name: &str, dir: &Path, shared: &Shared) -> anyhow::Result<Arc<App
         realtime: broker,
         storage,
         metrics: shared.metrics.clone(),
-        admin_token: shared.admin_token.clone(),
+        admin: shared.admin.clone(),
         applying: tokio::sync::Mutex::new(()),
     }))
 }

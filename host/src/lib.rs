@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+pub mod admin_tokens;
 pub mod api;
 pub mod audit;
 pub mod auth;

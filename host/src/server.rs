@@ -95,7 +95,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         options,
         sandbox,
         metrics: Arc::new(Metrics::default()),
-        admin_token,
+        admin: Arc::new(crate::admin_tokens::AdminTokens::new(admin_token)),
         base_url,
     })
     .await?;
@@ -104,7 +104,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .expect("the default environment is open");
     crate::cluster::check_admin_token(
         default.db.backend(),
-        environments.admin_token(),
+        environments.admin().root(),
         token_from_env,
     )
     .await?;

@@ -221,3 +221,102 @@ async fn nodes_on_a_shared_directory_read_each_others_objects() {
     drop(b);
     a.finish().await;
 }
+
+/// A named admin token minted on one node works on every node; revoked on
+/// another, it stops working everywhere (issue 19). On one node too: the
+/// CLI mints, lists and revokes.
+#[tokio::test]
+async fn named_admin_tokens_work_on_every_node_until_revoked() {
+    let Some(a) = Db::postgres().await else {
+        return;
+    };
+    let b = second_node(&a, &[]);
+    let (status, minted) = a
+        .aura
+        .admin_post("/api/admin/tokens", json!({"name": "ci"}))
+        .await;
+    assert_eq!(status, 201, "{minted}");
+    let token = minted["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("aura_admin_"), "{token}");
+    let with = |node: &crate::support::Aura, token: &str| {
+        node.http
+            .get(node.at("/api/admin/functions"))
+            .bearer_auth(token)
+            .send()
+    };
+    for node in [&a.aura, &b] {
+        assert_eq!(with(node, &token).await.unwrap().status(), 200);
+    }
+    // Listed by name, never with the token; a name is taken once.
+    let (status, listed) = b.admin_get("/api/admin/tokens").await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["tokens"][0]["name"], "ci", "{listed}");
+    assert!(!listed.to_string().contains(&token));
+    let (status, again) = b
+        .admin_post("/api/admin/tokens", json!({"name": "ci"}))
+        .await;
+    assert_eq!(
+        (status, &again["error"]["code"]),
+        (409, &json!("token_exists"))
+    );
+    let (status, bad) = b
+        .admin_post("/api/admin/tokens", json!({"name": "no spaces"}))
+        .await;
+    assert_eq!(
+        (status, &bad["error"]["code"]),
+        (400, &json!("invalid_name"))
+    );
+
+    // Revoked on B: refused on B at once, on A within a second or two.
+    let (status, _) = b.admin_delete("/api/admin/tokens/ci").await;
+    assert_eq!(status, 204);
+    assert_eq!(with(&b, &token).await.unwrap().status(), 401);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while with(&a.aura, &token).await.unwrap().status() != 401 {
+        assert!(std::time::Instant::now() < deadline, "still accepted on A");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, _) = a.aura.admin_delete("/api/admin/tokens/ci").await;
+    assert_eq!(status, 404);
+    // A made-up token of the same shape is refused.
+    let forged = format!("aura_admin_{}", "0".repeat(64));
+    assert_eq!(with(&b, &forged).await.unwrap().status(), 401);
+    drop(b);
+    a.finish().await;
+}
+
+/// `aura tokens` mints a token that works as the admin token, lists it by
+/// name and revokes it.
+#[tokio::test]
+async fn the_cli_mints_lists_and_revokes_admin_tokens() {
+    let aura = crate::support::Aura::start();
+    let minted = aura.cli(&["tokens", "create", "laptop", "--json"]);
+    assert!(minted.status.success(), "{minted:?}");
+    let minted: serde_json::Value = serde_json::from_slice(&minted.stdout).unwrap();
+    let token = minted["token"].as_str().unwrap().to_owned();
+    let status = |token: String| {
+        let aura = &aura;
+        async move {
+            aura.http
+                .get(aura.at("/api/admin/secrets"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(token.clone()).await, 200);
+    let listed = aura.cli(&["tokens", "list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains("laptop") && !listed.contains(&token),
+        "{listed}"
+    );
+    let revoked = aura.cli(&["tokens", "revoke", "laptop", "--yes"]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    assert_eq!(status(token).await, 401);
+    let again = aura.cli(&["tokens", "revoke", "laptop", "--yes"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no admin token"));
+}

@@ -6,7 +6,7 @@
 //! default environment. Every environment answers the same routes.
 
 use super::sign_in::{self, SignInCodes};
-use super::{ApiError, bearer, constant_time_eq};
+use super::{ApiError, bearer};
 use crate::environments::{CreateError, DEFAULT, Environments};
 use axum::Router;
 use axum::extract::{Request, State};
@@ -65,10 +65,11 @@ impl Dispatch {
         Some(router)
     }
 
-    fn is_admin(&self, request: &axum::http::HeaderMap) -> bool {
-        bearer(request).is_some_and(|token| {
-            constant_time_eq(token.as_bytes(), self.environments.admin_token().as_bytes())
-        })
+    async fn is_admin(&self, request: &axum::http::HeaderMap) -> bool {
+        match bearer(request) {
+            Some(token) => self.environments.admin().is_admin(token).await,
+            None => false,
+        }
     }
 }
 
@@ -120,7 +121,7 @@ async fn dispatch(State(dispatch): State<Dispatch>, mut request: Request) -> Res
 
 /// `GET /api/admin/environments`.
 async fn list(State(dispatch): State<Dispatch>, request: Request) -> Response {
-    if !dispatch.is_admin(request.headers()) {
+    if !dispatch.is_admin(request.headers()).await {
         return ApiError::unauthorized().into_response();
     }
     let environments: Vec<_> = dispatch
@@ -140,7 +141,7 @@ struct CreateRequest {
 
 /// `POST /api/admin/environments {"name"}`: creates an empty environment.
 async fn create(State(dispatch): State<Dispatch>, request: Request) -> Response {
-    if !dispatch.is_admin(request.headers()) {
+    if !dispatch.is_admin(request.headers()).await {
         return ApiError::unauthorized().into_response();
     }
     let CreateRequest { name } = match super::json_body(request, 16 * 1024).await {
@@ -177,7 +178,7 @@ async fn create(State(dispatch): State<Dispatch>, request: Request) -> Response 
 
 /// `POST /api/admin/dashboard/links`: a one-time sign-in link.
 async fn issue_link(State(dispatch): State<Dispatch>, request: Request) -> Response {
-    if !dispatch.is_admin(request.headers()) {
+    if !dispatch.is_admin(request.headers()).await {
         return ApiError::unauthorized().into_response();
     }
     let code = dispatch.codes.issue(sign_in::LINK_LIFETIME);
@@ -213,7 +214,7 @@ async fn exchange(State(dispatch): State<Dispatch>, request: Request) -> Respons
     }
     (
         [(axum::http::header::CACHE_CONTROL, "no-store")],
-        axum::Json(serde_json::json!({ "token": dispatch.environments.admin_token() })),
+        axum::Json(serde_json::json!({ "token": dispatch.environments.admin().root() })),
     )
         .into_response()
 }

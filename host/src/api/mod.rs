@@ -25,6 +25,7 @@ mod schedules;
 mod secrets;
 pub mod sign_in;
 mod storage;
+mod tokens;
 
 pub use error::ApiError;
 
@@ -70,8 +71,8 @@ pub struct AppState {
     pub backups: Arc<crate::backup::Backups>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
-    /// The admin token (compared in constant time).
-    pub admin_token: String,
+    /// The admin credentials (the same in every environment).
+    pub admin: Arc<crate::admin_tokens::AdminTokens>,
     /// Held while the definition changes as a whole (push, rollback).
     pub applying: tokio::sync::Mutex<()>,
 }
@@ -86,6 +87,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(collections::routes())
         .merge(storage::routes())
         .merge(secrets::routes())
+        .merge(tokens::routes())
         .merge(definition::routes())
         .route("/api/admin/audit", get(audit))
         .merge(backups::routes())
@@ -236,7 +238,7 @@ async fn require_admin(
     request: Request,
     next: Next,
 ) -> Response {
-    if state.is_admin(bearer(request.headers())) {
+    if state.is_admin(bearer(request.headers())).await {
         next.run(request).await
     } else {
         ApiError::unauthorized().into_response()
@@ -255,7 +257,7 @@ async fn audit_admin(State(state): State<Arc<AppState>>, request: Request, next:
             || (path.starts_with("/api/collections")
                 && (!path.contains("/records")
                     || path.starts_with("/api/collections/users/records"))))
-        && state.is_admin(bearer(request.headers()));
+        && state.is_admin(bearer(request.headers())).await;
     let response = next.run(request).await;
     if audited && response.status().is_success() {
         state.audit.record(
@@ -286,9 +288,12 @@ impl AppState {
         }
     }
 
-    /// Whether `token` is the admin token (compared in constant time).
-    fn is_admin(&self, token: Option<&str>) -> bool {
-        token.is_some_and(|token| constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()))
+    /// Whether `token` is an admin token.
+    async fn is_admin(&self, token: Option<&str>) -> bool {
+        match token {
+            Some(token) => self.admin.is_admin(token).await,
+            None => false,
+        }
     }
 
     /// Who a request presenting `token` acts for: the admin token means
@@ -297,7 +302,7 @@ impl AppState {
     pub(super) async fn caller(&self, token: Option<&str>) -> Result<crate::db::Caller, ApiError> {
         match token {
             None => Ok(crate::db::Caller::ANONYMOUS),
-            Some(_) if self.is_admin(token) => Ok(crate::db::Caller::Service),
+            Some(_) if self.is_admin(token).await => Ok(crate::db::Caller::Service),
             Some(token) => Ok(crate::db::Caller::User(Some(
                 self.auth.authenticate(token).await?.user,
             ))),
@@ -305,6 +310,6 @@ impl AppState {
     }
 }
 
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

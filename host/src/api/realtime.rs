@@ -140,7 +140,7 @@ pub(super) async fn subscribe(
     };
     // A user's stream lasts as long as their session (see `SessionCheck`).
     let (caller, session) = match token {
-        Some(token) if !state.is_admin(Some(token)) => {
+        Some(token) if !state.is_admin(Some(token)).await => {
             let signed_in = state.auth.authenticate(token).await?;
             let caller = Caller::User(Some(signed_in.user.clone()));
             let session = SessionCheck {

@@ -13,6 +13,7 @@ mod project;
 mod secrets;
 mod storage;
 mod table;
+mod tokens;
 mod types;
 
 use crate::server::{self, ServeOptions};
@@ -237,6 +238,11 @@ enum Command {
     Secrets {
         #[command(subcommand)]
         command: secrets::SecretsCommand,
+    },
+    /// Mint, list and revoke named admin tokens (they work on every node)
+    Tokens {
+        #[command(subcommand)]
+        command: tokens::TokensCommand,
     },
     /// Manage buckets and S3 access keys
     Storage {
@@ -645,6 +651,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Collections { command } => collections::run(&client, json, command).await?,
         Command::Storage { command } => storage::run(&client, json, command).await?,
         Command::Secrets { command } => secrets::run(&client, json, command).await?,
+        Command::Tokens { command } => tokens::run(&client, json, command).await?,
         Command::Backup { command } => backup::run(&client, json, command).await?,
         Command::Env { command } => env::run(&client, json, command).await?,
         Command::Push { dir } => project::push(&client, json, &dir).await?,
