@@ -27,6 +27,16 @@ const SMALL_READ: u64 = 256 * 1024;
 pub type ByteStream =
     std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static>>;
 
+/// A blob made from others (their MD5 is not needed: a copy keeps its
+/// source's ETag, a multipart object has the ETag of its parts).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The blob's id.
+    pub id: String,
+    /// Its length in bytes.
+    pub size: u64,
+}
+
 /// A finished write.
 #[derive(Debug, Clone)]
 pub struct Written {
@@ -134,30 +144,50 @@ impl Blobs {
             md5.update(&chunk);
             file.write_all(&chunk).await?;
         }
-        self.finish(temporary, file, size, md5.finalize().into())
-            .await
+        let Stored { id, size } = self.finish(temporary, file, size).await?;
+        Ok(Written {
+            id,
+            size,
+            md5: md5.finalize().into(),
+        })
     }
 
-    /// Writes the blobs `parts` one after the other into a new blob.
-    pub async fn concat(&self, parts: &[String]) -> Result<Written, WriteError> {
-        let (temporary, mut file) = self.temporary().await?;
-        let mut md5 = md5::Md5::new();
-        let mut size = 0u64;
-        for part in parts {
-            let mut chunks = self.read(part, 0, u64::MAX).await?;
-            while let Some(chunk) = chunks.next().await {
-                let chunk = chunk?;
-                md5.update(&chunk);
-                file.write_all(&chunk).await?;
-                size += chunk.len() as u64;
+    /// Writes the blobs `parts` one after the other into a new blob. On
+    /// the local filesystem the kernel copies the bytes (`copy_file_range`),
+    /// never through this process.
+    pub async fn concat(&self, parts: &[String]) -> Result<Stored, WriteError> {
+        if self.remote.is_some() {
+            let (temporary, mut file) = self.temporary().await?;
+            let mut size = 0u64;
+            for part in parts {
+                let mut chunks = self.read(part, 0, u64::MAX).await?;
+                while let Some(chunk) = chunks.next().await {
+                    let chunk = chunk?;
+                    file.write_all(&chunk).await?;
+                    size += chunk.len() as u64;
+                }
             }
+            return self.finish(temporary, file, size).await;
         }
-        self.finish(temporary, file, size, md5.finalize().into())
-            .await
+        let path = self.tmp.join(new_id());
+        let temporary = Temporary(Some(path.clone()));
+        let sources: Vec<PathBuf> = parts.iter().map(|part| self.path(part)).collect();
+        let size = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            let mut out = std::fs::File::create(&path)?;
+            let mut size = 0;
+            for source in sources {
+                size += std::io::copy(&mut std::fs::File::open(source)?, &mut out)?;
+            }
+            out.sync_all()?;
+            Ok(size)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        self.place(temporary, size).await
     }
 
     /// Copies blob `id` into a new blob.
-    pub async fn copy(&self, id: &str) -> Result<Written, WriteError> {
+    pub async fn copy(&self, id: &str) -> Result<Stored, WriteError> {
         self.concat(&[id.to_owned()]).await
     }
 
@@ -172,23 +202,29 @@ impl Blobs {
         ))
     }
 
+    /// Syncs the temporary file written through `file`, then places it.
     async fn finish(
         &self,
-        mut temporary: Temporary,
+        temporary: Temporary,
         mut file: BufWriter<tokio::fs::File>,
         size: u64,
-        md5: [u8; 16],
-    ) -> Result<Written, WriteError> {
+    ) -> Result<Stored, WriteError> {
         file.flush().await?;
         file.get_ref().sync_all().await?;
         drop(file);
+        self.place(temporary, size).await
+    }
+
+    /// Moves the synced temporary file into place under a new id (or
+    /// uploads it).
+    async fn place(&self, mut temporary: Temporary, size: u64) -> Result<Stored, WriteError> {
         let id = new_id();
         let from = temporary.0.take().expect("temporary path");
         if let Some(remote) = &self.remote {
             // The temporary file goes when `temporary` drops.
             temporary.0 = Some(from.clone());
             remote.put_file(&id, &from, size).await?;
-            return Ok(Written { id, size, md5 });
+            return Ok(Stored { id, size });
         }
         let path = self.path(&id);
         let dir = path.parent().expect("blob dir");
@@ -211,7 +247,7 @@ impl Blobs {
             .await
             .map_err(std::io::Error::other)??;
         }
-        Ok(Written { id, size, md5 })
+        Ok(Stored { id, size })
     }
 
     /// The `length` bytes of blob `id` from `start` (fewer at its end). A
