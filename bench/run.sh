@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks Aura against `wasmtime serve` on the same component, in one run;
 # with --db, the records API against PocketBase instead; with --storage,
-# object PUT/GET throughput against a plain file copy; with --sse, 10,000
+# object PUT/GET throughput against a plain file copy; with --s3, multipart
+# copies and uploads through boto3; with --sse, 10,000
 # realtime connections; with --auth, session checks and logins against Hono +
 # Better-Auth on Bun.
 # Installs its tools (wrk from Debian, wasmtime-cli 48 from crates.io into a
@@ -48,6 +49,16 @@ if [ "${1:-}" = "--storage" ]; then
     shift
     cargo build --release -p aura
     exec python3 bench/storage.py --aura "$target/release/aura" "$@"
+fi
+if [ "${1:-}" = "--s3" ]; then
+    # S3 multipart: UploadPartCopy against GET + PUT, multipart upload
+    # against a plain file copy, through boto3 (pinned, in the tool cache).
+    shift
+    venv="$tools/s3-venv"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check boto3==1.43.11 botocore==1.43.11 s3transfer==0.17.1
+    cargo build --release -p aura
+    exec "$venv/bin/python" bench/s3.py --aura "$target/release/aura" "$@"
 fi
 if [ "${1:-}" = "--db" ]; then
     # Records: Aura on SQLite and PostgreSQL against PocketBase (its binary
