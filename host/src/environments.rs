@@ -15,7 +15,7 @@
 use crate::api::AppState;
 use crate::db::{Database, Location};
 use crate::functions::Functions;
-use crate::functions::logs::InvocationLog;
+use crate::functions::logs::{InvocationLog, LogStore};
 use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::realtime::Broker;
@@ -280,7 +280,12 @@ async fn open(name: &str, dir: &Path, shared: &Shared) -> anyhow::Result<Arc<App
     kept.adopt(&local)
         .await
         .context("moving functions out of aura.db")?;
-    let logs = InvocationLog::start(store::open_logs(dir).await?, shared.metrics.clone());
+    // With a shared database every node reads every node's invocations.
+    let log_store = match records.postgres_pool() {
+        Some(pool) => LogStore::Shared(pool),
+        None => LogStore::Local(store::open_logs(dir).await?),
+    };
+    let logs = InvocationLog::start(log_store, shared.metrics.clone());
     let functions = Arc::new(Functions::load(kept, runtime, logs, shared.metrics.clone()).await?);
     if let Some(pool) = records.postgres_pool() {
         crate::functions::follow::start(&functions, pool).await?;

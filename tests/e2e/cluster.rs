@@ -320,3 +320,41 @@ async fn the_cli_mints_lists_and_revokes_admin_tokens() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("no admin token"));
 }
+
+/// With a shared database the invocation logs are shared too: each node
+/// lists the invocations that ran on the others (issue 19).
+#[tokio::test]
+async fn every_node_reads_the_invocations_of_every_node() {
+    let Some(a) = Db::postgres().await else {
+        return;
+    };
+    let b = second_node(&a, &[]);
+    a.aura.deploy("greet", "hello", json!({})).await;
+    until_all(&[&a.aura, &b], |status, _| status == 200).await;
+    let mut ids = Vec::new();
+    for node in [&a.aura, &b] {
+        let response = node.http.get(node.at("/fn/greet")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        ids.push(
+            response.headers()["x-aura-invocation-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    for node in [&a.aura, &b] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (status, body) = node.admin_get("/api/admin/functions/greet/logs").await;
+            assert_eq!(status, 200, "{body}");
+            let text = body.to_string();
+            if ids.iter().all(|id| text.contains(id.as_str())) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}: {body}", node.url);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    drop(b);
+    a.finish().await;
+}

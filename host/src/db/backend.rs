@@ -965,6 +965,8 @@ pub async fn prepare(backend: &Backend) -> anyhow::Result<()> {
     if backend.dialect() == Dialect::Postgres {
         // Realtime events too large for a NOTIFY payload (see realtime::relay).
         statements.push("CREATE TABLE IF NOT EXISTS _aura_event_payloads (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now())".to_owned());
+        // Invocation logs every node reads (see functions::logs).
+        statements.extend(crate::functions::logs::postgres_tables());
     }
     let mut tx = backend.begin_schema_change().await?;
     for statement in statements {

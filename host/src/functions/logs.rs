@@ -1,10 +1,15 @@
 //! Invocation logs: one record per invocation (status, outcome, duration,
 //! captured stdout/stderr), written in batches by a background task so the
 //! request path never waits on the database.
+//!
+//! On one node they live in the environment's own `logs.db` (log writes
+//! never contend with data writes). With a shared PostgreSQL database they
+//! live in it (`_aura_invocation_logs`), so every node reads every node's
+//! invocations: `aura logs` and the dashboard show them wherever they ran.
 
 use crate::metrics::Metrics;
 use serde::Serialize;
-use sqlx::{Row, SqlitePool};
+use sqlx::{PgPool, Row, SqlitePool};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -59,21 +64,104 @@ pub struct FunctionStats {
     pub mean_ms: f64,
 }
 
+/// Where the records are kept.
+#[derive(Clone)]
+pub enum LogStore {
+    /// This node's `logs.db`.
+    Local(SqlitePool),
+    /// The shared PostgreSQL database ([`postgres_tables`]).
+    Shared(PgPool),
+}
+
+/// The shared store's table, created with the system tables on
+/// PostgreSQL (under their lock, so nodes starting together agree).
+pub fn postgres_tables() -> Vec<String> {
+    vec![
+        "CREATE TABLE IF NOT EXISTS _aura_invocation_logs (seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, \
+         function TEXT NOT NULL, version BIGINT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, \
+         status BIGINT, outcome TEXT NOT NULL, error TEXT, duration_ms DOUBLE PRECISION NOT NULL, \
+         started_at TEXT NOT NULL, stdout TEXT NOT NULL, stderr TEXT NOT NULL)"
+            .into(),
+        "CREATE INDEX IF NOT EXISTS _aura_invocation_logs_function_seq ON _aura_invocation_logs (function, seq)"
+            .into(),
+        "CREATE INDEX IF NOT EXISTS _aura_invocation_logs_started_at ON _aura_invocation_logs (started_at)"
+            .into(),
+    ]
+}
+
+/// Runs `$body` with `$pool` the store's pool and `$sql` a function that
+/// gives a statement written with `?` and `invocations` in the store's
+/// dialect (`$1`…, `_aura_invocation_logs` on PostgreSQL).
+macro_rules! with_store {
+    ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
+        match $store {
+            LogStore::Local($pool) => {
+                let $sql = |text: &str| text.to_owned();
+                $body
+            }
+            LogStore::Shared($pool) => {
+                let $sql = postgres;
+                $body
+            }
+        }
+    };
+}
+
+/// The record in `$row` (a row of either store).
+macro_rules! from_row {
+    ($row:expr) => {{
+        let row = $row;
+        Ok::<_, sqlx::Error>(InvocationRecord {
+            seq: row.try_get("seq")?,
+            id: row.try_get("id")?,
+            function: row.try_get("function")?,
+            version: row.try_get("version")?,
+            method: row.try_get("method")?,
+            path: row.try_get("path")?,
+            status: row.try_get("status")?,
+            outcome: row.try_get("outcome")?,
+            error: row.try_get("error")?,
+            duration_ms: row.try_get("duration_ms")?,
+            started_at: row.try_get("started_at")?,
+            stdout: row.try_get("stdout")?,
+            stderr: row.try_get("stderr")?,
+        })
+    }};
+}
+
+/// A statement for the local store written for PostgreSQL's.
+fn postgres(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut n = 0;
+    let text = text
+        .replace("FROM invocations", "FROM _aura_invocation_logs")
+        .replace("INTO invocations", "INTO _aura_invocation_logs");
+    for c in text.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Writes and reads invocation logs.
 #[derive(Clone)]
 pub struct InvocationLog {
-    pool: SqlitePool,
+    store: LogStore,
     queue: mpsc::Sender<InvocationRecord>,
     metrics: Arc<Metrics>,
 }
 
 impl InvocationLog {
-    /// Starts the background writer over `pool`.
-    pub fn start(pool: SqlitePool, metrics: Arc<Metrics>) -> Self {
+    /// Starts the background writer over `store`.
+    pub fn start(store: LogStore, metrics: Arc<Metrics>) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(pool.clone(), receiver));
+        tokio::spawn(write_batches(store.clone(), receiver));
         Self {
-            pool,
+            store,
             queue,
             metrics,
         }
@@ -94,118 +182,107 @@ impl InvocationLog {
         after: Option<i64>,
         limit: i64,
     ) -> sqlx::Result<Vec<InvocationRecord>> {
-        let rows =
-            match after {
-                Some(after) => sqlx::query(
-                    "SELECT * FROM invocations WHERE function = ? AND seq > ? ORDER BY seq LIMIT ?",
-                )
-                .bind(function)
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?,
-                None => {
-                    let mut rows = sqlx::query(
-                        "SELECT * FROM invocations WHERE function = ? ORDER BY seq DESC LIMIT ?",
-                    )
-                    .bind(function)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    rows.reverse();
-                    rows
-                }
-            };
-        rows.iter().map(from_row).collect()
+        let (text, newest) = match after {
+            Some(_) => (
+                "SELECT * FROM invocations WHERE function = ? AND seq > ? ORDER BY seq LIMIT ?",
+                false,
+            ),
+            None => (
+                "SELECT * FROM invocations WHERE function = ? ORDER BY seq DESC LIMIT ?",
+                true,
+            ),
+        };
+        let mut records = with_store!(&self.store, |pool, sql| {
+            let statement = sql(text);
+            let mut query = sqlx::query(&statement).bind(function);
+            if let Some(after) = after {
+                query = query.bind(after);
+            }
+            let rows = query.bind(limit).fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| from_row!(row))
+                .collect::<sqlx::Result<Vec<_>>>()?
+        });
+        if newest {
+            records.reverse();
+        }
+        Ok(records)
     }
 
     /// Per-function counts of the invocations that started at or after
     /// `since` (RFC 3339 in UTC with milliseconds, as records store it).
     pub async fn stats_since(&self, since: &str) -> sqlx::Result<Vec<FunctionStats>> {
-        let rows = sqlx::query(
-            "SELECT function, COUNT(*) AS invocations, \
-             SUM(CASE WHEN outcome <> 'ok' OR status >= 500 THEN 1 ELSE 0 END) AS errors, \
-             AVG(duration_ms) AS mean_ms \
-             FROM invocations WHERE started_at >= ? GROUP BY function ORDER BY function",
-        )
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(FunctionStats {
-                    function: row.try_get("function")?,
-                    invocations: row.try_get("invocations")?,
-                    errors: row.try_get("errors")?,
-                    mean_ms: row.try_get("mean_ms")?,
+        // Cast, so that both backends answer the same types.
+        let text = "SELECT function, CAST(COUNT(*) AS BIGINT) AS invocations, \
+             CAST(SUM(CASE WHEN outcome <> 'ok' OR status >= 500 THEN 1 ELSE 0 END) AS BIGINT) AS errors, \
+             CAST(AVG(duration_ms) AS DOUBLE PRECISION) AS mean_ms \
+             FROM invocations WHERE started_at >= ? GROUP BY function ORDER BY function";
+        Ok(with_store!(&self.store, |pool, sql| {
+            let statement = sql(text);
+            let rows = sqlx::query(&statement).bind(since).fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(FunctionStats {
+                        function: row.try_get("function")?,
+                        invocations: row.try_get("invocations")?,
+                        errors: row.try_get("errors")?,
+                        mean_ms: row.try_get("mean_ms")?,
+                    })
                 })
-            })
-            .collect()
+                .collect::<sqlx::Result<Vec<_>>>()?
+        }))
     }
 
     /// Removes every record of `function`.
     pub async fn delete_function(&self, function: &str) -> sqlx::Result<()> {
-        sqlx::query("DELETE FROM invocations WHERE function = ?")
-            .bind(function)
-            .execute(&self.pool)
-            .await?;
+        with_store!(&self.store, |pool, sql| {
+            sqlx::query(&sql("DELETE FROM invocations WHERE function = ?"))
+                .bind(function)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 }
 
-fn from_row(row: &sqlx::sqlite::SqliteRow) -> sqlx::Result<InvocationRecord> {
-    Ok(InvocationRecord {
-        seq: row.try_get("seq")?,
-        id: row.try_get("id")?,
-        function: row.try_get("function")?,
-        version: row.try_get("version")?,
-        method: row.try_get("method")?,
-        path: row.try_get("path")?,
-        status: row.try_get("status")?,
-        outcome: row.try_get("outcome")?,
-        error: row.try_get("error")?,
-        duration_ms: row.try_get("duration_ms")?,
-        started_at: row.try_get("started_at")?,
-        stdout: row.try_get("stdout")?,
-        stderr: row.try_get("stderr")?,
-    })
-}
-
-async fn write_batches(pool: SqlitePool, mut receiver: mpsc::Receiver<InvocationRecord>) {
+async fn write_batches(store: LogStore, mut receiver: mpsc::Receiver<InvocationRecord>) {
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
-        if let Err(err) = write(&pool, &batch).await {
+        if let Err(err) = write(&store, &batch).await {
             tracing::error!(error = %err, records = batch.len(), "writing invocation logs failed");
         }
         batch.clear();
     }
 }
 
-async fn write(pool: &SqlitePool, batch: &[InvocationRecord]) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
-    for r in batch {
-        sqlx::query(
-            "INSERT INTO invocations (id, function, version, method, path, status, outcome, error, \
-             duration_ms, started_at, stdout, stderr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&r.id)
-        .bind(&r.function)
-        .bind(r.version)
-        .bind(&r.method)
-        .bind(&r.path)
-        .bind(r.status)
-        .bind(&r.outcome)
-        .bind(&r.error)
-        .bind(r.duration_ms)
-        .bind(&r.started_at)
-        .bind(&r.stdout)
-        .bind(&r.stderr)
-        .execute(&mut *tx)
-        .await?;
-    }
-    sqlx::query("DELETE FROM invocations WHERE seq <= (SELECT MAX(seq) FROM invocations) - ?")
-        .bind(RETAINED_RECORDS)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
+async fn write(store: &LogStore, batch: &[InvocationRecord]) -> sqlx::Result<()> {
+    let insert = "INSERT INTO invocations (id, function, version, method, path, status, outcome, error, \
+         duration_ms, started_at, stdout, stderr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let prune = "DELETE FROM invocations WHERE seq <= (SELECT MAX(seq) FROM invocations) - ?";
+    with_store!(store, |pool, sql| {
+        let (insert, prune) = (sql(insert), sql(prune));
+        let mut tx = pool.begin().await?;
+        for r in batch {
+            sqlx::query(&insert)
+                .bind(&r.id)
+                .bind(&r.function)
+                .bind(r.version)
+                .bind(&r.method)
+                .bind(&r.path)
+                .bind(r.status)
+                .bind(&r.outcome)
+                .bind(&r.error)
+                .bind(r.duration_ms)
+                .bind(&r.started_at)
+                .bind(&r.stdout)
+                .bind(&r.stderr)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(&prune)
+            .bind(RETAINED_RECORDS)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    })
 }
