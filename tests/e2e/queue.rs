@@ -286,3 +286,81 @@ async fn invocations_of_an_earlier_version_are_moved_at_start() {
     assert_eq!(kept["response"]["headers"]["x-kept"], "yes");
     assert_eq!(kept["response"]["body_base64"], "/wA=");
 }
+
+/// 200 jobs accepted by two nodes of one database, one node killed while
+/// they run: every accepted job ends with one result, on the node that
+/// lives (the dead node's running jobs once their lease lapses) (issue 19).
+#[tokio::test]
+async fn accepted_jobs_survive_a_node_killed_midway() {
+    let Some(mut a) = crate::database::Db::postgres().await else {
+        return;
+    };
+    let b = crate::database::second_node(&a, &[]);
+    a.aura.deploy("sleepy", "sleepy", json!({})).await;
+    // B serves what A deployed within moments.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while b
+        .http
+        .get(b.at("/fn/sleepy?ms=1"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(std::time::Instant::now() < deadline, "B never served it");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut ids = Vec::new();
+    for n in 0..200 {
+        let node = if n % 2 == 0 { &a.aura } else { &b };
+        ids.push(accepted(node, "/fn/sleepy?ms=40", "").await);
+    }
+    // Kill A once some jobs are done, with others running or waiting.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut done = 0;
+        for id in ids.iter().step_by(10) {
+            let answer: Value = b
+                .http
+                .get(b.at(&format!("/api/invocations/{id}")))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            done += usize::from(answer["status"] == "succeeded");
+        }
+        if done >= 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no job finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.aura.kill();
+    // Every job ends on B, once: a lapsed lease is 30 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    for id in &ids {
+        loop {
+            let answer: Value = b
+                .http
+                .get(b.at(&format!("/api/invocations/{id}")))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if answer["status"] == "succeeded" {
+                assert_eq!(answer["response"]["body"], "slept", "{answer}");
+                break;
+            }
+            assert_ne!(answer["status"], "failed", "{answer}");
+            assert!(std::time::Instant::now() < deadline, "{id}: {answer}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    drop(b);
+    a.finish().await;
+}
