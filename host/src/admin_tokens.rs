@@ -63,7 +63,8 @@ pub struct AdminTokens {
     seen: Mutex<HashMap<String, (bool, Instant)>>,
 }
 
-fn hash(token: &str) -> String {
+/// How a token is kept: its SHA-256, in hex.
+pub fn hash(token: &str) -> String {
     hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()))
 }
 
@@ -198,23 +199,18 @@ impl AdminTokens {
     /// Revokes the token named `name`: it stops working at once on this
     /// node, and within [`RECHECK`] on the others.
     pub async fn revoke(&self, name: &str) -> Result<(), TokenError> {
-        let db = self.db()?;
-        let rows = db
-            .rows(
-                "SELECT hash FROM _aura_admin_tokens WHERE name = ?",
+        let rows = self
+            .db()?
+            .run_returning(
+                "DELETE FROM _aura_admin_tokens WHERE name = ? RETURNING hash",
                 [text_arg(name)],
                 &[Storage::Text],
             )
             .await?;
-        let Some(hash) = rows.first().and_then(|r| r[0].as_str()).map(str::to_owned) else {
+        let Some(hash) = rows.first().and_then(|r| r[0].as_str()) else {
             return Err(TokenError::NotFound(name.to_owned()));
         };
-        db.run(
-            "DELETE FROM _aura_admin_tokens WHERE name = ?",
-            [text_arg(name)],
-        )
-        .await?;
-        self.lock().remove(&hash);
+        self.lock().remove(hash);
         Ok(())
     }
 }

@@ -67,7 +67,7 @@ pub async fn check_admin_token(
     token: &str,
     authoritative: bool,
 ) -> anyhow::Result<()> {
-    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
+    let hash = crate::admin_tokens::hash(token);
     let found = registered(backend, "admin_token_sha256", &hash).await?;
     if found == hash {
         return Ok(());

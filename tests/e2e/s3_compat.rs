@@ -240,6 +240,25 @@ async fn standard_object_headers_are_kept_and_served() {
         "attachment; filename=\"x.gz\""
     );
     assert_eq!(response.headers()["content-encoding"], "gzip");
+    // One that is no header value is refused (by s3s, before the handler).
+    let bad = s3
+        .get_object()
+        .bucket("assets")
+        .key("app.js.gz")
+        .response_cache_control("no-store\nx-injected: 1")
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
+                60,
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let response = aura.http.get(bad.uri()).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get("x-injected").is_none());
+    let body = response.text().await.unwrap();
+    assert!(body.contains("InvalidRequest"), "{body}");
 
     // Copied as they are, or replaced with the metadata.
     s3.copy_object()
@@ -770,6 +789,14 @@ async fn list_objects_v1_pages_and_url_encoding() {
         .send()
         .await
         .unwrap();
+    let err = s3
+        .list_objects_v2()
+        .bucket("v1-list")
+        .encoding_type(EncodingType::from("base64"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(failure(err), ("InvalidArgument".to_owned(), 400));
     let encoded = ["a/1", "a/2", "b%20c", "d%2Be", "%C3%A9"];
     assert_eq!(
         v1.contents()

@@ -1,6 +1,6 @@
 //! The S3 operations over the storage service.
 
-use super::checksums::{Claimed, Hashed, claimed, verified, write_error};
+use super::checksums::{Claimed, Hashed, claimed, set_checksums, verified, write_error};
 use super::{listing, multipart, reads};
 use crate::storage::{BucketSettings, ObjectHeaders, PutOptions, Storage, etag_matches};
 use s3s::dto::*;
@@ -200,19 +200,15 @@ impl S3 for Api {
             )
             .await
             .map_err(|err| write_error(err, &hashed))?;
-        let found = hashed.found();
-        Ok(S3Response::new(PutObjectOutput {
+        let mut output = PutObjectOutput {
             e_tag: Some(ETag::Strong(object.etag)),
             size: Some(object.size as i64),
-            checksum_crc32: found.checksum_crc32,
-            checksum_crc32c: found.checksum_crc32c,
-            checksum_crc64nvme: found.checksum_crc64nvme,
-            checksum_sha1: found.checksum_sha1,
-            checksum_sha256: found.checksum_sha256,
             checksum_type: (!object.checksums.is_empty())
                 .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
             ..Default::default()
-        }))
+        };
+        set_checksums!(output, hashed.found());
+        Ok(S3Response::new(output))
     }
 
     async fn get_object(

@@ -27,6 +27,20 @@ macro_rules! claimed {
 
 pub(super) use claimed;
 
+/// Sets the `checksum_*` fields of an operation's output `$output` (puts,
+/// parts, GET and HEAD answers all have them) from a [`Checksum`].
+macro_rules! set_checksums {
+    ($output:expr, $found:expr) => {{
+        let found: Checksum = $found;
+        $output.checksum_crc32 = found.checksum_crc32;
+        $output.checksum_crc32c = found.checksum_crc32c;
+        $output.checksum_crc64nvme = found.checksum_crc64nvme;
+        $output.checksum_sha1 = found.checksum_sha1;
+        $output.checksum_sha256 = found.checksum_sha256;
+    }};
+}
+pub(super) use set_checksums;
+
 /// The checksums (`x-amz-checksum-*`) a request says its body has, in
 /// headers or, for aws-chunked bodies, in trailers that arrive after it.
 #[derive(Clone, Default)]

@@ -3,7 +3,7 @@
 use super::api::{
     Api, condition_text, given_headers, http_date, md5_header, metadata_of, owner, timestamp,
 };
-use super::checksums::{Claimed, claimed, verified, write_error};
+use super::checksums::{Claimed, claimed, set_checksums, verified, write_error};
 use crate::storage::{ObjectHeaders, PutOptions};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -58,16 +58,12 @@ pub async fn upload_part(
         )
         .await
         .map_err(|err| write_error(err, &hashed))?;
-    let found = hashed.found();
-    Ok(S3Response::new(UploadPartOutput {
+    let mut output = UploadPartOutput {
         e_tag: Some(ETag::Strong(etag)),
-        checksum_crc32: found.checksum_crc32,
-        checksum_crc32c: found.checksum_crc32c,
-        checksum_crc64nvme: found.checksum_crc64nvme,
-        checksum_sha1: found.checksum_sha1,
-        checksum_sha256: found.checksum_sha256,
         ..Default::default()
-    }))
+    };
+    set_checksums!(output, hashed.found());
+    Ok(S3Response::new(output))
 }
 
 pub async fn list_parts(
@@ -280,8 +276,8 @@ pub async fn list_uploads(
                 initiated: Some(timestamp(&upload.created)),
                 owner: Some(owner()),
                 initiator: Some(Initiator {
-                    id: Some("aura".into()),
-                    display_name: Some("aura".into()),
+                    id: owner().id,
+                    display_name: owner().display_name,
                 }),
                 storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
                 ..Default::default()
